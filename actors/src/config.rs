@@ -1,0 +1,698 @@
+//! `models-config.json`: raw JSON → validated domain types.
+//!
+//! The file format is the Python gateway's (SPEC §2): groups of models, each with `providers`, and an
+//! `active_models` map naming which models exist. Validation collects *every* problem with its JSON
+//! path (`google_models."gemma".providers[1]: missing "api_host"`) so an operator fixes a config in one
+//! pass. Unknown keys are ignored (logged at debug) so configs written for the Python gateway load.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// Provider wire families. `openai`, `vllm`, `lmstudio` and `llama.cpp` all speak the OpenAI wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApiType {
+    OpenAi,
+    Vllm,
+    LmStudio,
+    Ollama,
+    Anthropic,
+    LlamaCpp,
+}
+
+impl ApiType {
+    pub const ALL: [ApiType; 6] = [
+        ApiType::OpenAi,
+        ApiType::Vllm,
+        ApiType::LmStudio,
+        ApiType::Ollama,
+        ApiType::Anthropic,
+        ApiType::LlamaCpp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiType::OpenAi => "openai",
+            ApiType::Vllm => "vllm",
+            ApiType::LmStudio => "lmstudio",
+            ApiType::Ollama => "ollama",
+            ApiType::Anthropic => "anthropic",
+            ApiType::LlamaCpp => "llama.cpp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ApiType> {
+        ApiType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// True for provider types that speak the OpenAI HTTP API (`/v1/chat/completions`).
+    pub fn is_openai_wire(self) -> bool {
+        matches!(
+            self,
+            ApiType::OpenAi | ApiType::Vllm | ApiType::LmStudio | ApiType::LlamaCpp
+        )
+    }
+}
+
+impl fmt::Display for ApiType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider credential. Its `Debug`/`Display` never print the value (invariant: secrets never reach logs).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    pub id: String,
+    /// Base URL without a trailing slash, e.g. `http://10.0.0.11:7000`.
+    pub api_host: String,
+    pub api_type: ApiType,
+    pub api_token: Secret,
+    /// Sent upstream as `model` when non-empty; otherwise the public model name is sent.
+    pub model_path: String,
+    pub input_size: Option<u64>,
+    pub weight: f64,
+    pub keep_alive: Option<Duration>,
+    pub tool_calling: bool,
+    pub is_embedding: bool,
+    /// Lower is preferred; higher tiers serve only when every lower tier is unhealthy or full.
+    pub priority: u32,
+    pub max_concurrency: Option<u32>,
+    pub rpm: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub ttft_timeout: Option<Duration>,
+}
+
+impl ProviderConfig {
+    /// A provider with defaults for everything but the identity, handy in tests.
+    pub fn new(id: &str, api_host: &str, api_type: ApiType) -> ProviderConfig {
+        ProviderConfig {
+            id: id.to_string(),
+            api_host: api_host.trim_end_matches('/').to_string(),
+            api_type,
+            api_token: Secret::default(),
+            model_path: String::new(),
+            input_size: None,
+            weight: 1.0,
+            keep_alive: None,
+            tool_calling: false,
+            is_embedding: false,
+            priority: 0,
+            max_concurrency: None,
+            rpm: None,
+            timeout: None,
+            ttft_timeout: None,
+        }
+    }
+
+    /// The model name to send upstream for a request addressed to `public_name`.
+    pub fn upstream_model<'a>(&'a self, public_name: &'a str) -> &'a str {
+        if self.model_path.is_empty() {
+            public_name
+        } else {
+            &self.model_path
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    pub name: String,
+    pub group: String,
+    pub providers: Vec<ProviderConfig>,
+    /// Parsed and validated like `providers`, kept for later use (the Python gateway's sleeping pool).
+    pub providers_sleep: Vec<ProviderConfig>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ModelsConfig {
+    /// Active models in `active_models` order.
+    pub models: Vec<ModelConfig>,
+}
+
+impl ModelsConfig {
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    pub fn model_names(&self) -> Vec<&str> {
+        self.models.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    /// Parses and validates a whole config; every problem is reported with its JSON path.
+    pub fn from_json_str(text: &str) -> Result<ModelsConfig, ConfigErrors> {
+        let root: Value = serde_json::from_str(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError::new(
+                format!("(line {}, column {})", e.line(), e.column()),
+                format!("not valid JSON: {e}"),
+            )])
+        })?;
+        let mut v = Validator::default();
+        let models = v.root(&root);
+        if v.errors.is_empty() {
+            Ok(ModelsConfig { models })
+        } else {
+            Err(ConfigErrors(v.errors))
+        }
+    }
+}
+
+/// One validation problem: where (JSON path) and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// One line per problem, each prefixed with the file name.
+    pub fn render(&self, file: &str) -> String {
+        self.0
+            .iter()
+            .map(|e| format!("{file}: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Parses `"35m"`, `"30s"`, `"1h"`, `"250ms"`, or bare seconds (`"90"`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = if split == 0 { return None } else { s.split_at(split) };
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" | "sec" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn parse_duration_or_secs(s: &str) -> Option<Duration> {
+    if let Ok(n) = s.trim().parse::<u64>() {
+        return Some(Duration::from_secs(n));
+    }
+    parse_duration(s)
+}
+
+fn quote(key: &str) -> String {
+    format!("\"{key}\"")
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ConfigError>,
+    seen_ids: HashSet<String>,
+}
+
+impl Validator {
+    fn err(&mut self, path: &str, msg: impl Into<String>) {
+        self.errors.push(ConfigError::new(path, msg));
+    }
+
+    fn root(&mut self, root: &Value) -> Vec<ModelConfig> {
+        let Some(obj) = root.as_object() else {
+            self.err("", "the top level must be a JSON object");
+            return Vec::new();
+        };
+        let Some(active) = obj.get("active_models") else {
+            self.err("", "missing \"active_models\"");
+            return Vec::new();
+        };
+        let Some(active) = active.as_object() else {
+            self.err("active_models", "must be an object of group → [model names]");
+            return Vec::new();
+        };
+        let mut models = Vec::new();
+        let mut names = HashSet::new();
+        for (group, list) in active {
+            let path = format!("active_models.{group}");
+            let Some(list) = list.as_array() else {
+                self.err(&path, "must be a list of model names");
+                continue;
+            };
+            for (i, name) in list.iter().enumerate() {
+                let item_path = format!("{path}[{i}]");
+                let Some(name) = name.as_str() else {
+                    self.err(&item_path, "must be a string (a model name)");
+                    continue;
+                };
+                if !names.insert(name.to_string()) {
+                    self.err(&item_path, format!("model {} is listed twice", quote(name)));
+                    continue;
+                }
+                let def = obj.get(group).and_then(|g| g.as_object()).and_then(|g| g.get(name));
+                match def {
+                    Some(def) => {
+                        if let Some(m) = self.model(group, name, def) {
+                            models.push(m);
+                        }
+                    }
+                    None => self.err(
+                        &item_path,
+                        format!(
+                            "active model {} is not defined under group {}",
+                            quote(name),
+                            quote(group)
+                        ),
+                    ),
+                }
+            }
+        }
+        models
+    }
+
+    fn model(&mut self, group: &str, name: &str, def: &Value) -> Option<ModelConfig> {
+        let path = format!("{group}.{}", quote(name));
+        let Some(obj) = def.as_object() else {
+            self.err(&path, "must be an object with \"providers\"");
+            return None;
+        };
+        for key in obj.keys() {
+            if key != "providers" && key != "providers_sleep" {
+                tracing::debug!(model = name, key = %key, "ignoring unknown model key");
+            }
+        }
+        let providers = match obj.get("providers") {
+            None => {
+                self.err(&path, "missing \"providers\"");
+                return None;
+            }
+            Some(list) => self.provider_list(&format!("{path}.providers"), list, true),
+        };
+        let providers_sleep = match obj.get("providers_sleep") {
+            None | Some(Value::Null) => Some(Vec::new()),
+            Some(list) => self.provider_list(&format!("{path}.providers_sleep"), list, false),
+        };
+        let providers = providers?;
+        Some(ModelConfig {
+            name: name.to_string(),
+            group: group.to_string(),
+            providers,
+            providers_sleep: providers_sleep?,
+        })
+    }
+
+    fn provider_list(
+        &mut self,
+        path: &str,
+        list: &Value,
+        required: bool,
+    ) -> Option<Vec<ProviderConfig>> {
+        let Some(items) = list.as_array() else {
+            self.err(path, "must be a list of providers");
+            return None;
+        };
+        if required && items.is_empty() {
+            self.err(path, "must list at least one provider");
+            return None;
+        }
+        let before = self.errors.len();
+        let out: Vec<ProviderConfig> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| self.provider(&format!("{path}[{i}]"), p))
+            .collect();
+        (self.errors.len() == before).then_some(out)
+    }
+
+    fn provider(&mut self, path: &str, v: &Value) -> Option<ProviderConfig> {
+        let Some(o) = v.as_object() else {
+            self.err(path, "must be an object");
+            return None;
+        };
+        let before = self.errors.len();
+        let id = self.req_str(path, o, "id");
+        let api_host = self.req_str(path, o, "api_host");
+        let api_type_s = self.req_str(path, o, "api_type");
+        let api_type = api_type_s.as_deref().and_then(|s| {
+            let t = ApiType::parse(s);
+            if t.is_none() {
+                let valid: Vec<_> = ApiType::ALL.iter().map(|t| t.as_str()).collect();
+                self.err(
+                    &format!("{path}.api_type"),
+                    format!("unknown api_type {}; valid: {}", quote(s), valid.join(", ")),
+                );
+            }
+            t
+        });
+        if let Some(host) = &api_host {
+            let rest = host
+                .strip_prefix("http://")
+                .or_else(|| host.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.trim_end_matches('/').is_empty()) {
+                self.err(
+                    &format!("{path}.api_host"),
+                    format!("must be an http:// or https:// URL, got {}", quote(host)),
+                );
+            }
+        }
+        if let Some(id) = &id {
+            if id.is_empty() {
+                self.err(&format!("{path}.id"), "must not be empty");
+            } else if !self.seen_ids.insert(id.clone()) {
+                self.err(
+                    &format!("{path}.id"),
+                    format!("provider id {} is used more than once", quote(id)),
+                );
+            }
+        }
+        let api_token = self.opt_str(path, o, "api_token").unwrap_or_default();
+        let model_path = self.opt_str(path, o, "model_path").unwrap_or_default();
+        let input_size = self.opt_u64(path, o, "input_size");
+        let weight = match o.get("weight") {
+            None | Some(Value::Null) => 1.0,
+            Some(w) => match w.as_f64() {
+                Some(w) if w >= 0.0 && w.is_finite() => w,
+                _ => {
+                    self.err(&format!("{path}.weight"), "must be a number ≥ 0");
+                    1.0
+                }
+            },
+        };
+        let keep_alive = match o.get("keep_alive") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => match parse_duration_or_secs(s) {
+                Some(d) => Some(d),
+                None => {
+                    self.err(
+                        &format!("{path}.keep_alive"),
+                        format!("not a duration like \"35m\", \"30s\", \"1h\": {}", quote(s)),
+                    );
+                    None
+                }
+            },
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().map(Duration::from_secs),
+            Some(_) => {
+                self.err(
+                    &format!("{path}.keep_alive"),
+                    "must be a duration string like \"35m\" or null",
+                );
+                None
+            }
+        };
+        let tool_calling = self.opt_bool(path, o, "tool_calling").unwrap_or(false);
+        let is_embedding = self.opt_bool(path, o, "is_embedding").unwrap_or(false);
+        let priority = self.opt_u64(path, o, "priority").unwrap_or(0).min(u32::MAX as u64) as u32;
+        let max_concurrency = self.opt_u64(path, o, "max_concurrency");
+        if max_concurrency == Some(0) {
+            self.err(&format!("{path}.max_concurrency"), "must be at least 1");
+        }
+        let rpm = self.opt_u64(path, o, "rpm");
+        let timeout = self.opt_secs(path, o, "timeout_s");
+        let ttft_timeout = self.opt_secs(path, o, "ttft_timeout_s");
+        for key in o.keys() {
+            if !KNOWN_PROVIDER_KEYS.contains(&key.as_str()) {
+                tracing::debug!(path, key = %key, "ignoring unknown provider key");
+            }
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(ProviderConfig {
+            id: id?,
+            api_host: api_host?.trim_end_matches('/').to_string(),
+            api_type: api_type?,
+            api_token: Secret::new(api_token),
+            model_path,
+            input_size,
+            weight,
+            keep_alive,
+            tool_calling,
+            is_embedding,
+            priority,
+            max_concurrency: max_concurrency.map(|n| n.min(u32::MAX as u64) as u32),
+            rpm: rpm.map(|n| n.min(u32::MAX as u64) as u32),
+            timeout,
+            ttft_timeout,
+        })
+    }
+
+    fn req_str(&mut self, path: &str, o: &Map<String, Value>, key: &str) -> Option<String> {
+        match o.get(key) {
+            None | Some(Value::Null) => {
+                self.err(path, format!("missing {}", quote(key)));
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.err(&format!("{path}.{key}"), "must be a string");
+                None
+            }
+        }
+    }
+
+    fn opt_str(&mut self, path: &str, o: &Map<String, Value>, key: &str) -> Option<String> {
+        match o.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.err(&format!("{path}.{key}"), "must be a string");
+                None
+            }
+        }
+    }
+
+    fn opt_bool(&mut self, path: &str, o: &Map<String, Value>, key: &str) -> Option<bool> {
+        match o.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.err(&format!("{path}.{key}"), "must be true or false");
+                None
+            }
+        }
+    }
+
+    fn opt_u64(&mut self, path: &str, o: &Map<String, Value>, key: &str) -> Option<u64> {
+        match o.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) => Some(n),
+                None => {
+                    self.err(&format!("{path}.{key}"), "must be a whole number ≥ 0");
+                    None
+                }
+            },
+        }
+    }
+
+    fn opt_secs(&mut self, path: &str, o: &Map<String, Value>, key: &str) -> Option<Duration> {
+        match o.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_f64() {
+                Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s)),
+                _ => {
+                    self.err(&format!("{path}.{key}"), "must be a number of seconds > 0");
+                    None
+                }
+            },
+        }
+    }
+}
+
+const KNOWN_PROVIDER_KEYS: &[&str] = &[
+    "id",
+    "api_host",
+    "api_type",
+    "api_token",
+    "model_path",
+    "input_size",
+    "weight",
+    "keep_alive",
+    "tool_calling",
+    "is_embedding",
+    "priority",
+    "max_concurrency",
+    "rpm",
+    "timeout_s",
+    "ttft_timeout_s",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        ModelsConfig::from_json_str(text)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    const GOOD: &str = r#"{
+      "google_models": {
+        "gemma": {
+          "providers": [
+            {"id": "gemma-a", "api_host": "http://10.0.0.11:7000/", "api_type": "vllm",
+             "api_token": "sekret", "model_path": "google/gemma-3-12b-it", "input_size": 4096,
+             "weight": 3, "keep_alive": "35m", "tool_calling": true, "is_embedding": false,
+             "some_python_only_key": {"x": 1}},
+            {"id": "gemma-b", "api_host": "http://10.0.0.12:11434", "api_type": "ollama",
+             "api_token": null, "model_path": "", "keep_alive": null}
+          ],
+          "providers_sleep": []
+        },
+        "inactive": {"providers": "not even a list"}
+      },
+      "active_models": {"google_models": ["gemma"]}
+    }"#;
+
+    #[test]
+    fn loads_a_python_gateway_config() {
+        let c = ModelsConfig::from_json_str(GOOD).unwrap();
+        assert_eq!(c.model_names(), vec!["gemma"]);
+        let m = c.model("gemma").unwrap();
+        assert_eq!(m.group, "google_models");
+        let a = &m.providers[0];
+        assert_eq!(a.api_host, "http://10.0.0.11:7000");
+        assert_eq!(a.api_type, ApiType::Vllm);
+        assert_eq!(a.weight, 3.0, "weights are not clamped to 1");
+        assert_eq!(a.keep_alive, Some(Duration::from_secs(35 * 60)));
+        assert_eq!(a.upstream_model("gemma"), "google/gemma-3-12b-it");
+        assert_eq!(format!("{:?}", a.api_token), "\"***\"");
+        assert_eq!(a.api_token.expose(), "sekret");
+        let b = &m.providers[1];
+        assert_eq!(b.upstream_model("gemma"), "gemma");
+        assert_eq!(b.weight, 1.0);
+        assert!(!b.tool_calling);
+    }
+
+    #[test]
+    fn each_problem_is_named_with_its_path() {
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"g": {"gemma": {"providers": [{"id":"a","api_host":"http://h","api_type":"vllm"},
+                   {"id":"b","api_type":"vllm"}]}}, "active_models": {"g": ["gemma"]}}"#,
+                "g.\"gemma\".providers[1]: missing \"api_host\"",
+            ),
+            (
+                r#"{"g": {"m": {"providers": []}}, "active_models": {"g": ["m"]}}"#,
+                "g.\"m\".providers: must list at least one provider",
+            ),
+            (
+                r#"{"g": {"m": {"providers": [{"id":"a","api_host":"http://h","api_type":"tgi"}]}},
+                   "active_models": {"g": ["m"]}}"#,
+                "g.\"m\".providers[0].api_type: unknown api_type \"tgi\"; valid: openai, vllm, lmstudio, ollama, anthropic, llama.cpp",
+            ),
+            (
+                r#"{"g": {"m": {"providers": [{"id":"a","api_host":"http://h","api_type":"vllm","weight":-1}]}},
+                   "active_models": {"g": ["m"]}}"#,
+                "g.\"m\".providers[0].weight: must be a number ≥ 0",
+            ),
+            (
+                r#"{"g": {}, "active_models": {"g": ["ghost"]}}"#,
+                "active_models.g[0]: active model \"ghost\" is not defined under group \"g\"",
+            ),
+            (
+                r#"{"g": {"m": {}}, "active_models": {"g": ["m"]}}"#,
+                "g.\"m\": missing \"providers\"",
+            ),
+            (r#"{"g": {}}"#, "missing \"active_models\""),
+            (
+                r#"{"g": {"m": {"providers": [{"id":"a","api_host":"10.0.0.1:80","api_type":"vllm"}]}},
+                   "active_models": {"g": ["m"]}}"#,
+                "g.\"m\".providers[0].api_host: must be an http:// or https:// URL, got \"10.0.0.1:80\"",
+            ),
+            (
+                r#"{"g": {"m": {"providers": [{"id":"a","api_host":"http://h","api_type":"vllm","keep_alive":"soon"}]}},
+                   "active_models": {"g": ["m"]}}"#,
+                "g.\"m\".providers[0].keep_alive: not a duration like \"35m\", \"30s\", \"1h\": \"soon\"",
+            ),
+            (
+                r#"{"g": {"m": {"providers": [{"id":"a","api_host":"http://h","api_type":"vllm","tool_calling":"yes"}]}},
+                   "active_models": {"g": ["m"]}}"#,
+                "g.\"m\".providers[0].tool_calling: must be true or false",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = errors(text);
+            assert_eq!(got, vec![want.to_string()], "config: {text}");
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_across_models_are_rejected_and_all_errors_are_collected() {
+        let text = r#"{"g": {
+            "m1": {"providers": [{"id":"x","api_host":"http://h","api_type":"vllm"}]},
+            "m2": {"providers": [{"id":"x","api_host":"http://h","api_type":"vllm"},
+                                  {"api_host":"http://h","api_type":"vllm"}]}},
+            "active_models": {"g": ["m1", "m2"]}}"#;
+        assert_eq!(
+            errors(text),
+            vec![
+                "g.\"m2\".providers[0].id: provider id \"x\" is used more than once".to_string(),
+                "g.\"m2\".providers[1]: missing \"id\"".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_json_names_line_and_column() {
+        let e = errors("{\n  \"a\": ,\n}");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("(line 2, column 8): not valid JSON"), "{}", e[0]);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("35m"), Some(Duration::from_secs(2100)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration_or_secs("90"), Some(Duration::from_secs(90)));
+    }
+}

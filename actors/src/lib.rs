@@ -1,0 +1,22 @@
+//! The llm-router engine: configuration domain types, provider state and health, provider-choice
+//! strategies and the `ModelRegistry` actor that hands out RAII leases.
+//!
+//! This crate never depends on actix-web (invariant 1 of ARCHITECTURE.md): the HTTP surface lives in
+//! the root crate and reaches provider state only through a [`Lease`].
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod ewma;
+pub mod health;
+pub mod provider;
+pub mod registry;
+pub mod strategies;
+
+pub use config::{ApiType, ModelsConfig, ProviderConfig};
+pub use provider::{FailureKind, HealthView, Outcome, ProviderSnapshot};
+pub use registry::{ChooseError, ChooseProvider, Choice, GetStatus, Lease, ModelRegistry, ModelStatus, RegistryOptions};
+pub use strategies::StrategyKind;
+
+#[cfg(test)]
+mod registry_tests;

@@ -1,0 +1,293 @@
+//! One provider: its immutable config, its published snapshot, and the actor that owns its health.
+//!
+//! `ProviderActor` (one per configured provider, on the registry's arbiter) receives
+//! [`ReportOutcome`] from every finished [`Lease`](crate::Lease) and is the only writer of the
+//! provider's breaker and latency/TTFT EWMAs. It publishes them into a [`ProviderSnapshot`] of
+//! atomics, which the registry (choosing) and the HTTP layer (`/health`, metrics) read without a
+//! round trip. The registry writes the snapshot's selection counters (in-flight, served).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::config::ProviderConfig;
+use crate::ewma::PeakEwma;
+use crate::health::{Breaker, BreakerState};
+
+/// Instants are stored in atomics as nanoseconds since this process-wide origin.
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+fn to_ns(t: Instant) -> u64 {
+    // +1 so that 0 can mean "none".
+    t.saturating_duration_since(origin()).as_nanos() as u64 + 1
+}
+
+fn from_ns(ns: u64) -> Option<Instant> {
+    (ns != 0).then(|| origin() + Duration::from_nanos(ns - 1))
+}
+
+const NONE: u64 = u64::MAX;
+
+/// How a leased call ended, as far as the provider's health is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure(FailureKind),
+    /// The provider answered a 4xx caused by the request itself: not held against the provider.
+    ClientError(u16),
+    /// The client went away (or the lease was dropped before a verdict): not held against the provider.
+    Cancelled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    Connect,
+    Timeout,
+    Status(u16),
+    /// The connection broke or the body was malformed after the response started.
+    Body,
+}
+
+impl FailureKind {
+    /// A short, stable label (metrics `error_code`).
+    pub fn code(self) -> String {
+        match self {
+            FailureKind::Connect => "connect".into(),
+            FailureKind::Timeout => "timeout".into(),
+            FailureKind::Status(s) => s.to_string(),
+            FailureKind::Body => "body".into(),
+        }
+    }
+}
+
+/// Health as shown to operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthView {
+    Healthy,
+    /// Circuit open; no traffic until the cool-down ends.
+    Open,
+    /// Cool-down over; the next request is a probe.
+    HalfOpen,
+}
+
+impl HealthView {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthView::Healthy => "healthy",
+            HealthView::Open => "open",
+            HealthView::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// Lock-free view of one provider, shared by the registry, its actor and the HTTP layer.
+#[derive(Debug)]
+pub struct ProviderSnapshot {
+    pub config: ProviderConfig,
+    /// Public name of the model this provider serves.
+    pub model: Arc<str>,
+    open_until: AtomicU64,
+    latency_us: AtomicU64,
+    ttft_us: AtomicU64,
+    in_flight: AtomicU32,
+    served: AtomicU64,
+    failures: AtomicU64,
+    consecutive_failures: AtomicU32,
+}
+
+impl ProviderSnapshot {
+    pub fn new(config: ProviderConfig, model: Arc<str>) -> ProviderSnapshot {
+        ProviderSnapshot {
+            config,
+            model,
+            open_until: AtomicU64::new(0),
+            latency_us: AtomicU64::new(NONE),
+            ttft_us: AtomicU64::new(NONE),
+            in_flight: AtomicU32::new(0),
+            served: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// `Some(until)` while the circuit is open (until may already be past: half-open).
+    pub fn open_until(&self) -> Option<Instant> {
+        from_ns(self.open_until.load(Relaxed))
+    }
+
+    pub fn health(&self, now: Instant) -> HealthView {
+        match self.open_until() {
+            None => HealthView::Healthy,
+            Some(until) if now >= until => HealthView::HalfOpen,
+            Some(_) => HealthView::Open,
+        }
+    }
+
+    pub fn latency(&self) -> Option<Duration> {
+        let v = self.latency_us.load(Relaxed);
+        (v != NONE).then(|| Duration::from_micros(v))
+    }
+
+    pub fn ttft(&self) -> Option<Duration> {
+        let v = self.ttft_us.load(Relaxed);
+        (v != NONE).then(|| Duration::from_micros(v))
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Relaxed)
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served.load(Relaxed)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Relaxed)
+    }
+
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures.load(Relaxed)
+    }
+
+    pub(crate) fn set_selection(&self, in_flight: u32, served: u64) {
+        self.in_flight.store(in_flight, Relaxed);
+        self.served.store(served, Relaxed);
+    }
+}
+
+/// Sent by a finished lease to the provider's actor.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ReportOutcome {
+    pub outcome: Outcome,
+    pub latency: Duration,
+    pub ttft: Option<Duration>,
+    /// The call was the single half-open probe.
+    pub probe: bool,
+    pub at: Instant,
+}
+
+/// Owns one provider's health truth; see the module docs.
+pub struct ProviderActor {
+    snapshot: Arc<ProviderSnapshot>,
+    breaker: Breaker,
+    latency: PeakEwma,
+    ttft: PeakEwma,
+}
+
+impl ProviderActor {
+    pub fn new(snapshot: Arc<ProviderSnapshot>, breaker: Breaker) -> ProviderActor {
+        ProviderActor {
+            snapshot,
+            breaker,
+            latency: PeakEwma::new(Duration::from_secs(10)),
+            ttft: PeakEwma::new(Duration::from_secs(10)),
+        }
+    }
+
+    /// Applies one outcome to the pure state and republishes the snapshot.
+    pub fn apply(&mut self, r: &ReportOutcome) {
+        match r.outcome {
+            Outcome::Success => {
+                self.breaker.on_success();
+                self.latency.observe(r.latency.as_secs_f64(), r.at);
+                if let Some(t) = r.ttft {
+                    self.ttft.observe(t.as_secs_f64(), r.at);
+                }
+            }
+            Outcome::Failure(_) => {
+                self.breaker.on_failure(r.at, r.probe);
+                self.snapshot.failures.fetch_add(1, Relaxed);
+            }
+            // A probe that ended without a verdict leaves the circuit as it was; the registry frees the probe slot.
+            Outcome::ClientError(_) | Outcome::Cancelled => {
+                if r.probe && matches!(r.outcome, Outcome::ClientError(_)) {
+                    // The provider answered coherently: it is up.
+                    self.breaker.on_success();
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let s = &self.snapshot;
+        let open = match self.breaker.state() {
+            BreakerState::Closed => 0,
+            BreakerState::Open { until } => to_ns(until),
+        };
+        s.open_until.store(open, Relaxed);
+        s.consecutive_failures
+            .store(self.breaker.consecutive_failures(), Relaxed);
+        let us = |v: Option<f64>| v.map_or(NONE, |secs| (secs * 1e6) as u64);
+        s.latency_us.store(us(self.latency.get()), Relaxed);
+        s.ttft_us.store(us(self.ttft.get()), Relaxed);
+    }
+}
+
+impl Actor for ProviderActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<ReportOutcome> for ProviderActor {
+    type Result = ();
+    fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
+        self.apply(&msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ApiType;
+
+    fn actor() -> ProviderActor {
+        let cfg = ProviderConfig::new("p1", "http://127.0.0.1:1", ApiType::Vllm);
+        let snap = Arc::new(ProviderSnapshot::new(cfg, "m".into()));
+        ProviderActor::new(snap, Breaker::new(2, Duration::from_secs(5), Duration::from_secs(60)))
+    }
+
+    fn report(outcome: Outcome, at: Instant) -> ReportOutcome {
+        ReportOutcome {
+            outcome,
+            latency: Duration::from_millis(20),
+            ttft: Some(Duration::from_millis(5)),
+            probe: false,
+            at,
+        }
+    }
+
+    #[test]
+    fn snapshot_follows_outcomes() {
+        let t0 = Instant::now();
+        let mut a = actor();
+        assert_eq!(a.snapshot.health(t0), HealthView::Healthy);
+        a.apply(&report(Outcome::Success, t0));
+        assert_eq!(a.snapshot.latency(), Some(Duration::from_millis(20)));
+        assert_eq!(a.snapshot.ttft(), Some(Duration::from_millis(5)));
+        // Client errors and disconnects never count against the provider.
+        for _ in 0..5 {
+            a.apply(&report(Outcome::ClientError(400), t0));
+            a.apply(&report(Outcome::Cancelled, t0));
+        }
+        assert_eq!(a.snapshot.health(t0), HealthView::Healthy);
+        a.apply(&report(Outcome::Failure(FailureKind::Connect), t0));
+        a.apply(&report(Outcome::Failure(FailureKind::Status(500)), t0));
+        assert_eq!(a.snapshot.health(t0), HealthView::Open);
+        assert_eq!(a.snapshot.failures(), 2);
+        assert_eq!(a.snapshot.health(t0 + Duration::from_secs(5)), HealthView::HalfOpen);
+        let mut probe = report(Outcome::Success, t0 + Duration::from_secs(5));
+        probe.probe = true;
+        a.apply(&probe);
+        assert_eq!(a.snapshot.health(t0 + Duration::from_secs(5)), HealthView::Healthy);
+    }
+}

@@ -1,0 +1,138 @@
+//! Registry behaviour through its real mailbox (no HTTP).
+
+use std::time::{Duration, Instant};
+
+use crate::config::{ApiType, ModelConfig, ModelsConfig, ProviderConfig};
+use crate::provider::{FailureKind, Outcome};
+use crate::registry::{ChooseError, ChooseProvider, GetStatus, Lease, ModelRegistry, RegistryOptions};
+use actix::Addr;
+
+fn config(providers: Vec<ProviderConfig>) -> ModelsConfig {
+    ModelsConfig {
+        models: vec![ModelConfig {
+            name: "m".into(),
+            group: "g".into(),
+            providers,
+            providers_sleep: vec![],
+        }],
+    }
+}
+
+fn p(id: &str) -> ProviderConfig {
+    ProviderConfig::new(id, "http://127.0.0.1:9", ApiType::Vllm)
+}
+
+async fn choose(reg: &Addr<ModelRegistry>, exclude: &[&str], wait: Duration) -> Result<Lease, ChooseError> {
+    reg.send(ChooseProvider {
+        model: "m".into(),
+        exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        deadline: Instant::now() + wait,
+    })
+    .await
+    .unwrap()
+    .resolve()
+    .await
+}
+
+async fn in_flight(reg: &Addr<ModelRegistry>) -> Vec<u32> {
+    // Releases are messages; a round trip through the mailbox orders them before this read.
+    let status = reg.send(GetStatus).await.unwrap();
+    status[0].providers.iter().map(|s| s.in_flight()).collect()
+}
+
+#[actix_rt::test]
+async fn balanced_spreads_concurrent_leases_and_drop_releases_each_once() {
+    let reg = ModelRegistry::start(&config(vec![p("a"), p("b"), p("c")]), RegistryOptions::default());
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(choose(&reg, &[], Duration::ZERO).await.unwrap());
+    }
+    let ids: Vec<_> = held.iter().map(|l| l.provider().id.clone()).collect();
+    assert_eq!(ids, ["a", "b", "c", "a", "b", "c"]);
+    assert_eq!(in_flight(&reg).await, [2, 2, 2]);
+    held.truncate(2);
+    assert_eq!(in_flight(&reg).await, [1, 1, 0]);
+    drop(held);
+    assert_eq!(in_flight(&reg).await, [0, 0, 0]);
+}
+
+#[actix_rt::test]
+async fn unknown_model_lists_the_available_ones() {
+    let reg = ModelRegistry::start(&config(vec![p("a")]), RegistryOptions::default());
+    let err = reg
+        .send(ChooseProvider { model: "nope".into(), exclude: vec![], deadline: Instant::now() })
+        .await
+        .unwrap()
+        .resolve()
+        .await
+        .unwrap_err();
+    assert_eq!(err, ChooseError::UnknownModel { model: "nope".into(), available: vec!["m".into()] });
+}
+
+#[actix_rt::test]
+async fn exclusions_exhaust_the_pool() {
+    let reg = ModelRegistry::start(&config(vec![p("a"), p("b")]), RegistryOptions::default());
+    let l = choose(&reg, &["a"], Duration::ZERO).await.unwrap();
+    assert_eq!(l.provider().id, "b");
+    let err = choose(&reg, &["a", "b"], Duration::ZERO).await.unwrap_err();
+    assert_eq!(err, ChooseError::Exhausted { model: "m".into() });
+}
+
+#[actix_rt::test]
+async fn failures_open_the_circuit_and_a_single_probe_closes_it() {
+    let opts = RegistryOptions {
+        breaker_threshold: Some(2),
+        breaker_cooldown: Some(Duration::from_millis(150)),
+        ..Default::default()
+    };
+    let reg = ModelRegistry::start(&config(vec![p("a")]), opts);
+    for _ in 0..2 {
+        let mut l = choose(&reg, &[], Duration::ZERO).await.unwrap();
+        l.set_outcome(Outcome::Failure(FailureKind::Connect));
+    }
+    in_flight(&reg).await; // order the releases and outcome reports before the next choice
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let err = choose(&reg, &[], Duration::ZERO).await.unwrap_err();
+    assert_eq!(err, ChooseError::NoHealthyProvider { model: "m".into(), unhealthy: vec!["a".into()] });
+    tokio::time::sleep(Duration::from_millis(160)).await;
+    let mut probe = choose(&reg, &[], Duration::ZERO).await.expect("cool-down over: one probe");
+    assert!(choose(&reg, &[], Duration::ZERO).await.is_err(), "only one probe at a time");
+    probe.set_outcome(Outcome::Success);
+    drop(probe);
+    in_flight(&reg).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let a = choose(&reg, &[], Duration::ZERO).await.unwrap();
+    let b = choose(&reg, &[], Duration::ZERO).await.unwrap();
+    assert_eq!((a.provider().id.as_str(), b.provider().id.as_str()), ("a", "a"), "closed again");
+}
+
+#[actix_rt::test]
+async fn full_providers_queue_requests_in_order_until_their_deadline() {
+    let mut a = p("a");
+    a.max_concurrency = Some(1);
+    let reg = ModelRegistry::start(&config(vec![a]), RegistryOptions::default());
+    let first = choose(&reg, &[], Duration::ZERO).await.unwrap();
+    let err = choose(&reg, &[], Duration::from_millis(30)).await.unwrap_err();
+    assert_eq!(err, ChooseError::AllBusy { model: "m".into() }, "gives up at its deadline");
+    let reg2 = reg.clone();
+    let waiter = actix_rt::spawn(async move { choose(&reg2, &[], Duration::from_secs(5)).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiter.is_finished());
+    drop(first);
+    let second = waiter.await.unwrap().expect("served when the slot was released");
+    assert_eq!(second.provider().id, "a");
+    assert_eq!(in_flight(&reg).await, [1]);
+}
+
+#[actix_rt::test]
+async fn lower_priority_tiers_serve_only_when_higher_ones_cannot() {
+    let mut main = p("main");
+    main.max_concurrency = Some(1);
+    let mut backup = p("backup");
+    backup.priority = 1;
+    let reg = ModelRegistry::start(&config(vec![backup, main]), RegistryOptions::default());
+    let l1 = choose(&reg, &[], Duration::ZERO).await.unwrap();
+    let l2 = choose(&reg, &[], Duration::ZERO).await.unwrap();
+    assert_eq!(l1.provider().id, "main");
+    assert_eq!(l2.provider().id, "backup", "main is full");
+}
