@@ -118,7 +118,7 @@ impl ProviderConfig {
             input_size: None,
             weight: 1.0,
             keep_alive: None,
-            tool_calling: false,
+            tool_calling: true,
             is_embedding: false,
             priority: 0,
             max_concurrency: None,
@@ -224,7 +224,11 @@ impl ConfigErrors {
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-    let (num, unit) = if split == 0 { return None } else { s.split_at(split) };
+    let (num, unit) = if split == 0 {
+        return None;
+    } else {
+        s.split_at(split)
+    };
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
@@ -268,7 +272,10 @@ impl Validator {
             return Vec::new();
         };
         let Some(active) = active.as_object() else {
-            self.err("active_models", "must be an object of group → [model names]");
+            self.err(
+                "active_models",
+                "must be an object of group → [model names]",
+            );
             return Vec::new();
         };
         let mut models = Vec::new();
@@ -289,7 +296,10 @@ impl Validator {
                     self.err(&item_path, format!("model {} is listed twice", quote(name)));
                     continue;
                 }
-                let def = obj.get(group).and_then(|g| g.as_object()).and_then(|g| g.get(name));
+                let def = obj
+                    .get(group)
+                    .and_then(|g| g.as_object())
+                    .and_then(|g| g.get(name));
                 match def {
                     Some(def) => {
                         if let Some(m) = self.model(group, name, def) {
@@ -440,9 +450,13 @@ impl Validator {
                 None
             }
         };
-        let tool_calling = self.opt_bool(path, o, "tool_calling").unwrap_or(false);
+        // Absent means "pass tools through": stripping them must be asked for explicitly.
+        let tool_calling = self.opt_bool(path, o, "tool_calling").unwrap_or(true);
         let is_embedding = self.opt_bool(path, o, "is_embedding").unwrap_or(false);
-        let priority = self.opt_u64(path, o, "priority").unwrap_or(0).min(u32::MAX as u64) as u32;
+        let priority = self
+            .opt_u64(path, o, "priority")
+            .unwrap_or(0)
+            .min(u32::MAX as u64) as u32;
         let max_concurrency = self.opt_u64(path, o, "max_concurrency");
         if max_concurrency == Some(0) {
             self.err(&format!("{path}.max_concurrency"), "must be at least 1");
@@ -606,7 +620,7 @@ mod tests {
         let b = &m.providers[1];
         assert_eq!(b.upstream_model("gemma"), "gemma");
         assert_eq!(b.weight, 1.0);
-        assert!(!b.tool_calling);
+        assert!(b.tool_calling, "absent tool_calling passes tools through");
     }
 
     #[test]
@@ -682,7 +696,11 @@ mod tests {
     fn invalid_json_names_line_and_column() {
         let e = errors("{\n  \"a\": ,\n}");
         assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("(line 2, column 8): not valid JSON"), "{}", e[0]);
+        assert!(
+            e[0].starts_with("(line 2, column 8): not valid JSON"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]

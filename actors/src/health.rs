@@ -88,22 +88,42 @@ mod tests {
         let mut b = Breaker::new(3, 5 * s, 12 * s);
         b.on_failure(t0, false);
         b.on_failure(t0, false);
-        assert_eq!(b.state(), BreakerState::Closed, "two failures keep it closed");
+        assert_eq!(
+            b.state(),
+            BreakerState::Closed,
+            "two failures keep it closed"
+        );
         b.on_failure(t0, false);
         assert_eq!(b.state(), BreakerState::Open { until: t0 + 5 * s });
         b.on_failure(t0 + s, false);
-        assert_eq!(b.state(), BreakerState::Open { until: t0 + 5 * s }, "late failures change nothing");
+        assert_eq!(
+            b.state(),
+            BreakerState::Open { until: t0 + 5 * s },
+            "late failures change nothing"
+        );
         b.on_failure(t0 + 6 * s, true);
-        assert_eq!(b.state(), BreakerState::Open { until: t0 + 16 * s }, "failed probe doubles");
+        assert_eq!(
+            b.state(),
+            BreakerState::Open { until: t0 + 16 * s },
+            "failed probe doubles"
+        );
         b.on_failure(t0 + 16 * s, true);
-        assert_eq!(b.state(), BreakerState::Open { until: t0 + 28 * s }, "capped at max");
+        assert_eq!(
+            b.state(),
+            BreakerState::Open { until: t0 + 28 * s },
+            "capped at max"
+        );
         b.on_success();
         assert_eq!(b.state(), BreakerState::Closed);
         b.on_failure(t0 + 30 * s, false);
         assert_eq!(b.state(), BreakerState::Closed, "success reset the count");
         b.on_failure(t0 + 30 * s, false);
         b.on_failure(t0 + 30 * s, false);
-        assert_eq!(b.state(), BreakerState::Open { until: t0 + 35 * s }, "and the cool-down");
+        assert_eq!(
+            b.state(),
+            BreakerState::Open { until: t0 + 35 * s },
+            "and the cool-down"
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub mod strategies;
 
 pub use config::{ApiType, ModelsConfig, ProviderConfig};
 pub use provider::{FailureKind, HealthView, Outcome, ProviderSnapshot};
-pub use registry::{ChooseError, ChooseProvider, Choice, GetStatus, Lease, ModelRegistry, ModelStatus, RegistryOptions};
+pub use registry::{
+    Choice, ChooseError, ChooseProvider, GetStatus, Lease, ModelRegistry, ModelStatus,
+    RegistryOptions,
+};
 pub use strategies::StrategyKind;
 
 #[cfg(test)]

@@ -253,7 +253,10 @@ mod tests {
     fn actor() -> ProviderActor {
         let cfg = ProviderConfig::new("p1", "http://127.0.0.1:1", ApiType::Vllm);
         let snap = Arc::new(ProviderSnapshot::new(cfg, "m".into()));
-        ProviderActor::new(snap, Breaker::new(2, Duration::from_secs(5), Duration::from_secs(60)))
+        ProviderActor::new(
+            snap,
+            Breaker::new(2, Duration::from_secs(5), Duration::from_secs(60)),
+        )
     }
 
     fn report(outcome: Outcome, at: Instant) -> ReportOutcome {
@@ -284,10 +287,16 @@ mod tests {
         a.apply(&report(Outcome::Failure(FailureKind::Status(500)), t0));
         assert_eq!(a.snapshot.health(t0), HealthView::Open);
         assert_eq!(a.snapshot.failures(), 2);
-        assert_eq!(a.snapshot.health(t0 + Duration::from_secs(5)), HealthView::HalfOpen);
+        assert_eq!(
+            a.snapshot.health(t0 + Duration::from_secs(5)),
+            HealthView::HalfOpen
+        );
         let mut probe = report(Outcome::Success, t0 + Duration::from_secs(5));
         probe.probe = true;
         a.apply(&probe);
-        assert_eq!(a.snapshot.health(t0 + Duration::from_secs(5)), HealthView::Healthy);
+        assert_eq!(
+            a.snapshot.health(t0 + Duration::from_secs(5)),
+            HealthView::Healthy
+        );
     }
 }

@@ -22,11 +22,17 @@ use crate::strategies::{Candidate, Strategy, StrategyKind};
 /// Why no provider could be leased.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChooseError {
-    UnknownModel { model: String, available: Vec<String> },
+    UnknownModel {
+        model: String,
+        available: Vec<String>,
+    },
     /// Every provider is excluded (already tried by this request).
     Exhausted { model: String },
     /// Every provider not yet tried has its circuit open.
-    NoHealthyProvider { model: String, unhealthy: Vec<String> },
+    NoHealthyProvider {
+        model: String,
+        unhealthy: Vec<String>,
+    },
     /// Providers are healthy but all at capacity until the request's deadline.
     AllBusy { model: String },
 }
@@ -51,7 +57,11 @@ pub struct ChooseProvider {
 /// The registry's answer: a lease now, or a place in the model's queue.
 pub enum Choice {
     Ready(Result<Lease, ChooseError>),
-    Queued(oneshot::Receiver<Result<Lease, ChooseError>>, Instant, String),
+    Queued(
+        oneshot::Receiver<Result<Lease, ChooseError>>,
+        Instant,
+        String,
+    ),
 }
 
 impl Choice {
@@ -128,7 +138,7 @@ impl Pool {
         let mut cands: Vec<(u32, Candidate, bool)> = Vec::with_capacity(self.slots.len());
         for (i, s) in self.slots.iter().enumerate() {
             let cfg = &s.snapshot.config;
-            if exclude.iter().any(|id| *id == cfg.id) {
+            if exclude.contains(&cfg.id) {
                 continue;
             }
             any_untried = true;
@@ -163,7 +173,7 @@ impl Pool {
             let healthy_untried = self
                 .slots
                 .iter()
-                .filter(|s| !exclude.iter().any(|id| *id == s.snapshot.config.id))
+                .filter(|s| !exclude.contains(&s.snapshot.config.id))
                 .count()
                 > unhealthy.len();
             return if healthy_untried {
@@ -233,13 +243,7 @@ impl ModelRegistry {
         ModelRegistry { pools, by_name }.start()
     }
 
-    fn grant(
-        &mut self,
-        model: usize,
-        index: usize,
-        probe: bool,
-        me: Addr<ModelRegistry>,
-    ) -> Lease {
+    fn grant(&mut self, model: usize, index: usize, probe: bool, me: Addr<ModelRegistry>) -> Lease {
         let slot = &mut self.pools[model].slots[index];
         slot.in_flight += 1;
         slot.served += 1;
@@ -281,7 +285,10 @@ impl ModelRegistry {
                 }
                 Eligibility::Unhealthy(unhealthy) => {
                     let name = self.pools[model].name.clone();
-                    let _ = w.tx.send(Err(ChooseError::NoHealthyProvider { model: name, unhealthy }));
+                    let _ = w.tx.send(Err(ChooseError::NoHealthyProvider {
+                        model: name,
+                        unhealthy,
+                    }));
                 }
             }
         }
@@ -311,7 +318,9 @@ impl Handler<ChooseProvider> for ModelRegistry {
                 model: msg.model,
                 unhealthy,
             }),
-            Eligibility::Full if now >= msg.deadline => Err(ChooseError::AllBusy { model: msg.model }),
+            Eligibility::Full if now >= msg.deadline => {
+                Err(ChooseError::AllBusy { model: msg.model })
+            }
             Eligibility::Full => {
                 let (tx, rx) = oneshot::channel();
                 pool.waiters.push_back(Waiter {
@@ -399,7 +408,8 @@ impl Lease {
     }
 
     pub fn ttft(&self) -> Option<Duration> {
-        self.first_byte.map(|t| t.saturating_duration_since(self.started))
+        self.first_byte
+            .map(|t| t.saturating_duration_since(self.started))
     }
 
     /// Records how the call ended; the last call before drop wins.

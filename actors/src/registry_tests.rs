@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ApiType, ModelConfig, ModelsConfig, ProviderConfig};
 use crate::provider::{FailureKind, Outcome};
-use crate::registry::{ChooseError, ChooseProvider, GetStatus, Lease, ModelRegistry, RegistryOptions};
+use crate::registry::{
+    ChooseError, ChooseProvider, GetStatus, Lease, ModelRegistry, RegistryOptions,
+};
 use actix::Addr;
 
 fn config(providers: Vec<ProviderConfig>) -> ModelsConfig {
@@ -22,7 +24,11 @@ fn p(id: &str) -> ProviderConfig {
     ProviderConfig::new(id, "http://127.0.0.1:9", ApiType::Vllm)
 }
 
-async fn choose(reg: &Addr<ModelRegistry>, exclude: &[&str], wait: Duration) -> Result<Lease, ChooseError> {
+async fn choose(
+    reg: &Addr<ModelRegistry>,
+    exclude: &[&str],
+    wait: Duration,
+) -> Result<Lease, ChooseError> {
     reg.send(ChooseProvider {
         model: "m".into(),
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
@@ -42,7 +48,10 @@ async fn in_flight(reg: &Addr<ModelRegistry>) -> Vec<u32> {
 
 #[actix_rt::test]
 async fn balanced_spreads_concurrent_leases_and_drop_releases_each_once() {
-    let reg = ModelRegistry::start(&config(vec![p("a"), p("b"), p("c")]), RegistryOptions::default());
+    let reg = ModelRegistry::start(
+        &config(vec![p("a"), p("b"), p("c")]),
+        RegistryOptions::default(),
+    );
     let mut held = Vec::new();
     for _ in 0..6 {
         held.push(choose(&reg, &[], Duration::ZERO).await.unwrap());
@@ -60,13 +69,23 @@ async fn balanced_spreads_concurrent_leases_and_drop_releases_each_once() {
 async fn unknown_model_lists_the_available_ones() {
     let reg = ModelRegistry::start(&config(vec![p("a")]), RegistryOptions::default());
     let err = reg
-        .send(ChooseProvider { model: "nope".into(), exclude: vec![], deadline: Instant::now() })
+        .send(ChooseProvider {
+            model: "nope".into(),
+            exclude: vec![],
+            deadline: Instant::now(),
+        })
         .await
         .unwrap()
         .resolve()
         .await
         .unwrap_err();
-    assert_eq!(err, ChooseError::UnknownModel { model: "nope".into(), available: vec!["m".into()] });
+    assert_eq!(
+        err,
+        ChooseError::UnknownModel {
+            model: "nope".into(),
+            available: vec!["m".into()]
+        }
+    );
 }
 
 #[actix_rt::test]
@@ -93,17 +112,32 @@ async fn failures_open_the_circuit_and_a_single_probe_closes_it() {
     in_flight(&reg).await; // order the releases and outcome reports before the next choice
     tokio::time::sleep(Duration::from_millis(10)).await;
     let err = choose(&reg, &[], Duration::ZERO).await.unwrap_err();
-    assert_eq!(err, ChooseError::NoHealthyProvider { model: "m".into(), unhealthy: vec!["a".into()] });
+    assert_eq!(
+        err,
+        ChooseError::NoHealthyProvider {
+            model: "m".into(),
+            unhealthy: vec!["a".into()]
+        }
+    );
     tokio::time::sleep(Duration::from_millis(160)).await;
-    let mut probe = choose(&reg, &[], Duration::ZERO).await.expect("cool-down over: one probe");
-    assert!(choose(&reg, &[], Duration::ZERO).await.is_err(), "only one probe at a time");
+    let mut probe = choose(&reg, &[], Duration::ZERO)
+        .await
+        .expect("cool-down over: one probe");
+    assert!(
+        choose(&reg, &[], Duration::ZERO).await.is_err(),
+        "only one probe at a time"
+    );
     probe.set_outcome(Outcome::Success);
     drop(probe);
     in_flight(&reg).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
     let a = choose(&reg, &[], Duration::ZERO).await.unwrap();
     let b = choose(&reg, &[], Duration::ZERO).await.unwrap();
-    assert_eq!((a.provider().id.as_str(), b.provider().id.as_str()), ("a", "a"), "closed again");
+    assert_eq!(
+        (a.provider().id.as_str(), b.provider().id.as_str()),
+        ("a", "a"),
+        "closed again"
+    );
 }
 
 #[actix_rt::test]
@@ -112,14 +146,23 @@ async fn full_providers_queue_requests_in_order_until_their_deadline() {
     a.max_concurrency = Some(1);
     let reg = ModelRegistry::start(&config(vec![a]), RegistryOptions::default());
     let first = choose(&reg, &[], Duration::ZERO).await.unwrap();
-    let err = choose(&reg, &[], Duration::from_millis(30)).await.unwrap_err();
-    assert_eq!(err, ChooseError::AllBusy { model: "m".into() }, "gives up at its deadline");
+    let err = choose(&reg, &[], Duration::from_millis(30))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ChooseError::AllBusy { model: "m".into() },
+        "gives up at its deadline"
+    );
     let reg2 = reg.clone();
     let waiter = actix_rt::spawn(async move { choose(&reg2, &[], Duration::from_secs(5)).await });
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!waiter.is_finished());
     drop(first);
-    let second = waiter.await.unwrap().expect("served when the slot was released");
+    let second = waiter
+        .await
+        .unwrap()
+        .expect("served when the slot was released");
     assert_eq!(second.provider().id, "a");
     assert_eq!(in_flight(&reg).await, [1]);
 }

@@ -45,7 +45,10 @@ impl StrategyKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 let valid: Vec<_> = StrategyKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown balance strategy \"{s}\"; valid: {}", valid.join(", "))
+                format!(
+                    "unknown balance strategy \"{s}\"; valid: {}",
+                    valid.join(", ")
+                )
             })
     }
 }

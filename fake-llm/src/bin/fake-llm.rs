@@ -1,0 +1,44 @@
+//! `fake-llm`: the fake provider as a standalone server, for benchmarks.
+
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use fake_llm::FakeConfig;
+
+const USAGE: &str = "fake-llm [--host 127.0.0.1] [--port 9000] [--workers 1] [--latency-ms 0] \
+[--chunks 16] [--chunk-delay-ms 0] [--name fake]";
+
+fn main() -> std::io::Result<()> {
+    let mut cfg = FakeConfig {
+        chunks: 16,
+        ..Default::default()
+    };
+    let (mut host, mut port, mut workers) = ("127.0.0.1".to_string(), 9000u16, 1usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        let value = args
+            .next()
+            .unwrap_or_else(|| panic!("{flag} needs a value\n{USAGE}"));
+        let num = |v: &str| -> u64 {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{flag}: not a number: {v}"))
+        };
+        match flag.as_str() {
+            "--host" => host = value,
+            "--port" => port = num(&value) as u16,
+            "--workers" => workers = num(&value) as usize,
+            "--latency-ms" => cfg.latency = Duration::from_millis(num(&value)),
+            "--chunks" => cfg.chunks = num(&value) as usize,
+            "--chunk-delay-ms" => cfg.chunk_delay = Duration::from_millis(num(&value)),
+            "--name" => cfg.name = value,
+            _ => panic!("unknown flag {flag}\n{USAGE}"),
+        }
+    }
+    let listener = std::net::TcpListener::bind((host.as_str(), port))?;
+    actix_rt::System::new().block_on(async move { fake_llm::serve(listener, cfg, workers)?.await })
+}

@@ -1,0 +1,293 @@
+//! One error enum for the HTTP layer, mapped exhaustively to status codes and to each dialect's
+//! error body (SPEC §3): OpenAI `{"error":{message,type,param,code}}`, Anthropic
+//! `{"type":"error","error":{type,message}}`, Ollama `{"error":"..."}`.
+//!
+//! Messages name what is wrong (the field, the model, the provider id) and never a provider's URL
+//! or token: upstream failures are described from our own classification, not the client
+//! library's error text.
+
+use std::fmt;
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// The wire dialect a client speaks; decides the error body shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+    Ollama,
+}
+
+/// Why one upstream attempt failed (no URLs, no tokens).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub provider: String,
+    pub reason: AttemptFailure,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptFailure {
+    Connect,
+    Timeout(Duration),
+    Status(u16),
+    RateLimited(Option<Duration>),
+    Body,
+}
+
+impl fmt::Display for AttemptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptFailure::Connect => f.write_str("connection failed"),
+            AttemptFailure::Timeout(d) => write!(f, "no response within {:.1}s", d.as_secs_f64()),
+            AttemptFailure::Status(s) => write!(f, "HTTP {s}"),
+            AttemptFailure::RateLimited(_) => f.write_str("rate limited (HTTP 429)"),
+            AttemptFailure::Body => f.write_str("response broke off"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("model \"{model}\" not found; available models: {}", available.join(", "))]
+    UnknownModel {
+        model: String,
+        available: Vec<String>,
+    },
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("method {method} not allowed for {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// A 4xx the provider returned because of the request itself, passed through.
+    #[error("{message}")]
+    UpstreamRejected {
+        status: u16,
+        message: String,
+        provider: String,
+    },
+    #[error("no healthy provider for model \"{model}\" (circuit open: {})", unhealthy.join(", "))]
+    NoHealthyProvider {
+        model: String,
+        unhealthy: Vec<String>,
+    },
+    #[error("all providers of model \"{model}\" are busy; retry later")]
+    AllBusy { model: String },
+    #[error("{}", attempts_message(model, attempts))]
+    UpstreamFailed {
+        model: String,
+        attempts: Vec<Attempt>,
+    },
+    #[error("request exceeded the router's time limit of {:.1}s", limit.as_secs_f64())]
+    RequestTimeout { limit: Duration },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn attempts_message(model: &str, attempts: &[Attempt]) -> String {
+    let tried: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{} ({})", a.provider, a.reason))
+        .collect();
+    format!(
+        "model \"{model}\": every provider failed; tried {}",
+        if tried.is_empty() {
+            "none".to_string()
+        } else {
+            tried.join(", ")
+        }
+    )
+}
+
+impl RouterError {
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> RouterError {
+        RouterError::BadRequest {
+            message: message.into(),
+            param: param.map(String::from),
+        }
+    }
+
+    /// OpenAI/Anthropic error `type` for this error.
+    fn kind(&self) -> &'static str {
+        match self.status_code().as_u16() {
+            400 | 405 | 413 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            504 => "timeout_error",
+            _ => "api_error",
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            RouterError::AllBusy { .. } => Some(1),
+            RouterError::NoHealthyProvider { .. } => Some(5),
+            RouterError::UpstreamFailed { attempts, .. } => {
+                let waits: Option<Vec<Duration>> = attempts
+                    .iter()
+                    .map(|a| match a.reason {
+                        AttemptFailure::RateLimited(d) => Some(d.unwrap_or(Duration::from_secs(1))),
+                        _ => None,
+                    })
+                    .collect();
+                waits
+                    .and_then(|w| w.into_iter().min())
+                    .map(|d| d.as_secs().max(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// The body and status in the client's dialect.
+    pub fn render(&self, dialect: Dialect) -> HttpResponse {
+        let status = self.status_code();
+        let message = self.to_string();
+        let body = match dialect {
+            Dialect::OpenAi => {
+                let param = match self {
+                    RouterError::BadRequest { param, .. } => json!(param),
+                    RouterError::UnknownModel { .. } => json!("model"),
+                    _ => json!(null),
+                };
+                json!({"error": {"message": message, "type": self.kind(), "param": param,
+                                 "code": status.as_u16()}})
+            }
+            Dialect::Anthropic => {
+                json!({"type": "error", "error": {"type": self.kind(), "message": message}})
+            }
+            Dialect::Ollama => json!({"error": message}),
+        };
+        let mut res = HttpResponse::build(status);
+        if let Some(secs) = self.retry_after() {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        res.content_type("application/json").body(body.to_string())
+    }
+}
+
+impl ResponseError for RouterError {
+    fn status_code(&self) -> StatusCode {
+        let code = match self {
+            RouterError::BadRequest { .. } => 400,
+            RouterError::UnknownModel { .. } => 404,
+            RouterError::RouteNotFound { .. } => 404,
+            RouterError::MethodNotAllowed { .. } => 405,
+            RouterError::PayloadTooLarge { .. } => 413,
+            RouterError::UpstreamRejected { status, .. } => *status,
+            RouterError::NoHealthyProvider { .. } => 503,
+            RouterError::AllBusy { .. } => 503,
+            RouterError::UpstreamFailed { attempts, .. } => {
+                let all = |f: fn(&AttemptFailure) -> bool| {
+                    !attempts.is_empty() && attempts.iter().all(|a| f(&a.reason))
+                };
+                if all(|r| matches!(r, AttemptFailure::Timeout(_))) {
+                    504
+                } else if all(|r| matches!(r, AttemptFailure::RateLimited(_))) {
+                    429
+                } else {
+                    502
+                }
+            }
+            RouterError::RequestTimeout { .. } => 504,
+            RouterError::Internal(_) => 500,
+        };
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.render(Dialect::OpenAi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(p: &str, r: AttemptFailure) -> Attempt {
+        Attempt {
+            provider: p.into(),
+            reason: r,
+        }
+    }
+
+    #[test]
+    fn upstream_failures_map_to_502_504_or_429() {
+        let t = AttemptFailure::Timeout(Duration::from_secs(3));
+        let cases = [
+            (vec![attempt("a", AttemptFailure::Connect)], 502),
+            (vec![attempt("a", t.clone()), attempt("b", t.clone())], 504),
+            (
+                vec![
+                    attempt("a", t.clone()),
+                    attempt("b", AttemptFailure::Status(500)),
+                ],
+                502,
+            ),
+            (
+                vec![
+                    attempt(
+                        "a",
+                        AttemptFailure::RateLimited(Some(Duration::from_secs(7))),
+                    ),
+                    attempt(
+                        "b",
+                        AttemptFailure::RateLimited(Some(Duration::from_secs(3))),
+                    ),
+                ],
+                429,
+            ),
+        ];
+        for (attempts, want) in cases {
+            let e = RouterError::UpstreamFailed {
+                model: "m".into(),
+                attempts,
+            };
+            assert_eq!(e.status_code().as_u16(), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_passes_the_shortest_retry_after() {
+        let e = RouterError::UpstreamFailed {
+            model: "m".into(),
+            attempts: vec![
+                attempt(
+                    "a",
+                    AttemptFailure::RateLimited(Some(Duration::from_secs(7))),
+                ),
+                attempt(
+                    "b",
+                    AttemptFailure::RateLimited(Some(Duration::from_secs(3))),
+                ),
+            ],
+        };
+        let r = e.render(Dialect::OpenAi);
+        assert_eq!(r.headers().get("retry-after").unwrap(), "3");
+    }
+
+    #[test]
+    fn message_names_providers_and_reasons() {
+        let e = RouterError::UpstreamFailed {
+            model: "gemma".into(),
+            attempts: vec![
+                attempt("gemma-a", AttemptFailure::Connect),
+                attempt("gemma-b", AttemptFailure::Status(500)),
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "model \"gemma\": every provider failed; tried gemma-a (connection failed), gemma-b (HTTP 500)"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! The HTTP surface: one module per dialect family, all thin. Handlers parse what routing needs,
+//! hand the call to [`crate::upstream`], and wrap the provider's bytes in a [`crate::streaming::LeaseBody`].
+
+pub mod info;
+pub mod openai;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix::Addr;
+use actix_web::http::Method;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, Route};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use llm_router_actors::{ModelRegistry, ProviderSnapshot};
+
+use crate::errors::RouterError;
+use crate::settings::Settings;
+use crate::telemetry::{Metrics, RequestId};
+
+/// Shared by every worker.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub registry: Addr<ModelRegistry>,
+    pub metrics: Option<Metrics>,
+    pub snapshots: Vec<Arc<ProviderSnapshot>>,
+    pub started_at: SystemTime,
+}
+
+/// Registers every route of this build under its paths; other methods on them get 405.
+pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
+    let p = |path: &str| format!("{prefix}{path}");
+    let mut add = |paths: &[String], method: Method, route: fn() -> Route| {
+        for path in paths {
+            cfg.service(
+                web::resource(path.as_str())
+                    .route(route().method(method.clone()))
+                    .default_service(web::to(method_not_allowed)),
+            );
+        }
+    };
+    add(&["/".into()], Method::GET, || web::route().to(info::root));
+    add(&[p("/ping")], Method::GET, || web::route().to(info::ping));
+    add(&[p("/version")], Method::GET, || {
+        web::route().to(info::version)
+    });
+    add(&["/health".into()], Method::GET, || {
+        web::route().to(info::health)
+    });
+    add(&[p("/tags")], Method::GET, || web::route().to(info::tags));
+    add(
+        &["/models".into(), "/v1/models".into(), p("/models")],
+        Method::GET,
+        || web::route().to(info::models),
+    );
+    add(
+        &[
+            "/v1/chat/completions".into(),
+            "/chat/completions".into(),
+            p("/chat/completions"),
+            p("/v1/chat/completions"),
+        ],
+        Method::POST,
+        || web::route().to(openai::chat_completions),
+    );
+    if prometheus {
+        add(&["/metrics".into(), p("/metrics")], Method::GET, || {
+            web::route().to(info::metrics)
+        });
+    }
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, RouterError> {
+    Err(RouterError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+    })
+}
+
+pub async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, RouterError> {
+    Err(RouterError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+    })
+}
+
+/// Reads the request body, refusing more than `limit` bytes (413) before buffering them.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<BytesMut, RouterError> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(RouterError::PayloadTooLarge { limit });
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            RouterError::bad_request(format!("could not read the request body: {e}"), None)
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(RouterError::PayloadTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+pub fn request_id(req: &HttpRequest) -> Arc<str> {
+    req.extensions()
+        .get::<RequestId>()
+        .map_or_else(|| "-".into(), |r| r.0.clone())
+}
+
+pub fn json_response(
+    status: actix_web::http::StatusCode,
+    body: &serde_json::Value,
+) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real router over real sockets, against fake providers.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod chat;
+mod errors;
+mod lease;
+mod observability;
+mod process;
+mod routes;

@@ -1,0 +1,148 @@
+//! The real binary: configuration errors, --help, logs to a file in JSON.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_llm-router");
+
+fn run_with(env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("LLM_ROUTER_FORCE_MASKING").output().unwrap()
+}
+
+#[test]
+fn config_errors_exit_2_naming_file_path_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("models-config.json");
+    std::fs::write(
+        &path,
+        r#"{"google_models": {"gemma": {"providers": [
+              {"id": "gemma-a", "api_host": "http://10.0.0.11:7000/", "api_type": "vllm"},
+              {"id": "gemma-b", "api_type": "vllm"}]}},
+            "active_models": {"google_models": ["gemma"]}}"#,
+    )
+    .unwrap();
+    let out = run_with(&[
+        ("LLM_ROUTER_MODELS_CONFIG", path.to_str().unwrap()),
+        ("LLM_ROUTER_SERVER_PORT", "0"),
+        ("LLM_ROUTER_BALANCE_STRATEGY", "fastest"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}: google_models.\"gemma\".providers[1]: missing \"api_host\"",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("LLM_ROUTER_BALANCE_STRATEGY: unknown balance strategy \"fastest\""),
+        "{err}"
+    );
+
+    let out = run_with(&[("LLM_ROUTER_MODELS_CONFIG", "/no/such/file.json")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.json: cannot read"));
+}
+
+#[test]
+fn help_lists_variables_and_defaults() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for v in [
+        "LLM_ROUTER_SERVER_PORT",
+        "LLM_ROUTER_MODELS_CONFIG",
+        "LLM_ROUTER_BALANCE_STRATEGY",
+        "LLM_ROUTER_TIMEOUT",
+    ] {
+        assert!(text.contains(v), "{v}");
+    }
+    assert!(text.contains("resources/configs/models-config.json"));
+}
+
+#[actix_rt::test]
+async fn binary_serves_and_writes_json_logs_with_the_request_id_to_a_file() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("models.json");
+    std::fs::write(
+        &cfg_path,
+        models_config(&[("m", vec![provider("a", &up)])]).to_string(),
+    )
+    .unwrap();
+    let log_path = dir.path().join("router.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("LLM_ROUTER_MODELS_CONFIG", &cfg_path)
+        .env("LLM_ROUTER_SERVER_HOST", "127.0.0.1")
+        .env("LLM_ROUTER_SERVER_PORT", port.to_string())
+        .env("LLM_ROUTER_SERVER_WORKERS_COUNT", "1")
+        .env("LLM_ROUTER_LOG_TO_FILE", "tak")
+        .env("LLM_ROUTER_LOG_FILENAME", &log_path)
+        .env("LLM_ROUTER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "router did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A failing call logs a warning inside the request's span.
+    let res = client()
+        .post(format!("{url}/v1/chat/completions"))
+        .insert_header(("x-request-id", "log-test-42"))
+        .send_json(&chat_body("nope", false))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    up.set_fault(Fault::Status {
+        code: 500,
+        message: "x".into(),
+        retry_after: None,
+    });
+    let res = client()
+        .post(format!("{url}/v1/chat/completions"))
+        .insert_header(("x-request-id", "log-test-43"))
+        .send_json(&chat_body("m", false))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    // SIGTERM drains and exits.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("upstream attempt failed"))
+        .unwrap_or_else(|| panic!("no warning in {log}\nstderr: {stderr}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
+    assert_eq!(v["span"]["request_id"], "log-test-43", "{line}");
+    assert_eq!(v["fields"]["provider"], "a");
+}
