@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Router overhead benchmark: the fake provider measured directly and through the router, in the
+# same run, with the same load tool (llm-bench) and concurrency. The router is pinned to core 0;
+# the fake provider and the load generator share core 1, so figures compare between runs.
+#
+#   scripts/bench.sh                 # 10 s per measurement
+#   BENCH_DURATION=5 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUR=${BENCH_DURATION:-10}
+CHUNKS=${BENCH_CHUNKS:-16}
+FAKE_PORT=${BENCH_FAKE_PORT:-19101}
+ROUTER_PORT=${BENCH_ROUTER_PORT:-19100}
+ROUTER_CORE=0
+LOAD_CORE=1
+[ "$(nproc)" -ge 2 ] || { ROUTER_CORE=0; LOAD_CORE=0; echo "warning: one core only; figures are not comparable"; }
+
+cargo build --release --locked --bins >&2
+BIN=target/release
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "port $1 did not open" >&2; exit 1
+}
+
+taskset -c "$LOAD_CORE" "$BIN/fake-llm" --port "$FAKE_PORT" --chunks "$CHUNKS" --workers 1 >/dev/null 2>&1 &
+pids+=($!)
+cat > "$work/models.json" <<JSON
+{"bench": {"fake-model": {"providers": [
+   {"id": "fake-1", "api_host": "http://127.0.0.1:$FAKE_PORT", "api_type": "vllm", "model_path": ""}]}},
+ "active_models": {"bench": ["fake-model"]}}
+JSON
+LLM_ROUTER_MODELS_CONFIG="$work/models.json" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
+LLM_ROUTER_SERVER_PORT="$ROUTER_PORT" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
+    taskset -c "$ROUTER_CORE" "$BIN/llm-router" >/dev/null 2>&1 &
+router_pid=$!
+pids+=("$router_pid")
+wait_port "$FAKE_PORT"
+wait_port "$ROUTER_PORT"
+sleep 0.5
+rss_kb() { awk -v k="$2" '$1==k {print $2}' "/proc/$1/status"; }
+idle_rss=$(rss_kb "$router_pid" VmRSS:)
+
+bench() { # url concurrency stream-flag
+    taskset -c "$LOAD_CORE" "$BIN/llm-bench" --url "$1" --concurrency "$2" --duration "$DUR" --warmup 1 $3
+}
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
+delta() { python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):+.3f}')" "$1" "$2"; }
+
+printf '%-11s %4s | %-8s %10s %9s %9s %10s | %s\n' mode conc target "req/s" "p50 ms" "p99 ms" "ttfb p50" "added p50 / p99 / ttfb ms"
+for mode in json sse; do
+    flag=""; [ "$mode" = sse ] && flag="--stream"
+    for conc in 1 64; do
+        d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$conc" "$flag")
+        r=$(bench "http://127.0.0.1:$ROUTER_PORT/v1/chat/completions" "$conc" "$flag")
+        echo "$mode c=$conc direct $d" >> "$work/raw"
+        echo "$mode c=$conc router $r" >> "$work/raw"
+        for t in direct router; do
+            j=$d; [ $t = router ] && j=$r
+            extra=""
+            [ $t = router ] && extra="$(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" p99_ms)" "$(field "$d" p99_ms)") / $(delta "$(field "$r" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)")"
+            [ "$(field "$j" errors)" = 0 ] || extra="$extra ERRORS=$(field "$j" errors)"
+            printf '%-11s %4s | %-8s %10s %9s %9s %10s | %s\n' "$mode" "$conc" "$t" \
+                "$(field "$j" rps)" "$(field "$j" p50_ms)" "$(field "$j" p99_ms)" "$(field "$j" ttfb_p50_ms)" "$extra"
+        done
+    done
+done
+peak_rss=$(rss_kb "$router_pid" VmHWM:)
+echo
+echo "router RSS: idle $((idle_rss / 1024)) MiB ($idle_rss kB), peak $((peak_rss / 1024)) MiB ($peak_rss kB)"
+echo "raw results:"; cat "$work/raw"
