@@ -128,7 +128,10 @@ async fn binary_serves_and_writes_json_logs_with_the_request_id_to_a_file() {
     // SIGTERM drains and exits.
     let pid = child.id().to_string();
     // The shell builtin, so the test needs no procps.
-    Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap();
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     let mut stderr = String::new();
