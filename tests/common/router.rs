@@ -72,6 +72,15 @@ impl Router {
         format!("http://{}{path}", self.addr)
     }
 
+    /// POSTs the standard chat body for `model` to `/v1/chat/completions`.
+    pub async fn chat(&self, model: &str, stream: bool) -> awc::ClientResponse {
+        super::client()
+            .post(self.url("/v1/chat/completions"))
+            .send_json(&super::chat_body(model, stream))
+            .await
+            .unwrap()
+    }
+
     /// The `/health` document.
     pub async fn health(&self) -> Value {
         let mut res = super::client()

@@ -91,11 +91,7 @@ async fn stream_passes_frames_through_as_they_arrive() {
     });
     let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
     let sent = Instant::now();
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", true))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", true).await;
     assert_eq!(res.status(), 200);
     let h = res.headers();
     assert!(h
@@ -172,11 +168,7 @@ async fn stream_bytes_are_identical_to_the_providers() {
         .await
         .unwrap();
     let direct = direct.body().await.unwrap();
-    let mut routed = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", true))
-        .await
-        .unwrap();
+    let mut routed = r.chat("m", true).await;
     let routed = routed.body().await.unwrap();
     let (d, rt) = (
         std::str::from_utf8(&direct).unwrap(),
@@ -222,11 +214,7 @@ async fn balanced_spreads_requests_over_providers() {
         &[],
     );
     for _ in 0..20 {
-        let res = client()
-            .post(r.url("/v1/chat/completions"))
-            .send_json(&chat_body("m", false))
-            .await
-            .unwrap();
+        let res = r.chat("m", false).await;
         assert_eq!(res.status(), 200);
     }
     assert_eq!((a.request_count(), b.request_count()), (10, 10));

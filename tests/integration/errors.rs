@@ -76,11 +76,7 @@ async fn unknown_model_is_404_listing_the_available_ones() {
         ]),
         &[],
     );
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("gpt-9", false))
-        .await
-        .unwrap();
+    let mut res = r.chat("gpt-9", false).await;
     assert_eq!(res.status(), 404);
     let v: Value = res.json().await.unwrap();
     assert_eq!(
@@ -119,11 +115,7 @@ async fn oversized_body_is_413_whether_declared_or_streamed() {
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
-    let ok = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let ok = r.chat("m", false).await;
     assert_eq!(ok.status(), 200, "a body under the limit still passes");
     assert_eq!(up.request_count(), 1);
 }
@@ -144,11 +136,7 @@ async fn unreachable_provider_is_502_naming_its_id_but_not_its_address() {
         ],
     )]);
     let r = Router::start(&cfg, &[]);
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", false).await;
     assert_eq!(res.status(), 502);
     let body = res.body().await.unwrap();
     let text = std::str::from_utf8(&body).unwrap();
@@ -174,11 +162,7 @@ async fn upstream_timeout_is_504_and_cancels_the_upstream_call() {
         &models_config(&[("m", vec![provider("a", &up)])]),
         &[("LLM_ROUTER_EXTERNAL_TIMEOUT", "0.5")],
     );
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", false).await;
     assert_eq!(res.status(), 504);
     let v: Value = res.json().await.unwrap();
     assert_eq!(
@@ -202,11 +186,7 @@ async fn client_request_timeout_is_504() {
         &models_config(&[("m", vec![provider("a", &up)])]),
         &[("LLM_ROUTER_TIMEOUT", "0.3")],
     );
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", false).await;
     assert_eq!(res.status(), 504);
     let v: Value = res.json().await.unwrap();
     assert_eq!(
@@ -230,11 +210,7 @@ async fn upstream_4xx_caused_by_the_request_passes_through_with_its_message() {
         &models_config(&[("m", vec![provider("a", &up), provider("b", &other)])]),
         &[],
     );
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", false).await;
     assert_eq!(res.status(), 400);
     let v: Value = res.json().await.unwrap();
     assert_eq!(
@@ -248,11 +224,7 @@ async fn upstream_4xx_caused_by_the_request_passes_through_with_its_message() {
     );
     // ...and never counts against the provider.
     for _ in 0..5 {
-        client()
-            .post(r.url("/v1/chat/completions"))
-            .send_json(&chat_body("m", false))
-            .await
-            .unwrap();
+        r.chat("m", false).await;
     }
     assert_eq!(r.provider_status("a").await["state"], "healthy");
 }
@@ -285,11 +257,7 @@ async fn a_5xx_fails_over_to_another_provider_before_any_byte_is_sent() {
     }
     // Alone, the failing provider yields a 502 naming it and the status it gave.
     let r = Router::start(&models_config(&[("m", vec![provider("bad", &bad)])]), &[]);
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", false).await;
     assert_eq!(res.status(), 502);
     let v: Value = res.json().await.unwrap();
     assert_eq!(
@@ -309,11 +277,7 @@ async fn rate_limited_everywhere_is_429_with_retry_after() {
         ..Default::default()
     });
     let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
-    let res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let res = r.chat("m", false).await;
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers().get("retry-after").unwrap(), "7");
 }
@@ -333,11 +297,7 @@ async fn repeated_failures_open_the_circuit_and_health_turns_503() {
     )]);
     let r = Router::start(&cfg, &[]);
     for _ in 0..3 {
-        let res = client()
-            .post(r.url("/v1/chat/completions"))
-            .send_json(&chat_body("m", false))
-            .await
-            .unwrap();
+        let res = r.chat("m", false).await;
         assert_eq!(res.status(), 502);
     }
     assert!(
@@ -349,11 +309,7 @@ async fn repeated_failures_open_the_circuit_and_health_turns_503() {
     let mut res = client().get(r.url("/health")).send().await.unwrap();
     assert_eq!(res.status(), 503);
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "unavailable");
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", false).await;
     assert_eq!(res.status(), 503);
     assert!(res.headers().contains_key("retry-after"));
     let v: Value = res.json().await.unwrap();

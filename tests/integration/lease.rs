@@ -25,11 +25,7 @@ async fn slot_is_held_while_streaming_and_released_on_success() {
         ..Default::default()
     });
     let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", true))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", true).await;
     let first = res.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
     assert_eq!(r.in_flight("a").await, 1, "held while the stream runs");
@@ -54,19 +50,11 @@ async fn slot_is_released_after_upstream_error_and_timeout() {
         &models_config(&[("m", vec![provider("a", &up)])]),
         &[("LLM_ROUTER_EXTERNAL_TIMEOUT", "0.4")],
     );
-    let res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", false))
-        .await
-        .unwrap();
+    let res = r.chat("m", false).await;
     assert_eq!(res.status(), 502);
     assert!(settles_to_zero(&r, "a").await, "after upstream error");
     up.set_fault(Fault::Hang);
-    let res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", true))
-        .await
-        .unwrap();
+    let res = r.chat("m", true).await;
     assert_eq!(res.status(), 504);
     assert!(settles_to_zero(&r, "a").await, "after timeout");
 }
@@ -118,11 +106,7 @@ async fn provider_dying_mid_stream_ends_with_an_in_band_error_frame() {
         ..Default::default()
     });
     let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", true))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", true).await;
     assert_eq!(res.status(), 200);
     let body = res
         .body()
@@ -196,11 +180,7 @@ async fn idle_streams_get_heartbeat_comments() {
         &[],
         |s| s.heartbeat = Duration::from_millis(200),
     );
-    let mut res = client()
-        .post(r.url("/v1/chat/completions"))
-        .send_json(&chat_body("m", true))
-        .await
-        .unwrap();
+    let mut res = r.chat("m", true).await;
     let body = res.body().await.unwrap();
     let text = std::str::from_utf8(&body).unwrap();
     assert!(

@@ -20,11 +20,7 @@ async fn metrics_expose_http_and_provider_series_on_both_paths() {
     let cfg = models_config(&[("gemma", vec![provider("gemma-bad", &bad), p])]);
     let r = Router::start(&cfg, &[("LLM_ROUTER_USE_PROMETHEUS", "1")]);
     for _ in 0..2 {
-        let res = client()
-            .post(r.url("/v1/chat/completions"))
-            .send_json(&chat_body("gemma", false))
-            .await
-            .unwrap();
+        let res = r.chat("gemma", false).await;
         assert_eq!(res.status(), 200);
     }
     client()
