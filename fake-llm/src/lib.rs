@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 #[derive(Clone, Debug)]
 pub struct FakeConfig {
-    /// Echoed in `x-fake-upstream` on every response.
+    /// Echoed in `x-fake-upstream` on every chat-completions response.
     pub name: String,
     /// Delay before the response head.
     pub latency: Duration,
