@@ -150,3 +150,67 @@ async fn binary_serves_and_writes_json_logs_with_the_request_id_to_a_file() {
     assert_eq!(v["span"]["request_id"], "log-test-43", "{line}");
     assert_eq!(v["fields"]["provider"], "a");
 }
+
+#[actix_rt::test]
+async fn sigterm_lets_a_stream_in_flight_finish() {
+    let up = FakeUpstream::start(FakeConfig {
+        chunks: 6,
+        chunk_delay: Duration::from_millis(150),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("models.json");
+    std::fs::write(
+        &cfg_path,
+        models_config(&[("m", vec![provider("a", &up)])]).to_string(),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("LLM_ROUTER_MODELS_CONFIG", &cfg_path)
+        .env("LLM_ROUTER_SERVER_HOST", "127.0.0.1")
+        .env("LLM_ROUTER_SERVER_PORT", port.to_string())
+        .env("LLM_ROUTER_SERVER_WORKERS_COUNT", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "router did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut res = client()
+        .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .send_json(&chat_body("m", true))
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    let mut body = res.next().await.unwrap().unwrap().to_vec();
+    let pid = child.id();
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
+    while let Some(chunk) = res.next().await {
+        body.extend_from_slice(&chunk.unwrap());
+    }
+    let frames = sse_data(std::str::from_utf8(&body).unwrap());
+    assert_eq!(
+        frames.last().unwrap(),
+        "[DONE]",
+        "the stream finished after SIGTERM: {frames:?}"
+    );
+    assert!(child.wait().unwrap().success());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "no new connections"
+    );
+}
