@@ -277,6 +277,32 @@ mod tests {
     }
 
     #[test]
+    fn each_dialect_gets_its_own_error_shape() {
+        let e = RouterError::bad_request("\"model\" must be a string", Some("model"));
+        let body = |d| {
+            let r = e.render(d);
+            assert_eq!(r.status(), 400);
+            let bytes = actix_web::body::MessageBody::try_into_bytes(r.into_body())
+                .unwrap_or_else(|_| panic!("sized body"));
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        assert_eq!(
+            body(Dialect::OpenAi),
+            json!({"error": {"message": "\"model\" must be a string", "type": "invalid_request_error",
+                             "param": "model", "code": 400}})
+        );
+        assert_eq!(
+            body(Dialect::Anthropic),
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                                              "message": "\"model\" must be a string"}})
+        );
+        assert_eq!(
+            body(Dialect::Ollama),
+            json!({"error": "\"model\" must be a string"})
+        );
+    }
+
+    #[test]
     fn message_names_providers_and_reasons() {
         let e = RouterError::UpstreamFailed {
             model: "gemma".into(),

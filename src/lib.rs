@@ -64,7 +64,7 @@ pub async fn run(
         .map_err(std::io::Error::other)?;
     let metrics = if settings.prometheus {
         Some(
-            Metrics::new(prom_registry, snapshots.clone(), settings.strategy.as_str())
+            Metrics::new(prom_registry, snapshots, settings.strategy.as_str())
                 .map_err(std::io::Error::other)?,
         )
     } else {
@@ -76,7 +76,6 @@ pub async fn run(
         settings: settings.clone(),
         registry,
         metrics,
-        snapshots,
         started_at: SystemTime::now(),
     });
     let prefix = settings.prefix.clone();

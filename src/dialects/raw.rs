@@ -10,14 +10,12 @@ use crate::errors::RouterError;
 
 enum Val<'a> {
     Borrowed(&'a RawValue),
-    Owned(String),
 }
 
 impl Val<'_> {
     fn text(&self) -> &str {
         match self {
             Val::Borrowed(r) => r.get(),
-            Val::Owned(s) => s,
         }
     }
 }
@@ -161,14 +159,6 @@ impl<'a> RawObject<'a> {
         }
         buf.put_u8(b'}');
         out.into_inner().freeze()
-    }
-
-    /// Replaces a field with already-serialised JSON.
-    pub fn set_raw(&mut self, key: &str, json: String) {
-        match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = Val::Owned(json),
-            None => self.fields.push((key.to_string(), Val::Owned(json))),
-        }
     }
 }
 

@@ -12,7 +12,7 @@ use actix_web::http::Method;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, Route};
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use llm_router_actors::{ModelRegistry, ProviderSnapshot};
+use llm_router_actors::ModelRegistry;
 
 use crate::errors::RouterError;
 use crate::settings::Settings;
@@ -23,7 +23,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub registry: Addr<ModelRegistry>,
     pub metrics: Option<Metrics>,
-    pub snapshots: Vec<Arc<ProviderSnapshot>>,
     pub started_at: SystemTime,
 }
 
