@@ -53,21 +53,28 @@ idle_rss=$(rss_kb "$router_pid" VmRSS:)
 bench() { # url concurrency stream-flag
     taskset -c "$LOAD_CORE" "$BIN/llm-bench" --url "$1" --concurrency "$2" --duration "$DUR" --warmup 1 $3
 }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
 delta() { python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):+.3f}')" "$1" "$2"; }
 
-printf '%-11s %4s | %-8s %10s %9s %9s %10s | %s\n' mode conc target "req/s" "p50 ms" "p99 ms" "ttfb p50" "added p50 / p99 / ttfb ms"
+printf '%-11s %4s | %-8s %10s %9s %9s %10s | %s\n' mode conc target "req/s" "p50 ms" "p99 ms" "ttfb p50" "router: cpu/req; added p50 / p99 / ttfb ms"
 for mode in json sse; do
     flag=""; [ "$mode" = sse ] && flag="--stream"
     for conc in 1 64; do
         d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$conc" "$flag")
+        c0=$(cpu_ticks "$router_pid")
         r=$(bench "http://127.0.0.1:$ROUTER_PORT/v1/chat/completions" "$conc" "$flag")
+        c1=$(cpu_ticks "$router_pid")
+        # Router CPU per request (includes the 1 s warm-up's requests in the ticks: an upper bound).
+        cpu_us=$(python3 -c "import sys; t,tck,n,d,w=map(float,sys.argv[1:]); print(f'{t/tck*1e6/(n*(d+w)/d):.1f}')" \
+            "$((c1 - c0))" "$TICK" "$(field "$r" requests)" "$DUR" 1)
         echo "$mode c=$conc direct $d" >> "$work/raw"
         echo "$mode c=$conc router $r" >> "$work/raw"
         for t in direct router; do
             j=$d; [ $t = router ] && j=$r
             extra=""
-            [ $t = router ] && extra="$(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" p99_ms)" "$(field "$d" p99_ms)") / $(delta "$(field "$r" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)")"
+            [ $t = router ] && extra="cpu ${cpu_us} us/req; $(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" p99_ms)" "$(field "$d" p99_ms)") / $(delta "$(field "$r" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)")"
             [ "$(field "$j" errors)" = 0 ] || extra="$extra ERRORS=$(field "$j" errors)"
             printf '%-11s %4s | %-8s %10s %9s %9s %10s | %s\n' "$mode" "$conc" "$t" \
                 "$(field "$j" rps)" "$(field "$j" p50_ms)" "$(field "$j" p99_ms)" "$(field "$j" ttfb_p50_ms)" "$extra"
