@@ -1,7 +1,8 @@
 //! One provider: its immutable config, its published snapshot, and the actor that owns its health.
 //!
 //! `ProviderActor` (one per configured provider, on the registry's arbiter) receives
-//! [`ReportOutcome`] from every finished [`Lease`](crate::Lease) and is the only writer of the
+//! [`ReportOutcome`] for every finished [`Lease`](crate::Lease) (forwarded by the registry with the
+//! lease's release) and is the only writer of the
 //! provider's breaker and latency/TTFT EWMAs. It publishes them into a [`ProviderSnapshot`] of
 //! atomics, which the registry (choosing) and the HTTP layer (`/health`, metrics) read without a
 //! round trip. The registry writes the snapshot's selection counters (in-flight, served).

@@ -1,7 +1,7 @@
 //! `ModelRegistry`: model → providers, one strategy per model, and the RAII [`Lease`].
 //!
 //! Messages: [`ChooseProvider`] (from HTTP handlers, any worker thread) → [`Choice`];
-//! [`Release`] (from a dropped `Lease`); [`GetStatus`] (from `/health`). The registry is the only
+//! [`Release`] (from a dropped `Lease`, carrying its outcome for the provider actor); [`GetStatus`] (from `/health`). The registry is the only
 //! writer of selection state (in-flight, served, the half-open probe slot); provider health comes
 //! from each provider's [`ProviderSnapshot`], written by its [`ProviderActor`]. No handler awaits
 //! I/O, so the mailbox never blocks: a request that must wait for capacity gets a oneshot receiver
@@ -80,13 +80,15 @@ impl Choice {
     }
 }
 
-/// Sent by a dropped lease; frees the slot and may serve a queued request.
+/// Sent by a dropped lease; frees the slot, forwards the outcome to the provider's actor (on the
+/// registry's own thread, so a request costs one cross-thread wake-up, not two) and may serve a
+/// queued request.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Release {
     model: usize,
     provider: usize,
-    probe: bool,
+    report: ReportOutcome,
 }
 
 /// Status of every model and provider, for `/health`.
@@ -251,7 +253,6 @@ impl ModelRegistry {
         slot.snapshot.set_selection(slot.in_flight, slot.served);
         Lease {
             registry: me,
-            actor: slot.actor.clone(),
             snapshot: slot.snapshot.clone(),
             model,
             provider: index,
@@ -341,9 +342,10 @@ impl Handler<Release> for ModelRegistry {
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
         let slot = &mut self.pools[msg.model].slots[msg.provider];
         slot.in_flight = slot.in_flight.saturating_sub(1);
-        if msg.probe {
+        if msg.report.probe {
             slot.probing = false;
         }
+        slot.actor.do_send(msg.report);
         slot.snapshot.set_selection(slot.in_flight, slot.served);
         if !self.pools[msg.model].waiters.is_empty() {
             self.serve_waiters(msg.model, &ctx.address());
@@ -374,7 +376,6 @@ impl Handler<GetStatus> for ModelRegistry {
 /// Move it into the response body so a client disconnect drops it.
 pub struct Lease {
     registry: Addr<ModelRegistry>,
-    actor: Addr<ProviderActor>,
     snapshot: Arc<ProviderSnapshot>,
     model: usize,
     provider: usize,
@@ -424,18 +425,17 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        let now = Instant::now();
         self.registry.do_send(Release {
             model: self.model,
             provider: self.provider,
-            probe: self.probe,
-        });
-        let now = Instant::now();
-        self.actor.do_send(ReportOutcome {
-            outcome: self.outcome,
-            latency: now.saturating_duration_since(self.started),
-            ttft: self.ttft(),
-            probe: self.probe,
-            at: now,
+            report: ReportOutcome {
+                outcome: self.outcome,
+                latency: now.saturating_duration_since(self.started),
+                ttft: self.ttft(),
+                probe: self.probe,
+                at: now,
+            },
         });
     }
 }
