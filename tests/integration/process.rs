@@ -8,6 +8,45 @@ use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_llm-router");
 
+/// Starts the real binary serving one model "m" on `up`, on a free port, and waits for it.
+fn spawn_binary(
+    up: &FakeUpstream,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, u16) {
+    let cfg_path = dir.join("models.json");
+    std::fs::write(
+        &cfg_path,
+        models_config(&[("m", vec![provider("a", up)])]).to_string(),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(BIN);
+    cmd.env("LLM_ROUTER_MODELS_CONFIG", &cfg_path)
+        .env("LLM_ROUTER_SERVER_HOST", "127.0.0.1")
+        .env("LLM_ROUTER_SERVER_PORT", port.to_string())
+        .env("LLM_ROUTER_SERVER_WORKERS_COUNT", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "router did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, port)
+}
+
 fn run_with(env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(BIN);
     for (k, v) in env {
@@ -72,39 +111,18 @@ fn help_lists_variables_and_defaults() {
 async fn binary_serves_and_writes_json_logs_with_the_request_id_to_a_file() {
     let up = FakeUpstream::start(FakeConfig::default());
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = dir.path().join("models.json");
-    std::fs::write(
-        &cfg_path,
-        models_config(&[("m", vec![provider("a", &up)])]).to_string(),
-    )
-    .unwrap();
     let log_path = dir.path().join("router.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("LLM_ROUTER_MODELS_CONFIG", &cfg_path)
-        .env("LLM_ROUTER_SERVER_HOST", "127.0.0.1")
-        .env("LLM_ROUTER_SERVER_PORT", port.to_string())
-        .env("LLM_ROUTER_SERVER_WORKERS_COUNT", "1")
-        .env("LLM_ROUTER_LOG_TO_FILE", "tak")
-        .env("LLM_ROUTER_LOG_FILENAME", &log_path)
-        .env("LLM_ROUTER_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let log = log_path.to_str().unwrap();
+    let (mut child, port) = spawn_binary(
+        &up,
+        dir.path(),
+        &[
+            ("LLM_ROUTER_LOG_TO_FILE", "tak"),
+            ("LLM_ROUTER_LOG_FILENAME", log),
+            ("LLM_ROUTER_LOG_FORMAT", "json"),
+        ],
+    );
     let url = format!("http://127.0.0.1:{port}");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "router did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     // A failing call logs a warning inside the request's span.
     let res = client()
         .post(format!("{url}/v1/chat/completions"))
@@ -159,34 +177,7 @@ async fn sigterm_lets_a_stream_in_flight_finish() {
         ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = dir.path().join("models.json");
-    std::fs::write(
-        &cfg_path,
-        models_config(&[("m", vec![provider("a", &up)])]).to_string(),
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("LLM_ROUTER_MODELS_CONFIG", &cfg_path)
-        .env("LLM_ROUTER_SERVER_HOST", "127.0.0.1")
-        .env("LLM_ROUTER_SERVER_PORT", port.to_string())
-        .env("LLM_ROUTER_SERVER_WORKERS_COUNT", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "router did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, port) = spawn_binary(&up, dir.path(), &[]);
     let mut res = client()
         .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
         .send_json(&chat_body("m", true))
