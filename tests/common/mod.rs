@@ -38,6 +38,13 @@ pub fn models_config(models: &[(&str, Vec<Value>)]) -> Value {
     json!({"test_models": group, "active_models": {"test_models": names}})
 }
 
+/// One fake provider "a" serving model "m", and a router in front of it.
+pub fn single(fake: FakeConfig, env: &[(&str, &str)]) -> (FakeUpstream, Router) {
+    let up = FakeUpstream::start(fake);
+    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), env);
+    (up, r)
+}
+
 pub fn chat_body(model: &str, stream: bool) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}], "stream": stream})
 }

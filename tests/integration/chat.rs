@@ -84,12 +84,14 @@ async fn tools_are_stripped_only_for_providers_without_tool_calling() {
 
 #[actix_rt::test]
 async fn stream_passes_frames_through_as_they_arrive() {
-    let up = FakeUpstream::start(FakeConfig {
-        chunks: 5,
-        chunk_delay: Duration::from_millis(150),
-        ..Default::default()
-    });
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (_up, r) = single(
+        FakeConfig {
+            chunks: 5,
+            chunk_delay: Duration::from_millis(150),
+            ..Default::default()
+        },
+        &[],
+    );
     let sent = Instant::now();
     let mut res = r.chat("m", true).await;
     assert_eq!(res.status(), 200);
@@ -144,11 +146,13 @@ async fn stream_passes_frames_through_as_they_arrive() {
 #[actix_rt::test]
 async fn stream_bytes_are_identical_to_the_providers() {
     // Same provider, same request: direct and through the router differ only in ids and timestamps.
-    let up = FakeUpstream::start(FakeConfig {
-        chunks: 3,
-        ..Default::default()
-    });
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (up, r) = single(
+        FakeConfig {
+            chunks: 3,
+            ..Default::default()
+        },
+        &[],
+    );
     let strip = |s: &str| -> Vec<Value> {
         sse_data(s)
             .iter()
@@ -180,8 +184,7 @@ async fn stream_bytes_are_identical_to_the_providers() {
 
 #[actix_rt::test]
 async fn request_id_is_kept_and_sent_upstream() {
-    let up = FakeUpstream::start(FakeConfig::default());
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (up, r) = single(FakeConfig::default(), &[]);
     let res = client()
         .post(r.url("/v1/chat/completions"))
         .insert_header(("x-request-id", "req-12345"))

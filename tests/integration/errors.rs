@@ -20,8 +20,7 @@ async fn post_raw(r: &Router, body: &'static str) -> (u16, Value) {
 
 #[actix_rt::test]
 async fn malformed_and_ill_typed_requests_are_400_naming_the_field() {
-    let up = FakeUpstream::start(FakeConfig::default());
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (up, r) = single(FakeConfig::default(), &[]);
     let cases: &[(&str, &str, Value)] = &[
         (
             "{\"model\": \"m\", ",
@@ -88,9 +87,8 @@ async fn unknown_model_is_404_listing_the_available_ones() {
 
 #[actix_rt::test]
 async fn oversized_body_is_413_whether_declared_or_streamed() {
-    let up = FakeUpstream::start(FakeConfig::default());
-    let r = Router::start(
-        &models_config(&[("m", vec![provider("a", &up)])]),
+    let (up, r) = single(
+        FakeConfig::default(),
         &[("LLM_ROUTER_MAX_REQUEST_BODY_SIZE", "1000")],
     );
     let big = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(2000)}]});
@@ -154,12 +152,11 @@ async fn unreachable_provider_is_502_naming_its_id_but_not_its_address() {
 
 #[actix_rt::test]
 async fn upstream_timeout_is_504_and_cancels_the_upstream_call() {
-    let up = FakeUpstream::start(FakeConfig {
-        fault: Fault::Hang,
-        ..Default::default()
-    });
-    let r = Router::start(
-        &models_config(&[("m", vec![provider("a", &up)])]),
+    let (up, r) = single(
+        FakeConfig {
+            fault: Fault::Hang,
+            ..Default::default()
+        },
         &[("LLM_ROUTER_EXTERNAL_TIMEOUT", "0.5")],
     );
     let mut res = r.chat("m", false).await;
@@ -178,12 +175,11 @@ async fn upstream_timeout_is_504_and_cancels_the_upstream_call() {
 
 #[actix_rt::test]
 async fn client_request_timeout_is_504() {
-    let up = FakeUpstream::start(FakeConfig {
-        fault: Fault::Hang,
-        ..Default::default()
-    });
-    let r = Router::start(
-        &models_config(&[("m", vec![provider("a", &up)])]),
+    let (_up, r) = single(
+        FakeConfig {
+            fault: Fault::Hang,
+            ..Default::default()
+        },
         &[("LLM_ROUTER_TIMEOUT", "0.3")],
     );
     let mut res = r.chat("m", false).await;
@@ -268,15 +264,17 @@ async fn a_5xx_fails_over_to_another_provider_before_any_byte_is_sent() {
 
 #[actix_rt::test]
 async fn rate_limited_everywhere_is_429_with_retry_after() {
-    let up = FakeUpstream::start(FakeConfig {
-        fault: Fault::Status {
-            code: 429,
-            message: "slow down".into(),
-            retry_after: Some(7),
+    let (_up, r) = single(
+        FakeConfig {
+            fault: Fault::Status {
+                code: 429,
+                message: "slow down".into(),
+                retry_after: Some(7),
+            },
+            ..Default::default()
         },
-        ..Default::default()
-    });
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+        &[],
+    );
     let res = r.chat("m", false).await;
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers().get("retry-after").unwrap(), "7");

@@ -19,12 +19,14 @@ async fn settles_to_zero(r: &Router, provider: &str) -> bool {
 
 #[actix_rt::test]
 async fn slot_is_held_while_streaming_and_released_on_success() {
-    let up = FakeUpstream::start(FakeConfig {
-        chunks: 4,
-        chunk_delay: Duration::from_millis(200),
-        ..Default::default()
-    });
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (_up, r) = single(
+        FakeConfig {
+            chunks: 4,
+            chunk_delay: Duration::from_millis(200),
+            ..Default::default()
+        },
+        &[],
+    );
     let mut res = r.chat("m", true).await;
     let first = res.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
@@ -38,16 +40,15 @@ async fn slot_is_held_while_streaming_and_released_on_success() {
 
 #[actix_rt::test]
 async fn slot_is_released_after_upstream_error_and_timeout() {
-    let up = FakeUpstream::start(FakeConfig {
-        fault: Fault::Status {
-            code: 503,
-            message: "overloaded".into(),
-            retry_after: None,
+    let (up, r) = single(
+        FakeConfig {
+            fault: Fault::Status {
+                code: 503,
+                message: "overloaded".into(),
+                retry_after: None,
+            },
+            ..Default::default()
         },
-        ..Default::default()
-    });
-    let r = Router::start(
-        &models_config(&[("m", vec![provider("a", &up)])]),
         &[("LLM_ROUTER_EXTERNAL_TIMEOUT", "0.4")],
     );
     let res = r.chat("m", false).await;
@@ -61,12 +62,14 @@ async fn slot_is_released_after_upstream_error_and_timeout() {
 
 #[actix_rt::test]
 async fn client_disconnect_mid_stream_releases_the_slot_and_cancels_upstream() {
-    let up = FakeUpstream::start(FakeConfig {
-        chunks: 100,
-        chunk_delay: Duration::from_millis(100),
-        ..Default::default()
-    });
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (up, r) = single(
+        FakeConfig {
+            chunks: 100,
+            chunk_delay: Duration::from_millis(100),
+            ..Default::default()
+        },
+        &[],
+    );
     let body = serde_json::to_string(&chat_body("m", true)).unwrap();
     let mut sock = TcpStream::connect(r.addr).unwrap();
     write!(
@@ -100,12 +103,14 @@ async fn client_disconnect_mid_stream_releases_the_slot_and_cancels_upstream() {
 
 #[actix_rt::test]
 async fn provider_dying_mid_stream_ends_with_an_in_band_error_frame() {
-    let up = FakeUpstream::start(FakeConfig {
-        chunks: 10,
-        fault: Fault::CutMidStream { after_chunks: 3 },
-        ..Default::default()
-    });
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (_up, r) = single(
+        FakeConfig {
+            chunks: 10,
+            fault: Fault::CutMidStream { after_chunks: 3 },
+            ..Default::default()
+        },
+        &[],
+    );
     let mut res = r.chat("m", true).await;
     assert_eq!(res.status(), 200);
     let body = res
@@ -138,12 +143,14 @@ async fn provider_dying_mid_stream_ends_with_an_in_band_error_frame() {
 
 #[actix_rt::test]
 async fn non_stream_body_cut_short_aborts_the_client_connection() {
-    let up = FakeUpstream::start(FakeConfig {
-        chunks: 10,
-        fault: Fault::CutMidStream { after_chunks: 1 },
-        ..Default::default()
-    });
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (_up, r) = single(
+        FakeConfig {
+            chunks: 10,
+            fault: Fault::CutMidStream { after_chunks: 1 },
+            ..Default::default()
+        },
+        &[],
+    );
     // Raw socket: awc itself reports a cut chunked body as a clean end, so it can't be the judge.
     let body = serde_json::to_string(&chat_body("m", false)).unwrap();
     let mut sock = TcpStream::connect(r.addr).unwrap();

@@ -65,8 +65,7 @@ async fn metrics_expose_http_and_provider_series_on_both_paths() {
 
 #[actix_rt::test]
 async fn metrics_are_off_unless_enabled() {
-    let up = FakeUpstream::start(FakeConfig::default());
-    let r = Router::start(&models_config(&[("m", vec![provider("a", &up)])]), &[]);
+    let (_up, r) = single(FakeConfig::default(), &[]);
     let res = client().get(r.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 404);
 }
