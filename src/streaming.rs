@@ -1,6 +1,8 @@
 //! The response body that carries a provider's bytes to the client while holding its [`Lease`].
 //!
-//! Bytes are forwarded as they arrive, untouched (no re-framing). The body owns the lease, so when
+//! Same-dialect bytes are forwarded as they arrive, untouched (no re-framing); a converted stream
+//! is decoded frame by frame and re-encoded in the client's dialect as each frame arrives
+//! ([`Mode::Convert`]). The body owns the lease, so when
 //! actix-web drops it — stream finished, or client gone — the slot is released exactly once.
 //! It also enforces what awc does not: an idle limit between chunks, the request's overall
 //! deadline, an SSE heartbeat comment on idle streams (so a vanished client is noticed), and an
@@ -16,16 +18,50 @@ use futures_util::Stream;
 use llm_router_actors::{FailureKind, Lease, Outcome};
 use tokio::time::{sleep, Sleep};
 
+use crate::dialects::canonical::{Decoder, Encoder, Event};
 use crate::telemetry::Metrics;
 use crate::upstream::UpstreamPayload;
 
-/// How the client's response is framed; decides heartbeats and how a late failure is reported.
+/// How a passed-through response is framed; decides heartbeats, how its proper end is recognised
+/// and how a late failure is reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
-    /// `text/event-stream`: heartbeat `: keep-alive` comments, error as a `data:` frame.
+    /// OpenAI `text/event-stream`, ending `data: [DONE]`: heartbeat comments, in-band error frame.
     Sse,
+    /// Anthropic's event stream, ending with `message_stop`.
+    AnthropicSse,
+    /// Ollama NDJSON, whose last line has `"done": true`; no heartbeat (clients parse every line).
+    Ndjson,
     /// A single JSON document: a late failure aborts the connection (no in-band channel).
     Whole { len: Option<u64> },
+}
+
+impl Framing {
+    /// Framing of a provider response from its content type.
+    pub fn of(content_type: Option<&str>, len: Option<u64>, anthropic: bool) -> Framing {
+        match content_type.unwrap_or("") {
+            ct if ct.starts_with("text/event-stream") && anthropic => Framing::AnthropicSse,
+            ct if ct.starts_with("text/event-stream") => Framing::Sse,
+            ct if ct.starts_with("application/x-ndjson") => Framing::Ndjson,
+            _ => Framing::Whole { len },
+        }
+    }
+
+    pub fn is_stream(self) -> bool {
+        !matches!(self, Framing::Whole { .. })
+    }
+}
+
+/// What the body does with the provider's bytes.
+pub enum Mode {
+    Pass {
+        framing: Framing,
+        error_frame: ErrorFrame,
+    },
+    Convert {
+        decoder: Box<dyn Decoder>,
+        encoder: Box<dyn Encoder>,
+    },
 }
 
 /// Renders an in-band error frame for a stream, in the client's dialect.
@@ -52,8 +88,8 @@ pub struct LeaseBody {
     rest: UpstreamPayload,
     lease: Option<Lease>,
     metrics: Option<Metrics>,
-    framing: Framing,
-    error_frame: ErrorFrame,
+    mode: Mode,
+    events: Vec<Event>,
     idle: Duration,
     idle_timer: Pin<Box<Sleep>>,
     heartbeat: Duration,
@@ -64,6 +100,9 @@ pub struct LeaseBody {
     tail: Tail,
     /// Tracks whether an unsized JSON body has closed its top-level value.
     json: JsonEnd,
+    /// NDJSON: the line being received, and whether the last full line had `"done": true`.
+    line: Vec<u8>,
+    last_line_done: bool,
     done: bool,
 }
 
@@ -71,7 +110,7 @@ const DONE_FRAME: &[u8] = b"data: [DONE]";
 
 /// The last few bytes forwarded.
 struct Tail {
-    buf: [u8; 16],
+    buf: [u8; 32],
     len: usize,
 }
 
@@ -109,6 +148,34 @@ impl Tail {
                 .count()];
         trimmed.ends_with(DONE_FRAME)
     }
+
+    /// The last SSE frame was Anthropic's `message_stop`.
+    fn ends_with_message_stop(&self) -> bool {
+        let t = self.bytes();
+        let trimmed = &t[..t.len()
+            - t.iter()
+                .rev()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count()];
+        trimmed.ends_with(b"\"message_stop\"}")
+    }
+}
+
+/// Whether an NDJSON line is a final `"done": true` object.
+fn line_is_done(line: &[u8]) -> bool {
+    let mut rest = line;
+    while let Some(pos) = rest.windows(6).position(|w| w == b"\"done\"") {
+        let after = &rest[pos + 6..];
+        let after = after.strip_prefix(b" ").unwrap_or(after);
+        if let Some(v) = after.strip_prefix(b":") {
+            let v = v.strip_prefix(b" ").unwrap_or(v);
+            if v.starts_with(b"true") {
+                return true;
+            }
+        }
+        rest = &rest[pos + 6..];
+    }
+    false
 }
 
 /// A byte-level tracker of JSON nesting, so a body cut short can be told from a complete one even
@@ -156,8 +223,7 @@ impl LeaseBody {
         lease: Lease,
         first: Bytes,
         rest: UpstreamPayload,
-        framing: Framing,
-        error_frame: ErrorFrame,
+        mode: Mode,
         limits: BodyLimits,
         metrics: Option<Metrics>,
     ) -> LeaseBody {
@@ -166,8 +232,8 @@ impl LeaseBody {
             rest,
             lease: Some(lease),
             metrics,
-            framing,
-            error_frame,
+            mode,
+            events: Vec::new(),
             idle: limits.idle,
             idle_timer: Box::pin(sleep(limits.idle)),
             heartbeat: limits.heartbeat,
@@ -177,34 +243,115 @@ impl LeaseBody {
                 .map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             sent: 0,
             tail: Tail {
-                buf: [0; 16],
+                buf: [0; 32],
                 len: 0,
             },
             json: JsonEnd::default(),
+            line: Vec::new(),
+            last_line_done: false,
             done: false,
         }
     }
 
-    fn at_boundary(&self) -> bool {
-        self.tail.at_boundary()
+    fn framing(&self) -> Option<Framing> {
+        match &self.mode {
+            Mode::Pass { framing, .. } => Some(*framing),
+            Mode::Convert { .. } => None,
+        }
     }
 
-    fn forward(&mut self, chunk: Bytes) -> Bytes {
+    /// Whether a heartbeat can be sent now, and which.
+    fn heartbeat_bytes(&self) -> Option<&'static [u8]> {
+        match &self.mode {
+            Mode::Pass {
+                framing: Framing::Sse | Framing::AnthropicSse,
+                ..
+            } if self.at_boundary() => Some(b": keep-alive\n\n"),
+            Mode::Pass { .. } => None,
+            Mode::Convert { encoder, .. } => encoder.heartbeat(),
+        }
+    }
+
+    fn at_boundary(&self) -> bool {
+        match self.framing() {
+            Some(Framing::Ndjson) => self.line.is_empty(),
+            _ => self.tail.at_boundary(),
+        }
+    }
+
+    /// Passes a chunk on (or converts it); `None` when a converted chunk produced no output yet.
+    fn forward(&mut self, chunk: Bytes) -> Option<Result<Bytes, std::io::Error>> {
+        if let Mode::Convert { decoder, encoder } = &mut self.mode {
+            decoder.feed(&chunk, &mut self.events);
+            let mut out = BytesMut::new();
+            let mut failed = None;
+            for e in self.events.drain(..) {
+                if let Event::Error(m) = &e {
+                    failed = Some(m.clone());
+                    break;
+                }
+                encoder.encode(&e, &mut out);
+                if e == Event::Done {
+                    break;
+                }
+            }
+            if let Some(m) = failed {
+                let msg = format!("the provider reported an error: {m}");
+                return self.fail_with(out, FailureKind::Body, msg);
+            }
+            if decoder.finished() {
+                self.succeed();
+                self.done = true;
+            }
+            return (!out.is_empty()).then(|| Ok(out.freeze()));
+        }
         self.sent += chunk.len() as u64;
         self.tail.push(&chunk);
-        match self.framing {
+        match self.framing() {
             // A sized body may be dropped without a final poll: record success at the last byte.
-            Framing::Whole { len: Some(len) } if self.sent >= len => self.succeed(),
-            Framing::Whole { len: None } => self.json.feed(&chunk),
+            Some(Framing::Whole { len: Some(len) }) if self.sent >= len => self.succeed(),
+            Some(Framing::Whole { len: None }) => self.json.feed(&chunk),
+            Some(Framing::Ndjson) => {
+                for part in chunk.split_inclusive(|&b| b == b'\n') {
+                    match part.strip_suffix(b"\n") {
+                        Some(end) => {
+                            self.line.extend_from_slice(end);
+                            if !self.line.iter().all(u8::is_ascii_whitespace) {
+                                self.last_line_done = line_is_done(&self.line);
+                            }
+                            self.line.clear();
+                        }
+                        None => self.line.extend_from_slice(part),
+                    }
+                }
+            }
             _ => {}
         }
-        chunk
+        Some(Ok(chunk))
     }
 
     /// Why a body the provider ended is incomplete, if it is.
     fn incomplete(&self) -> Option<&'static str> {
-        match self.framing {
+        let Some(framing) = self.framing() else {
+            return match &self.mode {
+                Mode::Convert { decoder, .. } if !decoder.finished() => {
+                    Some("the stream ended before its final frame")
+                }
+                _ => None,
+            };
+        };
+        match framing {
             Framing::Sse if !self.tail.ends_with_done() => Some("the stream ended before [DONE]"),
+            Framing::AnthropicSse if !self.tail.ends_with_message_stop() => {
+                Some("the stream ended before message_stop")
+            }
+            Framing::Ndjson
+                if !(self.last_line_done
+                    || (self.line.iter().any(|b| !b.is_ascii_whitespace())
+                        && line_is_done(&self.line))) =>
+            {
+                Some("the stream ended before its \"done\": true line")
+            }
             Framing::Whole { len: Some(len) } if self.sent < len => {
                 Some("the body ended before its Content-Length")
             }
@@ -227,6 +374,16 @@ impl LeaseBody {
         kind: FailureKind,
         message: String,
     ) -> Option<Result<Bytes, std::io::Error>> {
+        self.fail_with(BytesMut::new(), kind, message)
+    }
+
+    /// As [`Self::fail`], after `out` (converted frames not yet sent).
+    fn fail_with(
+        &mut self,
+        mut out: BytesMut,
+        kind: FailureKind,
+        message: String,
+    ) -> Option<Result<Bytes, std::io::Error>> {
         self.done = true;
         let provider = match self.lease.as_mut() {
             Some(lease) => {
@@ -237,16 +394,30 @@ impl LeaseBody {
         };
         let message = format!("provider \"{provider}\" failed mid-response: {message}");
         tracing::warn!(provider = %provider, "{message}");
-        match self.framing {
-            Framing::Sse => {
-                let mut out = BytesMut::new();
-                if !self.at_boundary() {
-                    out.extend_from_slice(b"\n\n");
-                }
-                out.extend_from_slice(&(self.error_frame)(&message));
+        let at_boundary = self.at_boundary();
+        match &mut self.mode {
+            Mode::Convert { encoder, .. } => {
+                encoder.encode(&Event::Error(message), &mut out);
                 Some(Ok(out.freeze()))
             }
-            Framing::Whole { .. } => Some(Err(std::io::Error::other(message))),
+            Mode::Pass {
+                framing: Framing::Whole { .. },
+                ..
+            } => Some(Err(std::io::Error::other(message))),
+            Mode::Pass {
+                framing,
+                error_frame,
+            } => {
+                if !at_boundary {
+                    out.extend_from_slice(if *framing == Framing::Ndjson {
+                        b"\n"
+                    } else {
+                        b"\n\n"
+                    });
+                }
+                out.extend_from_slice(&error_frame(&message));
+                Some(Ok(out.freeze()))
+            }
         }
     }
 }
@@ -260,29 +431,43 @@ impl Stream for LeaseBody {
             return Poll::Ready(None);
         }
         if let Some(first) = this.first.take() {
-            return Poll::Ready(Some(Ok(this.forward(first))));
-        }
-        match Pin::new(&mut this.rest).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                let now = tokio::time::Instant::now();
-                this.idle_timer.as_mut().reset(now + this.idle);
-                this.heartbeat_timer.as_mut().reset(now + this.heartbeat);
-                return Poll::Ready(Some(Ok(this.forward(chunk))));
+            if let Some(out) = this.forward(first) {
+                return Poll::Ready(Some(out));
             }
-            Poll::Ready(Some(Err(e))) => {
-                return Poll::Ready(this.fail(FailureKind::Body, format!("connection broke ({e})")))
-            }
-            Poll::Ready(None) => {
-                if let Some(why) = this.incomplete() {
-                    return Poll::Ready(
-                        this.fail(FailureKind::Body, format!("connection broke ({why})")),
-                    );
-                }
-                this.done = true;
-                this.succeed();
+            if this.done {
                 return Poll::Ready(None);
             }
-            Poll::Pending => {}
+        }
+        loop {
+            match Pin::new(&mut this.rest).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let now = tokio::time::Instant::now();
+                    this.idle_timer.as_mut().reset(now + this.idle);
+                    this.heartbeat_timer.as_mut().reset(now + this.heartbeat);
+                    match this.forward(chunk) {
+                        Some(out) => return Poll::Ready(Some(out)),
+                        None if this.done => return Poll::Ready(None),
+                        // A converted chunk with no output yet (e.g. a partial frame): read on.
+                        None => continue,
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(
+                        this.fail(FailureKind::Body, format!("connection broke ({e})")),
+                    )
+                }
+                Poll::Ready(None) => {
+                    if let Some(why) = this.incomplete() {
+                        return Poll::Ready(
+                            this.fail(FailureKind::Body, format!("connection broke ({why})")),
+                        );
+                    }
+                    this.done = true;
+                    this.succeed();
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => break,
+            }
         }
         if let Some(deadline) = this.deadline.as_mut() {
             if deadline.as_mut().poll(cx).is_ready() {
@@ -296,13 +481,14 @@ impl Stream for LeaseBody {
             let secs = this.idle.as_secs_f64();
             return Poll::Ready(this.fail(FailureKind::Timeout, format!("no data for {secs:.1}s")));
         }
-        if this.framing == Framing::Sse && this.heartbeat_timer.as_mut().poll(cx).is_ready() {
+        let stream = this.framing().is_none_or(Framing::is_stream);
+        if stream && this.heartbeat_timer.as_mut().poll(cx).is_ready() {
             let next = tokio::time::Instant::now() + this.heartbeat;
             this.heartbeat_timer.as_mut().reset(next);
             // Re-poll the timer so its waker is registered for the next beat.
             let _ = this.heartbeat_timer.as_mut().poll(cx);
-            if this.at_boundary() {
-                return Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n"))));
+            if let Some(beat) = this.heartbeat_bytes() {
+                return Poll::Ready(Some(Ok(Bytes::from_static(beat))));
             }
         }
         Poll::Pending
@@ -350,7 +536,7 @@ mod tests {
     #[test]
     fn tail_sees_boundaries_and_done_across_chunks() {
         let mut t = Tail {
-            buf: [0; 16],
+            buf: [0; 32],
             len: 0,
         };
         assert!(t.at_boundary());
@@ -361,5 +547,28 @@ mod tests {
         t.push(b"data: [DO");
         t.push(b"NE]\n\n");
         assert!(t.at_boundary() && t.ends_with_done());
+        t.push(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        assert!(t.ends_with_message_stop() && !t.ends_with_done());
+    }
+
+    #[test]
+    fn ndjson_done_lines_are_recognised() {
+        let cases: &[(&[u8], bool)] = &[
+            (br#"{"model":"m","done":true,"eval_count":3}"#, true),
+            (br#"{"model":"m","done": true}"#, true),
+            (
+                br#"{"model":"m","message":{"content":"\"done\":true"},"done":false}"#,
+                false,
+            ),
+            (br#"{"model":"m","done":false}"#, false),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                line_is_done(line),
+                *want,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 }

@@ -18,7 +18,8 @@ use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use llm_router_actors::{
-    ChooseError, ChooseProvider, FailureKind, Lease, ModelRegistry, Outcome, ProviderConfig,
+    ApiType, ChooseError, ChooseProvider, FailureKind, Lease, ModelRegistry, Outcome,
+    ProviderConfig,
 };
 
 use crate::errors::{Attempt, AttemptFailure, RouterError};
@@ -80,14 +81,31 @@ pub fn openai_url(provider: &ProviderConfig, path: &str) -> String {
     }
 }
 
+/// `api_host` + a provider-native path (Ollama `/api/...` paths are taken as they are).
+pub fn provider_url(provider: &ProviderConfig, path: &str) -> String {
+    if path.starts_with("/api/") {
+        format!("{}{path}", provider.api_host)
+    } else {
+        openai_url(provider, path)
+    }
+}
+
+/// One provider's request: where to send it and what.
+pub struct Outgoing {
+    pub path: &'static str,
+    pub body: Bytes,
+}
+
+/// Builds the request for one provider (its wire format, `model_path`, tool support), or refuses
+/// when this provider cannot serve the request at all (a 400 for the client, no failover).
+pub type BuildRequest<'a> = dyn Fn(&ProviderConfig) -> Result<Outgoing, RouterError> + 'a;
+
 /// What one request needs to reach a provider.
 pub struct CallSpec<'a> {
     pub model: &'a str,
-    pub path: &'a str,
     pub stream: bool,
     pub request_id: &'a str,
-    /// Builds the upstream body for a given provider (its `model_path`, its tool support).
-    pub body: &'a dyn Fn(&ProviderConfig) -> Bytes,
+    pub build: &'a BuildRequest<'a>,
     pub started: Instant,
     /// Bound on the whole client request (`LLM_ROUTER_TIMEOUT`), if any.
     pub request_deadline: Option<Instant>,
@@ -253,27 +271,36 @@ async fn attempt(
         budget = budget.min(d.saturating_duration_since(sent));
     }
     let first_deadline = sent + budget;
+    let out = match (spec.build)(p) {
+        Ok(out) => out,
+        // Nothing was sent: the lease goes back as cancelled, not held against the provider.
+        Err(e) => return Err((lease, AttemptError::Rejected(e))),
+    };
+    let accept = match (spec.stream, p.api_type) {
+        (false, _) => "application/json",
+        (true, ApiType::Ollama) => "application/x-ndjson",
+        (true, _) => "text/event-stream",
+    };
     let mut req = client
-        .post(openai_url(p, spec.path))
+        .post(provider_url(p, out.path))
         .timeout(budget)
         .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header((
-            header::ACCEPT,
-            if spec.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        ))
+        .insert_header((header::ACCEPT, accept))
         .insert_header(("x-request-id", spec.request_id));
-    if !p.api_token.is_empty() {
+    if p.api_type == ApiType::Anthropic {
+        // Anthropic authenticates with `x-api-key`, never a Bearer token.
+        req = req.insert_header(("anthropic-version", crate::dialects::anthropic::API_VERSION));
+        if !p.api_token.is_empty() {
+            req = req.insert_header(("x-api-key", p.api_token.expose()));
+        }
+    } else if !p.api_token.is_empty() {
         req = req.bearer_auth(p.api_token.expose());
     }
     let fail = |mut lease: Lease, kind: FailureKind, reason: AttemptFailure| {
         lease.set_outcome(Outcome::Failure(kind));
         (lease, AttemptError::Failed(reason))
     };
-    let resp = match req.send_body((spec.body)(p)).await {
+    let resp = match req.send_body(out.body).await {
         Ok(r) => r,
         Err(e) => {
             let (kind, reason) = failure_of(&e, sent.elapsed());

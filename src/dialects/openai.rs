@@ -1,110 +1,704 @@
-//! OpenAI Chat Completions, as far as the same-dialect fast path needs it: validate what routing
-//! depends on, rewrite `model`, strip what a provider can't take; everything else passes untouched.
+//! The OpenAI dialect: Chat Completions and legacy Completions, both directions.
+//!
+//! [`ChatRequest`] is the same-dialect fast path: validate what routing depends on, rewrite
+//! `model`, strip what a provider can't take; everything else passes untouched. The rest reads and
+//! writes the canonical model (`super::canonical`) for conversions to and from other dialects.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use llm_router_actors::ProviderConfig;
+use serde_json::{json, Map, Value};
 
-use super::raw::RawObject;
+use super::canonical::{
+    merge_usage, new_id, sse_frame, unix_now, Decoder, Encoder, Event, Image, Message, Part,
+    Request, Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
+};
+use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
 use crate::errors::RouterError;
 
-/// Fields removed for providers configured with `tool_calling: false`.
-const TOOL_FIELDS: &[&str] = &[
-    "tools",
-    "tool_choice",
-    "functions",
-    "function_call",
-    "parallel_tool_calls",
-];
-/// Router-level request fields that are never sent upstream.
-const ROUTER_FIELDS: &[&str] = &["anonymize"];
+// ---------------------------------------------------------------------------------------------
+// Chat Completions requests: client → canonical, canonical → provider.
 
-pub struct ChatRequest<'a> {
-    pub obj: RawObject<'a>,
-    pub model: String,
-    pub stream: bool,
+/// Reads a Chat Completions request (the OpenAI and LM Studio chat routes).
+pub fn read_chat(body: &[u8]) -> Result<Request, RouterError> {
+    let m = parse_object(body)?;
+    refuse_anonymize(&m)?;
+    let mut req = Request::new(m.req_str("model")?);
+    let messages = m.opt_array("messages")?.ok_or_else(|| {
+        RouterError::bad_request("missing required field \"messages\"", Some("messages"))
+    })?;
+    for (i, msg) in messages.iter().enumerate() {
+        read_chat_message(&mut req, msg, &format!("messages[{i}]"))?;
+    }
+    read_tools(&mut req, &m)?;
+    read_options(&mut req, &m)?;
+    req.options.max_tokens = m
+        .opt_u64("max_completion_tokens")?
+        .or(req.options.max_tokens);
+    Ok(req)
 }
 
-impl<'a> ChatRequest<'a> {
-    pub fn parse(body: &'a [u8]) -> Result<ChatRequest<'a>, RouterError> {
-        let obj = RawObject::parse(body)?;
-        let model = obj.required_str("model")?;
-        obj.require_array("messages")?;
-        let stream = obj
-            .field::<bool>("stream", "true or false")?
-            .unwrap_or(false);
-        if obj
-            .field::<bool>("anonymize", "true or false")?
-            .unwrap_or(false)
-        {
-            // Fail closed: never send a payload upstream unmasked when masking was asked for.
-            return Err(RouterError::bad_request(
-                "\"anonymize\": masking is not available in this build; the request was not sent",
-                Some("anonymize"),
+fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {
+    req.stream = m.opt_bool("stream")?.unwrap_or(false);
+    req.stream_usage = m
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let o = &mut req.options;
+    o.max_tokens = m.opt_u64("max_tokens")?;
+    o.temperature = m.opt_f64("temperature")?;
+    o.top_p = m.opt_f64("top_p")?;
+    o.top_k = m.opt_u64("top_k")?;
+    o.stop = m.strings("stop")?;
+    o.seed = m.opt_i64("seed")?;
+    Ok(())
+}
+
+fn read_chat_message(req: &mut Request, msg: &Value, path: &str) -> Result<(), RouterError> {
+    let obj = msg
+        .as_object()
+        .ok_or_else(|| bad(path, "must be an object"))?;
+    let role = obj
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(&format!("{path}.role"), "must be a string"))?;
+    let content = obj.get("content").unwrap_or(&Value::Null);
+    let cpath = format!("{path}.content");
+    match role {
+        "system" | "developer" => {
+            let text = read_parts(content, &cpath)?
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Text(t) => Some(t.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("");
+            req.push_system(&text);
+        }
+        "user" => req.messages.push(Message {
+            role: Role::User,
+            parts: read_parts(content, &cpath)?,
+        }),
+        "assistant" => {
+            let mut parts = read_parts(content, &cpath)?;
+            if let Some(calls) = obj.get("tool_calls").and_then(Value::as_array) {
+                for (j, c) in calls.iter().enumerate() {
+                    let f = c.get("function").unwrap_or(&Value::Null);
+                    let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+                        bad(
+                            &format!("{path}.tool_calls[{j}].function.name"),
+                            "must be a string",
+                        )
+                    })?;
+                    parts.push(Part::ToolCall {
+                        id: c
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .map_or_else(|| format!("call_{j}"), String::from),
+                        name: name.to_string(),
+                        arguments: f.get("arguments").map_or_else(|| "{}".into(), as_text),
+                    });
+                }
+            }
+            if let Some(f) = obj.get("function_call").filter(|f| f.is_object()) {
+                parts.push(Part::ToolCall {
+                    id: "call_0".into(),
+                    name: f.get("name").map(as_text).unwrap_or_default(),
+                    arguments: f.get("arguments").map_or_else(|| "{}".into(), as_text),
+                });
+            }
+            req.messages.push(Message {
+                role: Role::Assistant,
+                parts,
+            });
+        }
+        "tool" | "function" => {
+            let id = obj
+                .get("tool_call_id")
+                .or_else(|| obj.get("name"))
+                .map(as_text)
+                .unwrap_or_default();
+            let text = match content {
+                Value::Array(_) => read_parts(content, &cpath)?
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::Text(t) => Some(t.clone()),
+                        _ => None,
+                    })
+                    .collect::<String>(),
+                other => as_text(other),
+            };
+            push_tool_result(req, id, text, false);
+        }
+        other => {
+            return Err(bad(
+                &format!("{path}.role"),
+                &format!("has unknown value \"{other}\" (expected system, developer, user, assistant or tool)"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Consecutive tool results share one canonical `Tool` message (Anthropic needs them together).
+pub(crate) fn push_tool_result(req: &mut Request, id: String, content: String, is_error: bool) {
+    let part = Part::ToolResult {
+        id,
+        content,
+        is_error,
+    };
+    match req.messages.last_mut() {
+        Some(m) if m.role == Role::Tool => m.parts.push(part),
+        _ => req.messages.push(Message {
+            role: Role::Tool,
+            parts: vec![part],
+        }),
+    }
+}
+
+/// `content` as a string, null, or a list of `text` / `image_url` parts.
+fn read_parts(content: &Value, path: &str) -> Result<Vec<Part>, RouterError> {
+    match content {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![Part::Text(s.clone())]),
+        Value::Array(items) => {
+            let mut parts = Vec::with_capacity(items.len());
+            for (k, it) in items.iter().enumerate() {
+                match it.get("type").and_then(Value::as_str) {
+                    Some("text") | Some("input_text") => {
+                        parts.push(Part::Text(it.get("text").map(as_text).unwrap_or_default()))
+                    }
+                    Some("image_url") => {
+                        let url = it
+                            .get("image_url")
+                            .and_then(|u| u.get("url").or(Some(u)))
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| {
+                                bad(&format!("{path}[{k}].image_url.url"), "must be a string")
+                            })?;
+                        parts.push(Part::Image(Image::from_url(url)));
+                    }
+                    // Audio/file parts have no counterpart on most providers: dropped.
+                    _ => {}
+                }
+            }
+            Ok(parts)
+        }
+        _ => Err(bad(path, "must be a string, null or a list of parts")),
+    }
+}
+
+fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {
+    if let Some(tools) = m.opt_array("tools")? {
+        for (i, t) in tools.iter().enumerate() {
+            let f = t.get("function").unwrap_or(t);
+            let name = f
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(&format!("tools[{i}].function.name"), "must be a string"))?;
+            req.tools.push(Tool {
+                name: name.into(),
+                description: f
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                parameters: f
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            });
+        }
+    }
+    if let Some(funcs) = m.opt_array("functions")? {
+        for f in funcs {
+            if let Some(name) = f.get("name").and_then(Value::as_str) {
+                req.tools.push(Tool {
+                    name: name.into(),
+                    description: f
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(String::from),
+                    parameters: f.get("parameters").cloned().unwrap_or(json!({})),
+                });
+            }
+        }
+    }
+    req.tool_choice = match m.get("tool_choice").or_else(|| m.get("function_call")) {
+        Some(Value::String(s)) => match s.as_str() {
+            "none" => Some(ToolChoice::None),
+            "required" | "any" => Some(ToolChoice::Required),
+            _ => Some(ToolChoice::Auto),
+        },
+        Some(v @ Value::Object(_)) => v
+            .pointer("/function/name")
+            .or_else(|| v.get("name"))
+            .and_then(Value::as_str)
+            .map(|n| ToolChoice::Named(n.into())),
+        _ => None,
+    };
+    Ok(())
+}
+
+/// The Chat Completions body for an OpenAI-wire provider.
+pub fn write_chat(req: &Request, provider: &ProviderConfig) -> Bytes {
+    let mut messages = Vec::with_capacity(req.messages.len() + 1);
+    if let Some(sys) = &req.system {
+        messages.push(json!({"role": "system", "content": sys}));
+    }
+    for m in &req.messages {
+        write_chat_message(m, &mut messages);
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), json!(provider.upstream_model(&req.model)));
+    body.insert("messages".into(), Value::Array(messages));
+    write_common(req, provider, &mut body);
+    Bytes::from(Value::Object(body).to_string())
+}
+
+fn write_common(req: &Request, provider: &ProviderConfig, body: &mut Map<String, Value>) {
+    let o = &req.options;
+    if let Some(v) = o.max_tokens {
+        body.insert("max_tokens".into(), json!(v));
+    }
+    if let Some(v) = o.temperature {
+        body.insert("temperature".into(), json!(v));
+    }
+    if let Some(v) = o.top_p {
+        body.insert("top_p".into(), json!(v));
+    }
+    // `top_k` is not in OpenAI's API, but vLLM, LM Studio and llama.cpp take it; OpenAI itself
+    // would reject it, so it is only sent to self-hosted types.
+    if let Some(v) = o.top_k {
+        if provider.api_type != llm_router_actors::ApiType::OpenAi {
+            body.insert("top_k".into(), json!(v));
+        }
+    }
+    if !o.stop.is_empty() {
+        body.insert("stop".into(), json!(o.stop));
+    }
+    if let Some(v) = o.seed {
+        body.insert("seed".into(), json!(v));
+    }
+    if provider.tool_calling && !req.tools.is_empty() {
+        let tools: Vec<Value> = req
+            .tools
+            .iter()
+            .map(|t| {
+                let mut f = json!({"name": t.name, "parameters": t.parameters});
+                if let Some(d) = &t.description {
+                    f["description"] = json!(d);
+                }
+                json!({"type": "function", "function": f})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+        if let Some(c) = &req.tool_choice {
+            body.insert(
+                "tool_choice".into(),
+                match c {
+                    ToolChoice::Auto => json!("auto"),
+                    ToolChoice::None => json!("none"),
+                    ToolChoice::Required => json!("required"),
+                    ToolChoice::Named(n) => json!({"type": "function", "function": {"name": n}}),
+                },
+            );
+        }
+    }
+    body.insert("stream".into(), json!(req.stream));
+    if req.stream {
+        // Usage is needed to fill in other dialects' final frames.
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+}
+
+fn write_chat_message(m: &Message, out: &mut Vec<Value>) {
+    match m.role {
+        Role::User => {
+            let only_text = m.parts.iter().all(|p| matches!(p, Part::Text(_)));
+            let content = if only_text {
+                json!(m.joined_text())
+            } else {
+                Value::Array(
+                    m.parts
+                        .iter()
+                        .filter_map(|p| match p {
+                            Part::Text(t) => Some(json!({"type": "text", "text": t})),
+                            Part::Image(i) => {
+                                Some(json!({"type": "image_url", "image_url": {"url": i.to_url()}}))
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                )
+            };
+            // Tool results inside a user turn (Anthropic style) become `tool` messages first.
+            write_tool_results(m, out);
+            if m.parts
+                .iter()
+                .any(|p| matches!(p, Part::Text(_) | Part::Image(_)))
+            {
+                out.push(json!({"role": "user", "content": content}));
+            }
+        }
+        Role::Assistant => {
+            let text = m.joined_text();
+            let calls: Vec<Value> = m
+                .parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    } => Some(json!({"id": id, "type": "function",
+                                     "function": {"name": name, "arguments": arguments}})),
+                    _ => None,
+                })
+                .collect();
+            let mut msg = json!({"role": "assistant",
+                                 "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
+            if !calls.is_empty() {
+                msg["tool_calls"] = Value::Array(calls);
+            }
+            out.push(msg);
+        }
+        Role::Tool => write_tool_results(m, out),
+    }
+}
+
+fn write_tool_results(m: &Message, out: &mut Vec<Value>) {
+    for p in &m.parts {
+        if let Part::ToolResult { id, content, .. } = p {
+            out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat Completions answers: provider → canonical, canonical → client.
+
+/// Reads a `chat.completion` object.
+pub fn read_chat_response(body: &[u8]) -> Result<Response, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let choice = v
+        .pointer("/choices/0")
+        .ok_or("the answer has no choices[0]")?;
+    let msg = choice.get("message").unwrap_or(&Value::Null);
+    let mut tool_calls = Vec::new();
+    if let Some(calls) = msg.get("tool_calls").and_then(Value::as_array) {
+        for (i, c) in calls.iter().enumerate() {
+            tool_calls.push((
+                c.get("id")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("call_{i}"), String::from),
+                c.pointer("/function/name").map(as_text).unwrap_or_default(),
+                c.pointer("/function/arguments")
+                    .map_or_else(|| "{}".into(), as_text),
             ));
         }
-        Ok(ChatRequest { obj, model, stream })
     }
+    Ok(Response {
+        id: v.get("id").and_then(Value::as_str).map(String::from),
+        model: v.get("model").and_then(Value::as_str).map(String::from),
+        text: msg.get("content").map(as_text).unwrap_or_default(),
+        tool_calls,
+        stop: choice
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .map_or(StopReason::Stop, StopReason::from_openai),
+        usage: read_usage(&v),
+    })
+}
 
-    /// The body for one provider: its `model_path`, its tool support.
-    pub fn upstream_body(&self, provider: &ProviderConfig) -> Bytes {
-        let model = serde_json::to_string(provider.upstream_model(&self.model)).unwrap_or_default();
-        let mut drop: Vec<&str> = ROUTER_FIELDS.to_vec();
-        if !provider.tool_calling {
-            drop.extend_from_slice(TOOL_FIELDS);
-        }
-        self.obj.to_bytes(&[("model", &model)], &drop)
+fn read_usage(v: &Value) -> Option<Usage> {
+    let u = v.get("usage").filter(|u| u.is_object())?;
+    Some(Usage {
+        input: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+        output: u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    })
+}
+
+fn usage_json(u: Usage) -> Value {
+    json!({"prompt_tokens": u.input, "completion_tokens": u.output,
+           "total_tokens": u.input + u.output})
+}
+
+/// A `chat.completion` object for the client.
+pub fn write_chat_response(r: &Response, model: &str) -> Value {
+    let calls: Vec<Value> = r
+        .tool_calls
+        .iter()
+        .map(|(id, name, args)| {
+            json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})
+        })
+        .collect();
+    let mut message = json!({"role": "assistant",
+        "content": if r.text.is_empty() && !calls.is_empty() { Value::Null } else { json!(r.text) }});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    json!({
+        "id": chat_id(r.id.as_deref()),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": null,
+                     "finish_reason": r.stop.openai()}],
+        "usage": usage_json(r.usage.unwrap_or_default()),
+    })
+}
+
+fn chat_id(id: Option<&str>) -> String {
+    match id {
+        Some(id) if id.starts_with("chatcmpl") => id.to_string(),
+        _ => new_id("chatcmpl-"),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use llm_router_actors::ApiType;
+/// A legacy `text_completion` object for the client.
+pub fn write_completion_response(r: &Response, model: &str) -> Value {
+    json!({
+        "id": new_id("cmpl-"),
+        "object": "text_completion",
+        "created": unix_now(),
+        "model": model,
+        "choices": [{"text": r.text, "index": 0, "logprobs": null,
+                     "finish_reason": r.stop.openai()}],
+        "usage": usage_json(r.usage.unwrap_or_default()),
+    })
+}
 
-    #[test]
-    fn model_path_replaces_model_and_tools_follow_the_provider() {
-        let body = br#"{"model":"gemma","messages":[],"tools":[{"type":"function"}],"anonymize":false,"seed":7}"#;
-        let req = ChatRequest::parse(body).unwrap();
-        assert_eq!((req.model.as_str(), req.stream), ("gemma", false));
-        let mut p = ProviderConfig::new("a", "http://h", ApiType::Vllm);
-        p.model_path = "google/gemma-3".into();
-        p.tool_calling = true;
-        assert_eq!(
-            req.upstream_body(&p),
-            Bytes::from_static(br#"{"model":"google/gemma-3","messages":[],"tools":[{"type":"function"}],"seed":7}"#)
-        );
-        p.tool_calling = false;
-        p.model_path.clear();
-        assert_eq!(
-            req.upstream_body(&p),
-            Bytes::from_static(br#"{"model":"gemma","messages":[],"seed":7}"#)
-        );
+/// Reads a legacy Completions request as a one-message chat (for non-OpenAI-wire providers).
+pub fn read_completion(body: &[u8]) -> Result<Request, RouterError> {
+    let m = parse_object(body)?;
+    refuse_anonymize(&m)?;
+    let mut req = Request::new(m.req_str("model")?);
+    let prompt = match m.get("prompt") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => as_text(&a[0]),
+        Some(Value::Array(_)) => {
+            return Err(bad(
+                "prompt",
+                "must be a single string for this model's provider (batched prompts pass only to OpenAI-compatible providers)",
+            ))
+        }
+        None | Some(Value::Null) => {
+            return Err(RouterError::bad_request(
+                "missing required field \"prompt\"",
+                Some("prompt"),
+            ))
+        }
+        Some(_) => return Err(bad("prompt", "must be a string")),
+    };
+    req.messages.push(Message::text(Role::User, prompt));
+    read_options(&mut req, &m)?;
+    req.prompt_style = true;
+    Ok(req)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams.
+
+/// Reads an OpenAI-wire SSE stream (Chat Completions chunks).
+#[derive(Default)]
+pub struct ChatDecoder {
+    sse: Sse,
+    started: bool,
+    done: bool,
+    /// OpenAI tool-call index → canonical index (in order of appearance).
+    tools: Vec<u64>,
+}
+
+impl Decoder for ChatDecoder {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) {
+        let ChatDecoder {
+            sse,
+            started,
+            done,
+            tools,
+        } = self;
+        sse.feed(chunk, |_, data| {
+            if data == b"[DONE]" {
+                *done = true;
+                out.push(Event::Done);
+                return;
+            }
+            let Ok(v) = serde_json::from_slice::<Value>(data) else {
+                out.push(Event::Error(
+                    "the provider sent a malformed stream frame".into(),
+                ));
+                return;
+            };
+            if let Some(e) = v.get("error") {
+                out.push(Event::Error(
+                    e.get("message").map_or_else(|| e.to_string(), as_text),
+                ));
+                return;
+            }
+            if !*started {
+                *started = true;
+                out.push(Event::Start {
+                    id: v.get("id").and_then(Value::as_str).map(String::from),
+                    model: v.get("model").and_then(Value::as_str).map(String::from),
+                });
+            }
+            if let Some(choice) = v.pointer("/choices/0") {
+                let delta = choice.get("delta").unwrap_or(&Value::Null);
+                if let Some(t) = delta.get("content").and_then(Value::as_str) {
+                    if !t.is_empty() {
+                        out.push(Event::Text(t.to_string()));
+                    }
+                }
+                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+                    for c in calls {
+                        let oi = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+                        let index = match tools.iter().position(|&t| t == oi) {
+                            Some(i) => i,
+                            None => {
+                                tools.push(oi);
+                                let index = tools.len() - 1;
+                                out.push(Event::ToolStart {
+                                    index,
+                                    id: c
+                                        .get("id")
+                                        .and_then(Value::as_str)
+                                        .map_or_else(|| format!("call_{index}"), String::from),
+                                    name: c
+                                        .pointer("/function/name")
+                                        .map(as_text)
+                                        .unwrap_or_default(),
+                                });
+                                index
+                            }
+                        };
+                        if let Some(a) = c.pointer("/function/arguments").and_then(Value::as_str) {
+                            if !a.is_empty() {
+                                out.push(Event::ToolArgs {
+                                    index,
+                                    fragment: a.to_string(),
+                                });
+                            }
+                        }
+                    }
+                }
+                if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+                    out.push(Event::Stop(StopReason::from_openai(f)));
+                }
+            }
+            if let Some(u) = read_usage(&v) {
+                out.push(Event::Usage(u));
+            }
+        });
     }
 
-    #[test]
-    fn bad_requests_name_the_field() {
-        let cases: &[(&[u8], &str)] = &[
-            (br#"{"messages":[]}"#, "missing required field \"model\""),
-            (
-                br#"{"model":["x"],"messages":[]}"#,
-                "\"model\" must be a string",
-            ),
-            (br#"{"model":"m"}"#, "missing required field \"messages\""),
-            (
-                br#"{"model":"m","messages":"hi"}"#,
-                "\"messages\" must be an array",
-            ),
-            (
-                br#"{"model":"m","messages":[],"stream":"yes"}"#,
-                "\"stream\" must be true or false",
-            ),
-        ];
-        for (body, want) in cases {
-            assert_eq!(ChatRequest::parse(body).err().unwrap().to_string(), *want);
+    fn finished(&self) -> bool {
+        self.done
+    }
+}
+
+/// Writes Chat Completions chunks (or legacy `text_completion` chunks for a prompt-style client).
+pub struct ChatEncoder {
+    id: String,
+    model: String,
+    created: u64,
+    completion: bool,
+    include_usage: bool,
+    started: bool,
+    stop: Option<StopReason>,
+    usage: Option<Usage>,
+}
+
+impl ChatEncoder {
+    pub fn new(req: &Request) -> ChatEncoder {
+        ChatEncoder {
+            id: new_id(if req.prompt_style {
+                "cmpl-"
+            } else {
+                "chatcmpl-"
+            }),
+            model: req.model.clone(),
+            created: unix_now(),
+            completion: req.prompt_style,
+            include_usage: req.stream_usage,
+            started: false,
+            stop: None,
+            usage: None,
         }
-        let e = ChatRequest::parse(br#"{"model":"m","messages":[],"anonymize":true}"#)
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("masking is not available"), "{e}");
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<StopReason>, out: &mut BytesMut) {
+        let finish = finish.map(|f| f.openai());
+        let v = if self.completion {
+            json!({"id": self.id, "object": "text_completion", "created": self.created,
+                   "model": self.model,
+                   "choices": [{"text": delta.get("content").cloned().unwrap_or(json!("")),
+                                "index": 0, "logprobs": null, "finish_reason": finish}]})
+        } else {
+            json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                   "model": self.model,
+                   "choices": [{"index": 0, "delta": delta, "logprobs": null,
+                                "finish_reason": finish}]})
+        };
+        sse_frame(out, None, &v);
+    }
+
+    fn start(&mut self, out: &mut BytesMut) {
+        if !self.started {
+            self.started = true;
+            if !self.completion {
+                self.chunk(json!({"role": "assistant", "content": ""}), None, out);
+            }
+        }
+    }
+}
+
+impl Encoder for ChatEncoder {
+    fn encode(&mut self, event: &Event, out: &mut BytesMut) {
+        match event {
+            Event::Start { .. } => self.start(out),
+            Event::Text(t) => {
+                self.start(out);
+                self.chunk(json!({"content": t}), None, out);
+            }
+            Event::ToolStart { index, id, name } => {
+                self.start(out);
+                self.chunk(
+                    json!({"tool_calls": [{"index": index, "id": id, "type": "function",
+                                           "function": {"name": name, "arguments": ""}}]}),
+                    None,
+                    out,
+                );
+            }
+            Event::ToolArgs { index, fragment } => {
+                self.chunk(
+                    json!({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}),
+                    None,
+                    out,
+                );
+            }
+            Event::Stop(s) => self.stop = Some(*s),
+            Event::Usage(u) => self.usage = Some(merge_usage(self.usage, *u)),
+            Event::Done => {
+                self.start(out);
+                self.chunk(json!({}), Some(self.stop.unwrap_or(StopReason::Stop)), out);
+                if self.include_usage {
+                    let v = json!({"id": self.id,
+                        "object": if self.completion { "text_completion" } else { "chat.completion.chunk" },
+                        "created": self.created, "model": self.model, "choices": [],
+                        "usage": usage_json(self.usage.unwrap_or_default())});
+                    sse_frame(out, None, &v);
+                }
+                out.extend_from_slice(b"data: [DONE]\n\n");
+            }
+            Event::Error(msg) => out.extend_from_slice(&crate::streaming::openai_sse_error(msg)),
+        }
+    }
+
+    fn heartbeat(&self) -> Option<&'static [u8]> {
+        Some(b": keep-alive\n\n")
     }
 }

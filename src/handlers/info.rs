@@ -9,8 +9,10 @@ use llm_router_actors::{GetStatus, HealthView};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{json_response, AppState};
-use crate::errors::RouterError;
+use super::{json_response, read_body, AppState};
+use crate::dialects::canonical::rfc3339;
+use crate::dialects::Fields;
+use crate::errors::{Dialect, RouterError};
 
 pub async fn root() -> HttpResponse {
     HttpResponse::Ok()
@@ -33,27 +35,6 @@ fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// RFC 3339 UTC timestamp (civil-from-days; no calendar crate needed for this one field).
-fn rfc3339(t: SystemTime) -> String {
-    let secs = unix_secs(t) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 pub async fn models(state: web::Data<AppState>) -> HttpResponse {
     let created = unix_secs(state.started_at);
     let data: Vec<_> = state
@@ -68,7 +49,7 @@ pub async fn models(state: web::Data<AppState>) -> HttpResponse {
 
 /// Ollama's `/api/tags` shape.
 pub async fn tags(state: web::Data<AppState>) -> HttpResponse {
-    let modified = rfc3339(state.started_at);
+    let modified = rfc3339(unix_secs(state.started_at), 0);
     let models: Vec<_> = state
         .settings
         .models
@@ -78,12 +59,79 @@ pub async fn tags(state: web::Data<AppState>) -> HttpResponse {
             let digest = format!("{:x}", Sha256::digest(m.name.as_bytes()));
             json!({
                 "name": m.name, "model": m.name, "modified_at": modified, "size": 0, "digest": digest,
-                "details": {"parent_model": "", "format": "", "family": "", "families": null,
-                            "parameter_size": "", "quantization_level": ""}
+                "details": ollama_details()
             })
         })
         .collect();
     json_response(StatusCode::OK, &json!({"models": models}))
+}
+
+fn ollama_details() -> serde_json::Value {
+    json!({"parent_model": "", "format": "", "family": "", "families": null,
+           "parameter_size": "", "quantization_level": ""})
+}
+
+/// LM Studio's `/api/v0/models` listing.
+pub async fn lmstudio_models(state: web::Data<AppState>) -> HttpResponse {
+    let data: Vec<_> = state
+        .settings
+        .models
+        .models
+        .iter()
+        .map(|m| {
+            let embedding = m.providers.iter().all(|p| p.is_embedding);
+            let context = m.providers.iter().filter_map(|p| p.input_size).max();
+            json!({"id": m.name, "object": "model",
+                   "type": if embedding { "embeddings" } else { "llm" },
+                   "publisher": m.group, "arch": "", "compatibility_type": "", "quantization": "",
+                   "state": "loaded", "max_context_length": context})
+        })
+        .collect();
+    json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+/// Ollama's `/api/show`, minimal and from the config (nothing about hosts or tokens).
+pub async fn show(
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let run = async {
+        let body = read_body(&req, payload, state.settings.max_body).await?;
+        let m = crate::dialects::parse_object(&body)?;
+        let name = match m.opt_str("model")? {
+            Some(n) => n,
+            None => m.req_str("name").map_err(|_| {
+                RouterError::bad_request("missing required field \"model\"", Some("model"))
+            })?,
+        };
+        let models = &state.settings.models;
+        let model = models
+            .model(name)
+            .ok_or_else(|| RouterError::UnknownModel {
+                model: name.to_string(),
+                available: models.model_names().iter().map(|s| s.to_string()).collect(),
+            })?;
+        let mut capabilities = vec!["completion"];
+        if model.providers.iter().any(|p| p.tool_calling) {
+            capabilities.push("tools");
+        }
+        if model.providers.iter().any(|p| p.is_embedding) {
+            capabilities = vec!["embedding"];
+        }
+        let context = model.providers.iter().filter_map(|p| p.input_size).max();
+        Ok::<_, RouterError>(json!({
+            "modelfile": format!("# served by llm-router\nFROM {}\n", model.name),
+            "parameters": "", "template": "{{ .Prompt }}", "details": ollama_details(),
+            "model_info": {"general.architecture": "", "general.context_length": context},
+            "capabilities": capabilities,
+            "modified_at": rfc3339(unix_secs(state.started_at), 0),
+        }))
+    };
+    match run.await {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => e.render(Dialect::Ollama),
+    }
 }
 
 /// Per-model provider health. 200 while at least one model has a provider that can take
@@ -139,24 +187,5 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(m.render()),
         None => HttpResponse::NotFound().finish(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_391_999)),
-            "2026-11-22T23:59:59Z"
-        );
     }
 }

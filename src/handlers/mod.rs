@@ -1,8 +1,9 @@
 //! The HTTP surface: one module per dialect family, all thin. Handlers parse what routing needs,
 //! hand the call to [`crate::upstream`], and wrap the provider's bytes in a [`crate::streaming::LeaseBody`].
 
+pub mod embeddings;
+pub mod generate;
 pub mod info;
-pub mod openai;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -60,8 +61,51 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
             p("/v1/chat/completions"),
         ],
         Method::POST,
-        || web::route().to(openai::chat_completions),
+        || web::route().to(generate::openai_chat),
     );
+    add(
+        &["/v1/completions".into(), p("/v1/completions")],
+        Method::POST,
+        || web::route().to(generate::openai_completions),
+    );
+    add(
+        &["/v1/responses".into(), "/responses".into()],
+        Method::POST,
+        || web::route().to(generate::openai_responses),
+    );
+    add(
+        &["/v1/messages".into(), p("/v1/messages")],
+        Method::POST,
+        || web::route().to(generate::anthropic_messages),
+    );
+    add(&[p("/chat")], Method::POST, || {
+        web::route().to(generate::ollama_chat)
+    });
+    add(&[p("/generate")], Method::POST, || {
+        web::route().to(generate::ollama_generate)
+    });
+    add(&[p("/v0/chat/completions")], Method::POST, || {
+        web::route().to(generate::openai_chat)
+    });
+    add(&[p("/v0/models")], Method::GET, || {
+        web::route().to(info::lmstudio_models)
+    });
+    add(&[p("/show")], Method::POST, || web::route().to(info::show));
+    add(
+        &[
+            "/v1/embeddings".into(),
+            "/embeddings".into(),
+            p("/v1/embeddings"),
+        ],
+        Method::POST,
+        || web::route().to(embeddings::openai),
+    );
+    add(&[p("/embed")], Method::POST, || {
+        web::route().to(embeddings::ollama_embed)
+    });
+    add(&[p("/embeddings")], Method::POST, || {
+        web::route().to(embeddings::ollama_legacy)
+    });
     if prometheus {
         add(&["/metrics".into(), p("/metrics")], Method::GET, || {
             web::route().to(info::metrics)
