@@ -631,14 +631,15 @@ impl Encoder for StreamEncoder {
             Event::Done => {
                 self.start(None, out);
                 self.close_block(out);
-                let output = self.usage.map_or(0, |u| u.output);
+                let u = self.usage.unwrap_or_default();
+                // Input tokens again at the end: converted providers report them only here.
                 sse_frame(
                     out,
                     Some("message_delta"),
                     &json!({"type": "message_delta",
                             "delta": {"stop_reason": self.stop.unwrap_or(StopReason::Stop).anthropic(),
                                       "stop_sequence": null},
-                            "usage": {"output_tokens": output}}),
+                            "usage": {"input_tokens": u.input, "output_tokens": u.output}}),
                 );
                 sse_frame(out, Some("message_stop"), &json!({"type": "message_stop"}));
             }

@@ -9,6 +9,8 @@
 pub mod anthropic;
 pub mod canonical;
 pub mod embeddings;
+#[cfg(test)]
+mod golden;
 pub mod ollama;
 pub mod openai;
 pub mod raw;
