@@ -4,6 +4,7 @@
 mod common;
 
 mod chat;
+mod dialects;
 mod errors;
 mod lease;
 mod observability;
