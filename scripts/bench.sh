@@ -50,8 +50,8 @@ sleep 0.5
 rss_kb() { awk -v k="$2" '$1==k {print $2}' "/proc/$1/status"; }
 idle_rss=$(rss_kb "$router_pid" VmRSS:)
 
-bench() { # url concurrency stream-flag
-    taskset -c "$LOAD_CORE" "$BIN/llm-bench" --url "$1" --concurrency "$2" --duration "$DUR" --warmup 1 $3
+bench() { # url concurrency stream-flag [extra llm-bench flags]
+    taskset -c "$LOAD_CORE" "$BIN/llm-bench" --url "$1" --concurrency "$2" --duration "$DUR" --warmup 1 $3 "${@:4}"
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
@@ -81,6 +81,30 @@ for mode in json sse; do
         done
     done
 done
+# Converted streams: an Ollama / Anthropic client through the router to the same OpenAI-wire
+# provider, beside the passthrough (OpenAI client) stream and the direct baseline, same run.
+echo
+printf '%-22s %4s | %10s %9s %9s %10s | %s\n' "converted stream" conc "req/s" "p50 ms" "p99 ms" "ttfb p50" "added vs direct: p50 / ttfb ms; cpu/req"
+for conc in 1 64; do
+    d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$conc" --stream)
+    for spec in "openai /v1/chat/completions" "ollama /api/chat" "anthropic /v1/messages"; do
+        set -- $spec
+        c0=$(cpu_ticks "$router_pid")
+        r=$(bench "http://127.0.0.1:$ROUTER_PORT$2" "$conc" --stream --dialect "$1")
+        c1=$(cpu_ticks "$router_pid")
+        cpu_us=$(python3 -c "import sys; t,tck,n,d,w=map(float,sys.argv[1:]); print(f'{t/tck*1e6/(n*(d+w)/d):.1f}')" \
+            "$((c1 - c0))" "$TICK" "$(field "$r" requests)" "$DUR" 1)
+        echo "convert $1 c=$conc router $r (direct $d)" >> "$work/raw"
+        extra="$(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)"); cpu ${cpu_us} us/req"
+        [ "$(field "$r" errors)" = 0 ] || extra="$extra ERRORS=$(field "$r" errors)"
+        printf '%-22s %4s | %10s %9s %9s %10s | %s\n' "$1 client -> openai" "$conc" \
+            "$(field "$r" rps)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$(field "$r" ttfb_p50_ms)" "$extra"
+    done
+done
+echo
+echo "conversion cost per frame (cargo bench --bench conversion):"
+cargo bench --locked --bench conversion 2>/dev/null | grep -E "ns/frame|passthrough"
+
 peak_rss=$(rss_kb "$router_pid" VmHWM:)
 echo
 echo "router RSS: idle $((idle_rss / 1024)) MiB ($idle_rss kB), peak $((peak_rss / 1024)) MiB ($peak_rss kB)"

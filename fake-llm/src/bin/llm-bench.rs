@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 const USAGE: &str =
     "llm-bench --url URL [--concurrency 64] [--duration 10] [--warmup 1] [--stream] \
-[--model fake-model] [--max-tokens N]";
+[--model fake-model] [--max-tokens N] [--dialect openai|ollama|anthropic]";
 
 #[derive(Default)]
 struct Samples {
@@ -34,6 +34,7 @@ fn main() {
     let (mut conc, mut dur, mut warm, mut stream) = (64usize, 10.0f64, 1.0f64, false);
     let mut model = "fake-model".to_string();
     let mut max_tokens: Option<u64> = None;
+    let mut dialect = "openai".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -53,6 +54,7 @@ fn main() {
                     "--warmup" => warm = v.parse().expect("warmup"),
                     "--model" => model = v,
                     "--max-tokens" => max_tokens = Some(v.parse().expect("max tokens")),
+                    "--dialect" => dialect = v,
                     _ => panic!("unknown flag {flag}\n{USAGE}"),
                 }
             }
@@ -61,9 +63,26 @@ fn main() {
     assert!(!url.is_empty(), "--url is required\n{USAGE}");
     let mut body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hello"}],
                                        "stream": stream});
-    if let Some(m) = max_tokens {
-        body["max_tokens"] = m.into();
-    }
+    // The request body and the stream's proper last frame, per client dialect.
+    let end_marker: &'static [u8] = match dialect.as_str() {
+        "openai" => {
+            if let Some(m) = max_tokens {
+                body["max_tokens"] = m.into();
+            }
+            b"data: [DONE]"
+        }
+        "anthropic" => {
+            body["max_tokens"] = max_tokens.unwrap_or(1024).into();
+            b"message_stop"
+        }
+        "ollama" => {
+            if let Some(m) = max_tokens {
+                body["options"] = serde_json::json!({ "num_predict": m });
+            }
+            b"\"done\":true"
+        }
+        other => panic!("unknown dialect {other}\n{USAGE}"),
+    };
     let body = bytes::Bytes::from(body.to_string());
     let samples = actix_rt::System::new().block_on(async move {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -98,15 +117,15 @@ fn main() {
                                         ttfb.get_or_insert_with(|| t0.elapsed());
                                         if stream {
                                             tail.extend_from_slice(&c);
-                                            if tail.len() > 64 {
-                                                tail.drain(..tail.len() - 64);
+                                            if tail.len() > 512 {
+                                                tail.drain(..tail.len() - 512);
                                             }
                                         }
                                     }
                                     Err(_) => ok = false,
                                 }
                             }
-                            if stream && !tail.windows(12).any(|w| w == b"data: [DONE]") {
+                            if stream && !tail.windows(end_marker.len()).any(|w| w == end_marker) {
                                 ok = false;
                             }
                         }
