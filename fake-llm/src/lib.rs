@@ -1,10 +1,22 @@
-//! A fake OpenAI-compatible LLM server (vLLM / OpenAI wire format) for tests and benchmarks.
+//! A fake LLM server for tests and benchmarks, faithful to every provider wire format the router
+//! speaks (see `wire.rs` for the frames):
 //!
-//! Faithful to the Chat Completions wire format: a `chat.completion` object, or a
-//! `text/event-stream` of `chat.completion.chunk` frames (role frame, one frame per token, a
-//! finish frame, an optional usage frame, `data: [DONE]`). It can delay, fail with a status,
-//! hang, stall before the first token and cut a stream, and it counts requests that are still
-//! active or were dropped by the client — how tests prove the router cancelled an upstream call.
+//! - OpenAI / vLLM: `POST /v1/chat/completions` (`chat.completion` or `chat.completion.chunk`
+//!   frames: role, one per token, finish, optional usage, `data: [DONE]`; tool calls),
+//!   `POST /v1/completions` (legacy `text_completion`), `POST /v1/embeddings`, `GET /v1/models`,
+//!   `GET /health`.
+//! - Ollama: `POST /api/chat`, `POST /api/generate` (NDJSON unless `"stream": false`, last line
+//!   `"done": true` with counts and durations), `POST /api/embed`, `POST /api/embeddings`,
+//!   `GET /api/tags`, `POST /api/show`, `GET /api/version`, `GET /`.
+//! - Anthropic: `POST /v1/messages` (rejects a request without `x-api-key` — 401
+//!   `authentication_error` — or without `anthropic-version` or `max_tokens` — 400
+//!   `invalid_request_error`; the full event sequence when streaming; `tool_use` blocks).
+//!
+//! Every generation endpoint honours the same latency, chunk count, chunk delay and faults (an
+//! error status in the endpoint's own error shape with `Retry-After`, hang, slow first token, cut
+//! mid-stream), and the fake counts requests that are still active or were dropped by the client
+//! — how tests prove the router cancelled an upstream call. With `tool_arguments` set, a request
+//! that offers tools gets a call to its first tool with those arguments (until the tool answered).
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +35,11 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::{json, Value};
 
+mod wire;
+
+use wire::Reply;
+pub use wire::{embedding, Kind};
+
 #[derive(Clone, Debug)]
 pub struct FakeConfig {
     /// Echoed in `x-fake-upstream` on every chat-completions response.
@@ -36,8 +53,12 @@ pub struct FakeConfig {
     pub fault: Fault,
     /// When set, requests without `Authorization: Bearer <token>` get 401.
     pub require_bearer: Option<String>,
-    /// Ids listed by `GET /v1/models`.
+    /// Ids listed by `GET /v1/models` and `GET /api/tags`.
     pub models: Vec<String>,
+    /// When set, a request offering tools gets a call to its first tool with these arguments.
+    pub tool_arguments: Option<Value>,
+    /// When set, Anthropic requests must carry `x-api-key: <this>` (any non-empty key otherwise).
+    pub require_api_key: Option<String>,
 }
 
 impl Default for FakeConfig {
@@ -50,11 +71,13 @@ impl Default for FakeConfig {
             fault: Fault::None,
             require_bearer: None,
             models: vec!["fake-model".into()],
+            tool_arguments: None,
+            require_api_key: None,
         }
     }
 }
 
-/// Faults apply to chat completions only; listings and `/health` always answer.
+/// Faults apply to every generation and embedding endpoint; listings and `/health` always answer.
 #[derive(Clone, Debug)]
 pub enum Fault {
     None,
@@ -229,6 +252,16 @@ fn build(listener: TcpListener, shared: Arc<Shared>, workers: usize) -> std::io:
             .app_data(web::PayloadConfig::new(64 << 20))
             .route("/v1/chat/completions", web::post().to(chat))
             .route("/chat/completions", web::post().to(chat))
+            .route("/v1/completions", web::post().to(completions))
+            .route("/v1/messages", web::post().to(messages))
+            .route("/api/chat", web::post().to(ollama_chat))
+            .route("/api/generate", web::post().to(ollama_generate))
+            .route("/v1/embeddings", web::post().to(embeddings))
+            .route("/api/embed", web::post().to(embeddings))
+            .route("/api/embeddings", web::post().to(embeddings))
+            .route("/api/tags", web::get().to(tags))
+            .route("/api/show", web::post().to(show))
+            .route("/api/version", web::get().to(version))
             .route("/v1/models", web::get().to(models))
             .route("/health", web::get().to(health))
             .route("/", web::get().to(root))
@@ -256,9 +289,9 @@ fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) {
     });
 }
 
-fn openai_error(status: u16, message: &str, kind: &str) -> HttpResponse {
+fn error(kind: Kind, status: u16, message: &str) -> HttpResponse {
     HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}}))
+        .json(kind.error_body(status, message))
 }
 
 async fn root(shared: web::Data<Arc<Shared>>, req: HttpRequest) -> HttpResponse {
@@ -290,12 +323,139 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+async fn tags(shared: web::Data<Arc<Shared>>, req: HttpRequest) -> HttpResponse {
+    record(&shared, &req, b"");
+    let cfg = shared.config.lock().unwrap().clone();
+    let models: Vec<_> = cfg
+        .models
+        .iter()
+        .map(|m| {
+            json!({"name": m, "model": m, "modified_at": "2026-11-01T10:00:00.000000001Z",
+                        "size": 4_000_000_000u64, "digest": format!("{:064x}", m.len()),
+                        "details": {"parent_model": "", "format": "gguf", "family": "llama",
+                                    "families": ["llama"], "parameter_size": "8B",
+                                    "quantization_level": "Q4_K_M"}})
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"models": models}))
+}
+
+async fn show(shared: web::Data<Arc<Shared>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    record(&shared, &req, &body);
+    HttpResponse::Ok().json(
+        json!({"modelfile": "FROM fake", "parameters": "", "template": "{{ .Prompt }}",
+        "details": {"format": "gguf", "family": "llama"}, "model_info": {},
+        "capabilities": ["completion", "tools"]}),
+    )
+}
+
+async fn version(shared: web::Data<Arc<Shared>>, req: HttpRequest) -> HttpResponse {
+    record(&shared, &req, b"");
+    HttpResponse::Ok().json(json!({"version": "0.12.0"}))
+}
+
+/// Embeddings in the shape of the path asked: OpenAI list, Ollama `embeddings`, legacy `embedding`.
+async fn embeddings(
+    shared: web::Data<Arc<Shared>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    record(&shared, &req, &body);
+    let cfg = shared.config.lock().unwrap().clone();
+    let path = req.path().to_string();
+    let kind = if path.starts_with("/api/") {
+        Kind::OllamaChat
+    } else {
+        Kind::Chat
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return error(kind, 400, "invalid JSON body");
+    };
+    if !cfg.latency.is_zero() {
+        actix_rt::time::sleep(cfg.latency).await;
+    }
+    if let Fault::Status { code, message, .. } = &cfg.fault {
+        return error(kind, *code, message);
+    }
+    let model = request.get("model").cloned().unwrap_or(Value::Null);
+    let texts: Vec<String> = match request.get(if path == "/api/embeddings" {
+        "prompt"
+    } else {
+        "input"
+    }) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+            .collect(),
+        _ => return error(kind, 400, "input is required"),
+    };
+    let words: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    let vectors: Vec<Vec<f64>> = texts.iter().map(|t| embedding(t)).collect();
+    let v = match path.as_str() {
+        "/api/embed" => json!({"model": model, "embeddings": vectors, "total_duration": 1000,
+                               "load_duration": 10, "prompt_eval_count": words}),
+        "/api/embeddings" => json!({"embedding": vectors[0]}),
+        _ => {
+            let data: Vec<Value> = vectors
+                .iter()
+                .enumerate()
+                .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e}))
+                .collect();
+            json!({"object": "list", "data": data, "model": model,
+                   "usage": {"prompt_tokens": words, "total_tokens": words}})
+        }
+    };
+    HttpResponse::Ok().json(v)
+}
+
 async fn chat(shared: web::Data<Arc<Shared>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    generate(Kind::Chat, shared, req, body).await
+}
+
+async fn completions(
+    shared: web::Data<Arc<Shared>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    generate(Kind::Completions, shared, req, body).await
+}
+
+async fn messages(
+    shared: web::Data<Arc<Shared>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    generate(Kind::Anthropic, shared, req, body).await
+}
+
+async fn ollama_chat(
+    shared: web::Data<Arc<Shared>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    generate(Kind::OllamaChat, shared, req, body).await
+}
+
+async fn ollama_generate(
+    shared: web::Data<Arc<Shared>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    generate(Kind::OllamaGenerate, shared, req, body).await
+}
+
+async fn generate(
+    kind: Kind,
+    shared: web::Data<Arc<Shared>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     let mut guard = Guard::new(&shared);
     record(&shared, &req, &body);
     let cfg = shared.config.lock().unwrap().clone();
     let name = cfg.name.clone();
-    let mut res = respond(&shared, &req, &body, cfg, &mut guard).await;
+    let mut res = respond(kind, &shared, &req, &body, cfg, &mut guard).await;
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&name) {
         res.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-fake-upstream"),
@@ -305,14 +465,47 @@ async fn chat(shared: web::Data<Arc<Shared>>, req: HttpRequest, body: web::Bytes
     res
 }
 
+/// Why an Anthropic request is refused before any work, as the real API does.
+fn anthropic_refusal(
+    req: &HttpRequest,
+    request: &Value,
+    cfg: &FakeConfig,
+) -> Option<(u16, String)> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let key = header("x-api-key");
+    if key.is_empty() {
+        return Some((401, "x-api-key header is required".into()));
+    }
+    if cfg
+        .require_api_key
+        .as_deref()
+        .is_some_and(|want| want != key)
+    {
+        return Some((401, "invalid x-api-key".into()));
+    }
+    if header("anthropic-version").is_empty() {
+        return Some((400, "anthropic-version: header is required".into()));
+    }
+    if request.get("max_tokens").and_then(Value::as_u64).is_none() {
+        return Some((400, "max_tokens: Field required".into()));
+    }
+    None
+}
+
 async fn respond(
+    kind: Kind,
     shared: &Shared,
     req: &HttpRequest,
     body: &[u8],
     cfg: FakeConfig,
     guard: &mut Guard,
 ) -> HttpResponse {
-    if let Some(tok) = &cfg.require_bearer {
+    if let (Some(tok), false) = (&cfg.require_bearer, kind == Kind::Anthropic) {
         let ok = req
             .headers()
             .get("authorization")
@@ -320,17 +513,23 @@ async fn respond(
             .is_some_and(|v| v == format!("Bearer {tok}"));
         if !ok {
             guard.finished = true;
-            return openai_error(401, "Incorrect API key provided", "invalid_request_error");
+            return error(kind, 401, "Incorrect API key provided");
         }
     }
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         guard.finished = true;
-        return openai_error(
+        return error(
+            kind,
             400,
             "We could not parse the JSON body of your request.",
-            "invalid_request_error",
         );
     };
+    if kind == Kind::Anthropic {
+        if let Some((status, message)) = anthropic_refusal(req, &request, &cfg) {
+            guard.finished = true;
+            return error(kind, status, &message);
+        }
+    }
     if !cfg.latency.is_zero() {
         actix_rt::time::sleep(cfg.latency).await;
     }
@@ -341,14 +540,7 @@ async fn respond(
             retry_after,
         } => {
             guard.finished = true;
-            let kind = if *code == 429 {
-                "rate_limit_exceeded"
-            } else if *code >= 500 {
-                "server_error"
-            } else {
-                "invalid_request_error"
-            };
-            let mut res = openai_error(*code, message, kind);
+            let mut res = error(kind, *code, message);
             if let Some(s) = retry_after {
                 res.headers_mut().insert(
                     actix_web::http::header::RETRY_AFTER,
@@ -363,19 +555,17 @@ async fn respond(
         }
         _ => {}
     }
-    let reply = Reply::new(&request, &cfg, shared.next_id.fetch_add(1, SeqCst));
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let n = shared.next_id.fetch_add(1, SeqCst);
+    let reply = Reply::new(kind, &request, cfg.chunks, cfg.tool_arguments.as_ref(), n);
+    let stream = kind.stream(&request);
     let include_usage = request
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let frames: Vec<Bytes> = if stream {
-        reply.sse_frames(include_usage)
+        reply.frames(include_usage)
     } else {
-        vec![Bytes::from(reply.completion().to_string())]
+        vec![Bytes::from(reply.whole().to_string())]
     };
     let (first_delay, cut) = match cfg.fault {
         Fault::SlowFirstToken(d) => (d, None),
@@ -403,7 +593,7 @@ async fn respond(
     guard.finished = true;
     let mut res = HttpResponse::Ok();
     if stream {
-        res.content_type("text/event-stream")
+        res.content_type(kind.content_type(true))
             .insert_header(("cache-control", "no-cache"));
     } else {
         res.content_type("application/json");
@@ -416,85 +606,6 @@ async fn respond(
         guard: Some(Guard::new(&guard.shared)),
         ..body
     })
-}
-
-struct Reply {
-    id: String,
-    model: String,
-    created: u64,
-    tokens: Vec<String>,
-    finish: &'static str,
-    prompt_tokens: usize,
-}
-
-impl Reply {
-    fn new(request: &Value, cfg: &FakeConfig, n: u64) -> Reply {
-        let max = request
-            .get("max_completion_tokens")
-            .or_else(|| request.get("max_tokens"))
-            .and_then(Value::as_u64)
-            .map(|m| m as usize);
-        let count = max.map_or(cfg.chunks, |m| m.min(cfg.chunks));
-        let prompt_tokens = request
-            .get("messages")
-            .and_then(Value::as_array)
-            .map_or(0, |ms| {
-                ms.iter()
-                    .filter_map(|m| m.get("content").and_then(Value::as_str))
-                    .map(|c| c.split_whitespace().count())
-                    .sum()
-            });
-        Reply {
-            id: format!("chatcmpl-fake{n:08x}{:x}", now_secs()),
-            model: request
-                .get("model")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            created: now_secs(),
-            tokens: (0..count).map(|i| format!("t{i} ")).collect(),
-            finish: if count < cfg.chunks { "length" } else { "stop" },
-            prompt_tokens,
-        }
-    }
-
-    fn usage(&self) -> Value {
-        json!({"prompt_tokens": self.prompt_tokens, "completion_tokens": self.tokens.len(),
-               "total_tokens": self.prompt_tokens + self.tokens.len()})
-    }
-
-    fn completion(&self) -> Value {
-        json!({
-            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.tokens.concat()},
-                         "logprobs": null, "finish_reason": self.finish}],
-            "usage": self.usage(),
-        })
-    }
-
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
-        let v = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                       "model": self.model,
-                       "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
-        Bytes::from(format!("data: {v}\n\n"))
-    }
-
-    fn sse_frames(&self, include_usage: bool) -> Vec<Bytes> {
-        let mut out = vec![self.chunk(json!({"role": "assistant", "content": ""}), None)];
-        out.extend(
-            self.tokens
-                .iter()
-                .map(|t| self.chunk(json!({"content": t}), None)),
-        );
-        out.push(self.chunk(json!({}), Some(self.finish)));
-        if include_usage {
-            let v = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                           "model": self.model, "choices": [], "usage": self.usage()});
-            out.push(Bytes::from(format!("data: {v}\n\n")));
-        }
-        out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-        out
-    }
 }
 
 struct FrameStream {

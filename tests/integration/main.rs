@@ -4,6 +4,7 @@
 mod common;
 
 mod chat;
+mod clients;
 mod dialects;
 mod errors;
 mod lease;
