@@ -44,6 +44,7 @@ async fn run_clients(r: &Router, text: &str, models: &str, extra: &[&str]) -> St
         .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
     assert!(
         out.status.success(),
         "client checks failed:\n{stdout}\n{stderr}"
@@ -51,10 +52,80 @@ async fn run_clients(r: &Router, text: &str, models: &str, extra: &[&str]) -> St
     stdout
 }
 
+/// One fake per provider type, each serving a model named after its type, tool calls enabled.
+fn three_provider_types() -> (Vec<FakeUpstream>, Router) {
+    let fake = || FakeConfig {
+        tool_arguments: Some(serde_json::json!({"city": "Paris"})),
+        require_api_key: Some("sk-ant-test".into()),
+        ..Default::default()
+    };
+    let ups: Vec<FakeUpstream> = (0..3).map(|_| FakeUpstream::start(fake())).collect();
+    let typed = |id: &str, up: &FakeUpstream, t: &str| {
+        let mut p = provider(id, up);
+        p["api_type"] = serde_json::json!(t);
+        if t == "anthropic" {
+            p["api_token"] = serde_json::json!("sk-ant-test");
+        }
+        p
+    };
+    let config = models_config(&[
+        ("m-openai", vec![typed("vllm-1", &ups[0], "vllm")]),
+        ("m-ollama", vec![typed("ollama-1", &ups[1], "ollama")]),
+        ("m-anthropic", vec![typed("claude-1", &ups[2], "anthropic")]),
+        ("e-openai", vec![typed("vllm-embed", &ups[0], "vllm")]),
+        ("e-ollama", vec![typed("ollama-embed", &ups[1], "ollama")]),
+    ]);
+    let r = Router::start(&config, &[]);
+    (ups, r)
+}
+
 #[actix_rt::test]
-async fn openai_anthropic_and_ollama_clients_against_an_openai_wire_provider() {
-    let (_up, r) = single(FakeConfig::default(), &[]);
-    let out = run_clients(&r, "t0 t1 t2 t3 ", "m", &[]).await;
+async fn every_client_library_against_every_provider_type_with_tools_and_embeddings() {
+    let (ups, r) = three_provider_types();
+    let out = run_clients(
+        &r,
+        "t0 t1 t2 t3 ",
+        "m-openai,m-ollama,m-anthropic",
+        &["--tools", "--embed", "e-openai,e-ollama"],
+    )
+    .await;
     assert!(out.contains("all client checks passed"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
+    for model in ["m-openai", "m-ollama", "m-anthropic"] {
+        for check in [
+            "openai tool call stream",
+            "anthropic tool use stream",
+            "ollama tool call",
+            "openai responses stream",
+            "anthropic stream",
+            "ollama generate stream",
+        ] {
+            assert!(
+                out.contains(&format!("ok   {check} [{model}]")),
+                "{check} [{model}] missing:\n{out}"
+            );
+        }
+    }
+    for model in ["e-openai", "e-ollama"] {
+        assert!(
+            out.contains(&format!("ok   openai embeddings order [{model}]")),
+            "{out}"
+        );
+    }
+    // Each provider was spoken to in its own wire format.
+    let paths =
+        |i: usize| -> Vec<String> { ups[i].requests().iter().map(|q| q.path.clone()).collect() };
+    assert!(
+        paths(1).iter().all(|p| p.starts_with("/api/")),
+        "{:?}",
+        paths(1)
+    );
+    assert!(
+        paths(2).iter().all(|p| p == "/v1/messages"),
+        "{:?}",
+        paths(2)
+    );
+    assert!(ups[2].requests().iter().all(
+        |q| q.header("x-api-key") == Some("sk-ant-test") && q.header("authorization").is_none()
+    ));
 }
