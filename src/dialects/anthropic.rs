@@ -466,15 +466,11 @@ impl Decoder for StreamDecoder {
                         }
                         Some("input_json_delta") => {
                             let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                            if let Some(&(_, index)) = tool_blocks.iter().find(|(b, _)| *b == block)
-                            {
-                                out.push(Event::ToolArgs {
-                                    index,
-                                    fragment: d
-                                        .get("partial_json")
-                                        .map(as_text)
-                                        .unwrap_or_default(),
-                                });
+                            let fragment = d.get("partial_json").map(as_text).unwrap_or_default();
+                            let tool = tool_blocks.iter().find(|(b, _)| *b == block);
+                            // Anthropic opens with an empty fragment; it carries nothing.
+                            if let (Some(&(_, index)), false) = (tool, fragment.is_empty()) {
+                                out.push(Event::ToolArgs { index, fragment });
                             }
                         }
                         // thinking_delta, signature_delta, citations: not carried across.

@@ -5,6 +5,7 @@ mod common;
 
 mod chat;
 mod clients;
+mod conformance;
 mod dialects;
 mod errors;
 mod lease;
