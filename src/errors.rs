@@ -81,6 +81,11 @@ pub enum RouterError {
     },
     #[error("all providers of model \"{model}\" are busy; retry later")]
     AllBusy { model: String },
+    #[error("every provider of model \"{model}\" asked not to be called for {:.0}s (rate limited)", retry_after.as_secs_f64().ceil())]
+    RateLimited {
+        model: String,
+        retry_after: Duration,
+    },
     #[error("{}", attempts_message(model, attempts))]
     UpstreamFailed {
         model: String,
@@ -132,6 +137,9 @@ impl RouterError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             RouterError::AllBusy { .. } => Some(1),
+            RouterError::RateLimited { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
             RouterError::NoHealthyProvider { .. } => Some(5),
             RouterError::UpstreamFailed { attempts, .. } => {
                 let waits: Option<Vec<Duration>> = attempts
@@ -187,6 +195,7 @@ impl ResponseError for RouterError {
             RouterError::UpstreamRejected { status, .. } => *status,
             RouterError::NoHealthyProvider { .. } => 503,
             RouterError::AllBusy { .. } => 503,
+            RouterError::RateLimited { .. } => 429,
             RouterError::UpstreamFailed { attempts, .. } => {
                 let all = |f: fn(&AttemptFailure) -> bool| {
                     !attempts.is_empty() && attempts.iter().all(|a| f(&a.reason))

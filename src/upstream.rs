@@ -196,6 +196,12 @@ pub async fn call(
                 }
                 break;
             }
+            Err(ChooseError::RateLimited { model, retry_after }) => {
+                if attempts.is_empty() {
+                    return Err(RouterError::RateLimited { model, retry_after });
+                }
+                break;
+            }
             Err(ChooseError::AllBusy { model }) => {
                 if attempts.is_empty() {
                     return match spec.request_deadline {
@@ -322,6 +328,9 @@ async fn attempt(
         // the provider's fault, not the client's.
         let provider_fault = code == 429 || code >= 500 || matches!(code, 401 | 403 | 404 | 408);
         if provider_fault {
+            if let (429, Some(wait)) = (code, retry) {
+                lease.set_retry_after(wait);
+            }
             let reason = if code == 429 {
                 AttemptFailure::RateLimited(retry)
             } else {

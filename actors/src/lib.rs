@@ -14,10 +14,10 @@ pub mod registry;
 pub mod strategies;
 
 pub use config::{ApiType, ModelsConfig, ProviderConfig};
-pub use provider::{FailureKind, HealthView, Outcome, ProviderSnapshot};
+pub use provider::{FailureKind, HealthView, Outcome, ProbeResult, ProviderSnapshot};
 pub use registry::{
-    Choice, ChooseError, ChooseProvider, GetStatus, Lease, ModelRegistry, ModelStatus,
-    RegistryOptions,
+    Choice, ChooseError, ChooseProvider, GetKeepAlive, GetStatus, KeepAliveView, Lease,
+    ModelRegistry, ModelStatus, RegistryOptions,
 };
 pub use strategies::StrategyKind;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::config::ProviderConfig;
-use crate::ewma::PeakEwma;
+use crate::ewma::{DecayingRate, PeakEwma};
 use crate::health::{Breaker, BreakerState};
 
 /// Instants are stored in atomics as nanoseconds since this process-wide origin.
@@ -99,6 +99,11 @@ pub struct ProviderSnapshot {
     served: AtomicU64,
     failures: AtomicU64,
     consecutive_failures: AtomicU32,
+    /// Error-rate EWMA as of its last sample (f64 bits), and that sample's time (ns, 0 = none).
+    error_rate: AtomicU64,
+    error_rate_at: AtomicU64,
+    /// The provider asked (429 + `Retry-After`) not to be called before this (ns, 0 = none).
+    retry_after_until: AtomicU64,
 }
 
 impl ProviderSnapshot {
@@ -113,7 +118,27 @@ impl ProviderSnapshot {
             served: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
+            error_rate: AtomicU64::new(0f64.to_bits()),
+            error_rate_at: AtomicU64::new(0),
+            retry_after_until: AtomicU64::new(0),
         }
+    }
+
+    /// Recent share of failed calls at `now` (time-decayed; see [`DecayingRate`]).
+    pub fn error_rate(&self, now: Instant) -> f64 {
+        let value = f64::from_bits(self.error_rate.load(Relaxed));
+        match from_ns(self.error_rate_at.load(Relaxed)) {
+            Some(at) => {
+                let dt = now.saturating_duration_since(at).as_secs_f64();
+                value * (-dt / ERROR_RATE_TAU.as_secs_f64()).exp()
+            }
+            None => 0.0,
+        }
+    }
+
+    /// Until when the provider asked not to be called (a 429's `Retry-After`), if that is ahead.
+    pub fn rate_limited_until(&self, now: Instant) -> Option<Instant> {
+        from_ns(self.retry_after_until.load(Relaxed)).filter(|t| *t > now)
     }
 
     pub fn id(&self) -> &str {
@@ -165,6 +190,9 @@ impl ProviderSnapshot {
     }
 }
 
+/// Time constant of the error-rate EWMA (`dynamic_weighted` reads it).
+pub const ERROR_RATE_TAU: Duration = Duration::from_secs(10);
+
 /// Sent by a finished lease to the provider's actor.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -174,6 +202,16 @@ pub struct ReportOutcome {
     pub ttft: Option<Duration>,
     /// The call was the single half-open probe.
     pub probe: bool,
+    /// The provider answered 429 with `Retry-After`: skip it for this long.
+    pub retry_after: Option<Duration>,
+    pub at: Instant,
+}
+
+/// An active health probe's verdict (from the `ProviderMonitor`).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct ProbeResult {
+    pub ok: bool,
     pub at: Instant,
 }
 
@@ -183,6 +221,7 @@ pub struct ProviderActor {
     breaker: Breaker,
     latency: PeakEwma,
     ttft: PeakEwma,
+    errors: DecayingRate,
 }
 
 impl ProviderActor {
@@ -192,11 +231,40 @@ impl ProviderActor {
             breaker,
             latency: PeakEwma::new(Duration::from_secs(10)),
             ttft: PeakEwma::new(Duration::from_secs(10)),
+            errors: DecayingRate::new(ERROR_RATE_TAU),
         }
+    }
+
+    /// Applies an active probe's verdict: a failed probe counts as a failure (consecutive ones open
+    /// the circuit like failed calls do); a successful one closes an open circuit at once.
+    pub fn apply_probe(&mut self, p: ProbeResult) {
+        if p.ok {
+            if self.breaker.state() != BreakerState::Closed {
+                tracing::info!(provider = %self.snapshot.id(), "health probe succeeded; circuit closed");
+            }
+            self.breaker.on_success();
+        } else {
+            let was_open = self.breaker.state() != BreakerState::Closed;
+            self.breaker.on_failure(p.at, was_open);
+            if !was_open && self.breaker.state() != BreakerState::Closed {
+                tracing::warn!(provider = %self.snapshot.id(), "health probes failed; circuit opened");
+            }
+        }
+        self.publish();
     }
 
     /// Applies one outcome to the pure state and republishes the snapshot.
     pub fn apply(&mut self, r: &ReportOutcome) {
+        if let Some(wait) = r.retry_after {
+            self.snapshot
+                .retry_after_until
+                .store(to_ns(r.at + wait), Relaxed);
+        }
+        match r.outcome {
+            Outcome::Success => self.errors.observe(false, r.at),
+            Outcome::Failure(_) => self.errors.observe(true, r.at),
+            Outcome::ClientError(_) | Outcome::Cancelled => {}
+        }
         match r.outcome {
             Outcome::Success => {
                 self.breaker.on_success();
@@ -232,6 +300,9 @@ impl ProviderActor {
         let us = |v: Option<f64>| v.map_or(NONE, |secs| (secs * 1e6) as u64);
         s.latency_us.store(us(self.latency.get()), Relaxed);
         s.ttft_us.store(us(self.ttft.get()), Relaxed);
+        let (rate, at) = self.errors.raw();
+        s.error_rate.store(rate.to_bits(), Relaxed);
+        s.error_rate_at.store(at.map_or(0, to_ns), Relaxed);
     }
 }
 
@@ -243,6 +314,13 @@ impl Handler<ReportOutcome> for ProviderActor {
     type Result = ();
     fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
         self.apply(&msg);
+    }
+}
+
+impl Handler<ProbeResult> for ProviderActor {
+    type Result = ();
+    fn handle(&mut self, msg: ProbeResult, _: &mut Context<Self>) {
+        self.apply_probe(msg);
     }
 }
 
@@ -266,6 +344,7 @@ mod tests {
             latency: Duration::from_millis(20),
             ttft: Some(Duration::from_millis(5)),
             probe: false,
+            retry_after: None,
             at,
         }
     }

@@ -35,6 +35,11 @@ pub enum ChooseError {
     },
     /// Providers are healthy but all at capacity until the request's deadline.
     AllBusy { model: String },
+    /// Every provider not yet tried asked (429 + `Retry-After`) not to be called yet.
+    RateLimited {
+        model: String,
+        retry_after: Duration,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -96,6 +101,20 @@ pub struct Release {
 #[rtype(result = "Vec<ModelStatus>")]
 pub struct GetStatus;
 
+/// Providers with `keep_alive`, with when their host last served their model (for the
+/// `KeepAliveMonitor`).
+#[derive(Message)]
+#[rtype(result = "Vec<KeepAliveView>")]
+pub struct GetKeepAlive;
+
+pub struct KeepAliveView {
+    pub provider: Arc<ProviderSnapshot>,
+    /// When the provider's host last started a request for this provider's model.
+    pub last_served: Option<Instant>,
+    /// The host is serving another model right now.
+    pub busy_other: bool,
+}
+
 pub struct ModelStatus {
     pub name: String,
     pub strategy: StrategyKind,
@@ -109,6 +128,36 @@ struct Slot {
     in_flight: u32,
     served: u64,
     probing: bool,
+    /// Index into the registry's hosts (providers on one `api_host` share a GPU host).
+    host: usize,
+    /// In-flight cap: `max_concurrency`, else the strategy's default (1 for first_available*).
+    capacity: Option<u32>,
+}
+
+/// What a host (scheme + authority of `api_host`) is doing, across all models.
+#[derive(Debug, Default)]
+struct Host {
+    /// In-flight requests per model index.
+    in_flight: HashMap<usize, u32>,
+    /// The model it served last and when (the request started).
+    last: Option<(usize, Instant)>,
+}
+
+impl Host {
+    fn busy_with_other(&self, model: usize) -> bool {
+        self.in_flight.iter().any(|(m, n)| *m != model && *n > 0)
+    }
+}
+
+/// Host key of an `api_host`: scheme and authority, without path.
+fn host_key(api_host: &str) -> String {
+    let (scheme, rest) = api_host.split_once("://").unwrap_or(("http", api_host));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!(
+        "{}://{}",
+        scheme.to_ascii_lowercase(),
+        authority.to_ascii_lowercase()
+    )
 }
 
 struct Waiter {
@@ -128,14 +177,24 @@ enum Eligibility {
     Lease(usize, bool),
     Exhausted,
     Unhealthy(Vec<String>),
+    RateLimited(Duration),
     Full,
 }
 
 impl Pool {
-    /// Filters candidates (exclusions, health, capacity, priority tier) and asks the strategy.
-    fn select(&mut self, exclude: &[String], now: Instant) -> Eligibility {
+    /// Filters candidates (exclusions, health, `Retry-After`, capacity, priority tier) and asks
+    /// the strategy.
+    fn select(
+        &mut self,
+        model: usize,
+        hosts: &[Host],
+        exclude: &[String],
+        now: Instant,
+    ) -> Eligibility {
         let mut any_untried = false;
         let mut unhealthy = Vec::new();
+        let mut limited: Option<Instant> = None;
+        let mut limited_count = 0;
         let mut best_tier = u32::MAX;
         let mut cands: Vec<(u32, Candidate, bool)> = Vec::with_capacity(self.slots.len());
         for (i, s) in self.slots.iter().enumerate() {
@@ -152,10 +211,16 @@ impl Pool {
                     continue;
                 }
             };
-            if cfg.max_concurrency.is_some_and(|max| s.in_flight >= max) {
+            if let Some(until) = s.snapshot.rate_limited_until(now) {
+                limited = Some(limited.map_or(until, |l: Instant| l.min(until)));
+                limited_count += 1;
+                continue;
+            }
+            if s.capacity.is_some_and(|max| s.in_flight >= max) {
                 continue;
             }
             best_tier = best_tier.min(cfg.priority);
+            let host = &hosts[s.host];
             cands.push((
                 cfg.priority,
                 Candidate {
@@ -164,6 +229,9 @@ impl Pool {
                     served: s.served,
                     weight: cfg.weight,
                     latency: s.snapshot.latency().map(|d| d.as_secs_f64()),
+                    error_rate: s.snapshot.error_rate(now),
+                    warm: host.last.is_some_and(|(m, _)| m == model),
+                    busy_other: host.busy_with_other(model),
                 },
                 probe,
             ));
@@ -172,14 +240,15 @@ impl Pool {
             return Eligibility::Exhausted;
         }
         if cands.is_empty() {
-            let healthy_untried = self
+            let untried = self
                 .slots
                 .iter()
                 .filter(|s| !exclude.contains(&s.snapshot.config.id))
-                .count()
-                > unhealthy.len();
-            return if healthy_untried {
+                .count();
+            return if untried > unhealthy.len() + limited_count {
                 Eligibility::Full
+            } else if let (Some(until), true) = (limited, limited_count > 0) {
+                Eligibility::RateLimited(until.saturating_duration_since(now))
             } else {
                 Eligibility::Unhealthy(unhealthy)
             };
@@ -198,6 +267,7 @@ impl Pool {
 pub struct ModelRegistry {
     pools: Vec<Pool>,
     by_name: HashMap<String, usize>,
+    hosts: Vec<Host>,
 }
 
 impl ModelRegistry {
@@ -209,10 +279,12 @@ impl ModelRegistry {
             opts.breaker_cooldown.unwrap_or(Duration::from_secs(5)),
             Duration::from_secs(60),
         );
+        let mut host_ids: HashMap<String, usize> = HashMap::new();
         let pools = config
             .models
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(mi, m)| {
                 let name: Arc<str> = m.name.as_str().into();
                 let slots = m
                     .providers
@@ -220,29 +292,39 @@ impl ModelRegistry {
                     .map(|p| {
                         let snapshot = Arc::new(ProviderSnapshot::new(p.clone(), name.clone()));
                         let actor = ProviderActor::new(snapshot.clone(), breaker.clone()).start();
+                        let next = host_ids.len();
+                        let host = *host_ids.entry(host_key(&p.api_host)).or_insert(next);
                         Slot {
                             snapshot,
                             actor,
                             in_flight: 0,
                             served: 0,
                             probing: false,
+                            host,
+                            capacity: p.max_concurrency.or(kind.default_capacity()),
                         }
                     })
                     .collect::<Vec<_>>();
                 Pool {
                     name: m.name.clone(),
-                    strategy: Strategy::new(kind, slots.len()),
+                    strategy: Strategy::new(kind, slots.len(), 0x9e37_79b9 ^ mi as u64),
                     slots,
                     waiters: VecDeque::new(),
                 }
             })
             .collect::<Vec<_>>();
+        let hosts = (0..host_ids.len()).map(|_| Host::default()).collect();
         let by_name = pools
             .iter()
             .enumerate()
             .map(|(i, p)| (p.name.clone(), i))
             .collect();
-        ModelRegistry { pools, by_name }.start()
+        ModelRegistry {
+            pools,
+            by_name,
+            hosts,
+        }
+        .start()
     }
 
     fn grant(&mut self, model: usize, index: usize, probe: bool, me: Addr<ModelRegistry>) -> Lease {
@@ -251,6 +333,9 @@ impl ModelRegistry {
         slot.served += 1;
         slot.probing |= probe;
         slot.snapshot.set_selection(slot.in_flight, slot.served);
+        let host = &mut self.hosts[slot.host];
+        *host.in_flight.entry(model).or_insert(0) += 1;
+        host.last = Some((model, Instant::now()));
         Lease {
             registry: me,
             snapshot: slot.snapshot.clone(),
@@ -260,6 +345,24 @@ impl ModelRegistry {
             started: Instant::now(),
             first_byte: None,
             outcome: Outcome::Cancelled,
+            retry_after: None,
+        }
+    }
+
+    /// Maps a pool's verdict for a request of `model` to an answer (`Full` excluded).
+    fn refusal(&self, model: usize, e: Eligibility) -> ChooseError {
+        let name = self.pools[model].name.clone();
+        match e {
+            Eligibility::Exhausted => ChooseError::Exhausted { model: name },
+            Eligibility::Unhealthy(unhealthy) => ChooseError::NoHealthyProvider {
+                model: name,
+                unhealthy,
+            },
+            Eligibility::RateLimited(retry_after) => ChooseError::RateLimited {
+                model: name,
+                retry_after,
+            },
+            Eligibility::Full | Eligibility::Lease(..) => ChooseError::AllBusy { model: name },
         }
     }
 
@@ -270,7 +373,7 @@ impl ModelRegistry {
             if w.tx.is_closed() || now >= w.deadline {
                 continue;
             }
-            match self.pools[model].select(&w.exclude, now) {
+            match self.pools[model].select(model, &self.hosts, &w.exclude, now) {
                 Eligibility::Full => {
                     self.pools[model].waiters.push_front(w);
                     return;
@@ -280,16 +383,8 @@ impl ModelRegistry {
                     // If the waiter just gave up, the lease comes back and its Drop releases it.
                     let _ = w.tx.send(Ok(lease));
                 }
-                Eligibility::Exhausted => {
-                    let name = self.pools[model].name.clone();
-                    let _ = w.tx.send(Err(ChooseError::Exhausted { model: name }));
-                }
-                Eligibility::Unhealthy(unhealthy) => {
-                    let name = self.pools[model].name.clone();
-                    let _ = w.tx.send(Err(ChooseError::NoHealthyProvider {
-                        model: name,
-                        unhealthy,
-                    }));
+                other => {
+                    let _ = w.tx.send(Err(self.refusal(model, other)));
                 }
             }
         }
@@ -312,13 +407,8 @@ impl Handler<ChooseProvider> for ModelRegistry {
         };
         let now = Instant::now();
         let pool = &mut self.pools[model];
-        let answer = match pool.select(&msg.exclude, now) {
+        let answer = match pool.select(model, &self.hosts, &msg.exclude, now) {
             Eligibility::Lease(index, probe) => Ok(self.grant(model, index, probe, ctx.address())),
-            Eligibility::Exhausted => Err(ChooseError::Exhausted { model: msg.model }),
-            Eligibility::Unhealthy(unhealthy) => Err(ChooseError::NoHealthyProvider {
-                model: msg.model,
-                unhealthy,
-            }),
             Eligibility::Full if now >= msg.deadline => {
                 Err(ChooseError::AllBusy { model: msg.model })
             }
@@ -331,6 +421,7 @@ impl Handler<ChooseProvider> for ModelRegistry {
                 });
                 return MessageResult(Choice::Queued(rx, msg.deadline, msg.model));
             }
+            other => Err(self.refusal(model, other)),
         };
         MessageResult(Choice::Ready(answer))
     }
@@ -342,6 +433,9 @@ impl Handler<Release> for ModelRegistry {
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
         let slot = &mut self.pools[msg.model].slots[msg.provider];
         slot.in_flight = slot.in_flight.saturating_sub(1);
+        if let Some(n) = self.hosts[slot.host].in_flight.get_mut(&msg.model) {
+            *n = n.saturating_sub(1);
+        }
         if msg.report.probe {
             slot.probing = false;
         }
@@ -350,6 +444,29 @@ impl Handler<Release> for ModelRegistry {
         if !self.pools[msg.model].waiters.is_empty() {
             self.serve_waiters(msg.model, &ctx.address());
         }
+    }
+}
+
+impl Handler<GetKeepAlive> for ModelRegistry {
+    type Result = MessageResult<GetKeepAlive>;
+
+    fn handle(&mut self, _: GetKeepAlive, _: &mut Context<Self>) -> Self::Result {
+        let mut out = Vec::new();
+        for (mi, pool) in self.pools.iter().enumerate() {
+            for slot in pool
+                .slots
+                .iter()
+                .filter(|s| s.snapshot.config.keep_alive.is_some())
+            {
+                let host = &self.hosts[slot.host];
+                out.push(KeepAliveView {
+                    provider: slot.snapshot.clone(),
+                    last_served: host.last.filter(|(m, _)| *m == mi).map(|(_, t)| t),
+                    busy_other: host.busy_with_other(mi),
+                });
+            }
+        }
+        MessageResult(out)
     }
 }
 
@@ -383,9 +500,15 @@ pub struct Lease {
     started: Instant,
     first_byte: Option<Instant>,
     outcome: Outcome,
+    retry_after: Option<Duration>,
 }
 
 impl Lease {
+    /// The provider answered 429 with `Retry-After`: it is skipped for that long.
+    pub fn set_retry_after(&mut self, wait: Duration) {
+        self.retry_after = Some(wait);
+    }
+
     pub fn provider(&self) -> &ProviderConfig {
         &self.snapshot.config
     }
@@ -434,6 +557,7 @@ impl Drop for Lease {
                 latency: now.saturating_duration_since(self.started),
                 ttft: self.ttft(),
                 probe: self.probe,
+                retry_after: self.retry_after,
                 at: now,
             },
         });

@@ -23,11 +23,9 @@ mod tests {
 
     fn c(index: usize, in_flight: u32, served: u64) -> Candidate {
         Candidate {
-            index,
             in_flight,
             served,
-            weight: 1.0,
-            latency: None,
+            ..Candidate::new(index)
         }
     }
 
