@@ -17,10 +17,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use actix::Actor as _;
 use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use actix_web_prom::{ActixMetricsConfiguration, LabelsConfiguration, PrometheusMetricsBuilder};
-use llm_router_actors::{GetStatus, ModelRegistry, RegistryOptions};
+use llm_router_actors::monitors::{KeepAliveMonitor, ProviderMonitor};
+use llm_router_actors::{GetProviders, GetStatus, ModelRegistry, RegistryOptions};
 use tracing_actix_web::TracingLogger;
 
 pub use settings::Settings;
@@ -42,6 +44,23 @@ pub async fn run(
             ..Default::default()
         },
     );
+    if !settings.provider_monitor_interval.is_zero() {
+        let providers = registry
+            .send(GetProviders)
+            .await
+            .map_err(std::io::Error::other)?;
+        ProviderMonitor::new(providers, settings.provider_monitor_interval).start();
+    }
+    if !settings.keepalive_interval.is_zero()
+        && settings
+            .models
+            .models
+            .iter()
+            .flat_map(|m| &m.providers)
+            .any(|p| p.keep_alive.is_some())
+    {
+        KeepAliveMonitor::new(registry.clone(), settings.keepalive_interval).start();
+    }
     let snapshots: Vec<_> = registry
         .send(GetStatus)
         .await

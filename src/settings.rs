@@ -92,12 +92,12 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS",
         "5",
-        "active health probe period",
+        "active health probe period (0 = off)",
     ),
     (
         "LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS",
         "1",
-        "keep-alive scheduler tick",
+        "keep-alive scheduler tick (0 = off)",
     ),
     (
         "LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS",
@@ -214,6 +214,7 @@ pub struct Settings {
     pub prometheus: bool,
     pub log: LogSettings,
     pub provider_monitor_interval: Duration,
+    pub keepalive_interval: Duration,
     /// Idle gap after which an SSE heartbeat comment is sent on a stream.
     pub heartbeat: Duration,
     /// How long in-flight requests may take to finish on shutdown.
@@ -277,15 +278,12 @@ impl Settings {
         let external = num("LLM_ROUTER_EXTERNAL_TIMEOUT", 0.001);
         let timeout = num("LLM_ROUTER_TIMEOUT", 0.0);
         let max_body = num("LLM_ROUTER_MAX_REQUEST_BODY_SIZE", 1.0);
-        let monitor = num("LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS", 0.05);
+        // 0 turns the monitor off.
+        let monitor = num("LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS", 0.0);
         let redis_port = num("LLM_ROUTER_REDIS_PORT", 1.0);
         let redis_db = num("LLM_ROUTER_REDIS_DB", 0.0);
-        for name in [
-            "LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS",
-            "LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS",
-        ] {
-            num(name, 0.05);
-        }
+        let keepalive = num("LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS", 0.0);
+        num("LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS", 0.05);
         if port > 65535.0 || port.fract() != 0.0 {
             errs.push(format!("LLM_ROUTER_SERVER_PORT: not a port number: {port}"));
         }
@@ -421,6 +419,7 @@ impl Settings {
                 to_file,
             },
             provider_monitor_interval: Duration::from_secs_f64(monitor),
+            keepalive_interval: Duration::from_secs_f64(keepalive),
             heartbeat: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
         })

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod ewma;
 pub mod health;
+pub mod monitors;
 pub mod provider;
 pub mod registry;
 pub mod strategies;
@@ -16,8 +17,8 @@ pub mod strategies;
 pub use config::{ApiType, ModelsConfig, ProviderConfig};
 pub use provider::{FailureKind, HealthView, Outcome, ProbeResult, ProviderSnapshot};
 pub use registry::{
-    Choice, ChooseError, ChooseProvider, GetKeepAlive, GetStatus, KeepAliveView, Lease,
-    ModelRegistry, ModelStatus, RegistryOptions,
+    Choice, ChooseError, ChooseProvider, GetKeepAlive, GetProviders, GetStatus, KeepAliveView,
+    Lease, ModelRegistry, ModelStatus, RegistryOptions,
 };
 pub use strategies::StrategyKind;
 

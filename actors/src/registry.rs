@@ -101,6 +101,11 @@ pub struct Release {
 #[rtype(result = "Vec<ModelStatus>")]
 pub struct GetStatus;
 
+/// Every provider's snapshot and actor (for the `ProviderMonitor`).
+#[derive(Message)]
+#[rtype(result = "Vec<(Arc<ProviderSnapshot>, Addr<ProviderActor>)>")]
+pub struct GetProviders;
+
 /// Providers with `keep_alive`, with when their host last served their model (for the
 /// `KeepAliveMonitor`).
 #[derive(Message)]
@@ -444,6 +449,23 @@ impl Handler<Release> for ModelRegistry {
         if !self.pools[msg.model].waiters.is_empty() {
             self.serve_waiters(msg.model, &ctx.address());
         }
+    }
+}
+
+impl Handler<GetProviders> for ModelRegistry {
+    type Result = MessageResult<GetProviders>;
+
+    fn handle(&mut self, _: GetProviders, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.pools
+                .iter()
+                .flat_map(|p| {
+                    p.slots
+                        .iter()
+                        .map(|s| (s.snapshot.clone(), s.actor.clone()))
+                })
+                .collect(),
+        )
     }
 }
 

@@ -38,6 +38,11 @@ impl Router {
             path.display().to_string(),
         );
         vars.insert("LLM_ROUTER_SERVER_WORKERS_COUNT".into(), "2".into());
+        // Probes would show up in the fakes' request logs; tests of the monitor turn it on.
+        vars.insert(
+            "LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS".into(),
+            "0".into(),
+        );
         for (k, v) in env {
             vars.insert(k.to_string(), v.to_string());
         }

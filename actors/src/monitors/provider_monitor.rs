@@ -1,0 +1,97 @@
+//! `ProviderMonitor`: every interval, one health probe per provider (skipped while the previous
+//! one is still out): vLLM / llama.cpp `GET /health`, Ollama `GET /`, OpenAI / LM Studio /
+//! Anthropic `GET /v1/models`. A 2xx within the timeout is healthy. Each verdict goes to the
+//! provider's actor as [`ProbeResult`]: failures count towards opening the circuit like failed
+//! calls do, a success closes an open circuit at once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::{authorise, client, url};
+use crate::config::{ApiType, ProviderConfig};
+use crate::provider::{ProbeResult, ProviderActor, ProviderSnapshot};
+
+pub struct ProviderMonitor {
+    providers: Vec<(Arc<ProviderSnapshot>, Addr<ProviderActor>)>,
+    interval: Duration,
+    timeout: Duration,
+    /// Indexes of providers with a probe out.
+    in_flight: HashSet<usize>,
+    client: Option<awc::Client>,
+}
+
+/// The probe path for a provider type.
+pub fn probe_path(t: ApiType) -> &'static str {
+    match t {
+        ApiType::Vllm | ApiType::LlamaCpp => "/health",
+        ApiType::Ollama => "/",
+        ApiType::OpenAi | ApiType::LmStudio | ApiType::Anthropic => "/v1/models",
+    }
+}
+
+impl ProviderMonitor {
+    pub fn new(
+        providers: Vec<(Arc<ProviderSnapshot>, Addr<ProviderActor>)>,
+        interval: Duration,
+    ) -> ProviderMonitor {
+        ProviderMonitor {
+            providers,
+            interval,
+            // Short, and never longer than the interval (probes must not pile up).
+            timeout: interval.min(Duration::from_secs(2)),
+            in_flight: HashSet::new(),
+            client: None,
+        }
+    }
+
+    fn probe_all(&mut self, ctx: &mut Context<Self>) {
+        let client = self.client.get_or_insert_with(client).clone();
+        for (i, (snap, actor)) in self.providers.iter().enumerate() {
+            if !self.in_flight.insert(i) {
+                continue;
+            }
+            let p: &ProviderConfig = &snap.config;
+            let req = authorise(
+                client
+                    .get(url(p, probe_path(p.api_type)))
+                    .timeout(self.timeout),
+                p,
+            );
+            let actor = actor.clone();
+            let id = p.id.clone();
+            let fut = async move {
+                let ok = match req.send().await {
+                    Ok(mut res) => {
+                        let ok = res.status().is_success();
+                        // Drain a little so the connection can be reused.
+                        let _ = res.body().limit(64 * 1024).await;
+                        ok
+                    }
+                    Err(e) => {
+                        tracing::debug!(provider = %id, "health probe failed: {e}");
+                        false
+                    }
+                };
+                actor.do_send(ProbeResult {
+                    ok,
+                    at: Instant::now(),
+                });
+            };
+            ctx.spawn(fut.into_actor(self).map(move |_, act, _| {
+                act.in_flight.remove(&i);
+            }));
+        }
+    }
+}
+
+impl Actor for ProviderMonitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.probe_all(ctx);
+        ctx.run_interval(self.interval, |act, ctx| act.probe_all(ctx));
+    }
+}
