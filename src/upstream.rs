@@ -203,13 +203,10 @@ pub async fn call(
                 break;
             }
             Err(ChooseError::AllBusy { model }) => {
+                // Waited for capacity until the deadline: no provider was tried, none timed
+                // out — the model is full (503 with Retry-After), not a gateway timeout.
                 if attempts.is_empty() {
-                    return match spec.request_deadline {
-                        Some(d) if Instant::now() >= d => Err(RouterError::RequestTimeout {
-                            limit: d.saturating_duration_since(spec.started),
-                        }),
-                        _ => Err(RouterError::AllBusy { model }),
-                    };
+                    return Err(RouterError::AllBusy { model });
                 }
                 break;
             }

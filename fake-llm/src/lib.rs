@@ -159,7 +159,12 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Starts on 127.0.0.1:0 in its own thread and actix System; returns once it accepts.
     pub fn start(cfg: FakeConfig) -> FakeUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        FakeUpstream::start_on(cfg, 0)
+    }
+
+    /// Like [`FakeUpstream::start`], on a chosen port of 127.0.0.1 (a provider coming back).
+    pub fn start_on(cfg: FakeConfig, port: u16) -> FakeUpstream {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shared = Arc::new(Shared {
             config: Mutex::new(cfg),

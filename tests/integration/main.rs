@@ -12,3 +12,4 @@ mod lease;
 mod observability;
 mod process;
 mod routes;
+mod strategies;
