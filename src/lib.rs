@@ -22,6 +22,8 @@ use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use actix_web_prom::{ActixMetricsConfiguration, LabelsConfiguration, PrometheusMetricsBuilder};
 use llm_router_actors::monitors::{KeepAliveMonitor, ProviderMonitor};
+use llm_router_actors::registry::{SharedHealth, SharedOptions};
+use llm_router_actors::store::StoreOptions;
 use llm_router_actors::{GetProviders, GetStatus, ModelRegistry, RegistryOptions};
 use tracing_actix_web::TracingLogger;
 
@@ -37,10 +39,24 @@ pub async fn run(
     settings: Settings,
 ) -> std::io::Result<actix_web::dev::Server> {
     upstream::install_crypto();
+    let shared_health = settings
+        .redis
+        .as_ref()
+        .map(|_| Arc::new(SharedHealth::default()));
+    let shared = settings.redis.as_ref().map(|r| SharedOptions {
+        store: StoreOptions {
+            url: r.url(),
+            prefix: r.prefix.clone(),
+            lease_ttl: r.lease_ttl,
+            timeout: Duration::from_millis(500),
+        },
+        health: shared_health.clone().expect("set with redis"),
+    });
     let registry = ModelRegistry::start(
         &settings.models,
         RegistryOptions {
             strategy: Some(settings.strategy),
+            shared,
             ..Default::default()
         },
     );
@@ -83,8 +99,13 @@ pub async fn run(
         .map_err(std::io::Error::other)?;
     let metrics = if settings.prometheus {
         Some(
-            Metrics::new(prom_registry, snapshots, settings.strategy.as_str())
-                .map_err(std::io::Error::other)?,
+            Metrics::new(
+                prom_registry,
+                snapshots,
+                settings.strategy.as_str(),
+                shared_health.clone(),
+            )
+            .map_err(std::io::Error::other)?,
         )
     } else {
         None
@@ -96,6 +117,7 @@ pub async fn run(
         registry,
         metrics,
         started_at: SystemTime::now(),
+        shared: shared_health,
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;

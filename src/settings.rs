@@ -64,6 +64,16 @@ pub const VARS: &[(&str, &str, &str)] = &[
     ("LLM_ROUTER_REDIS_DB", "0", "Redis database number"),
     ("LLM_ROUTER_REDIS_PASSWORD", "", "Redis password"),
     (
+        "LLM_ROUTER_REDIS_LEASE_TTL_SECONDS",
+        "10",
+        "shared provider leases expire this long after their replica stops renewing them",
+    ),
+    (
+        "LLM_ROUTER_REDIS_PREFIX",
+        "llm-router:",
+        "prefix of every shared-state key",
+    ),
+    (
         "LLM_ROUTER_USE_PROMETHEUS",
         "false",
         "expose /metrics and {prefix}/metrics",
@@ -192,6 +202,30 @@ pub struct RedisSettings {
     pub port: u16,
     pub db: i64,
     pub password: String,
+    pub lease_ttl: Duration,
+    pub prefix: String,
+}
+
+impl RedisSettings {
+    /// `redis://[:password@]host:port/db` (the password is percent-encoded).
+    pub fn url(&self) -> String {
+        let auth = if self.password.is_empty() {
+            String::new()
+        } else {
+            let enc: String = self
+                .password
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!(":{enc}@")
+        };
+        format!("redis://{auth}{}:{}/{}", self.host, self.port, self.db)
+    }
 }
 
 /// A loaded, validated configuration. Constructing one is the only way to start the router.
@@ -282,6 +316,7 @@ impl Settings {
         let monitor = num("LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS", 0.0);
         let redis_port = num("LLM_ROUTER_REDIS_PORT", 1.0);
         let redis_db = num("LLM_ROUTER_REDIS_DB", 0.0);
+        let lease_ttl = num("LLM_ROUTER_REDIS_LEASE_TTL_SECONDS", 0.1);
         let keepalive = num("LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS", 0.0);
         num("LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS", 0.05);
         if port > 65535.0 || port.fract() != 0.0 {
@@ -375,6 +410,8 @@ impl Settings {
             port: redis_port as u16,
             db: redis_db as i64,
             password: get("LLM_ROUTER_REDIS_PASSWORD"),
+            lease_ttl: Duration::from_secs_f64(lease_ttl),
+            prefix: get("LLM_ROUTER_REDIS_PREFIX"),
         });
 
         let models_config_path = PathBuf::from(get("LLM_ROUTER_MODELS_CONFIG"));

@@ -143,6 +143,8 @@ pub struct MetricsInner {
     latency_ewma: GaugeVec,
     snapshots: Vec<Arc<ProviderSnapshot>>,
     strategy: &'static str,
+    shared_up: prometheus::IntGauge,
+    shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
 }
 
 impl std::ops::Deref for Metrics {
@@ -163,7 +165,15 @@ impl Metrics {
         registry: Registry,
         snapshots: Vec<Arc<ProviderSnapshot>>,
         strategy: &'static str,
+        shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
     ) -> prometheus::Result<Metrics> {
+        let shared_up = prometheus::IntGauge::new(
+            "llm_router_shared_state_up",
+            "1 while the shared store (Redis) is reachable, 0 while serving on local state",
+        )?;
+        if shared.is_some() {
+            registry.register(Box::new(shared_up.clone()))?;
+        }
         let pl = ["provider_id", "model_name", "provider_type"];
         let calls = IntCounterVec::new(
             Opts::new(
@@ -243,6 +253,8 @@ impl Metrics {
             latency_ewma,
             snapshots,
             strategy,
+            shared_up,
+            shared,
         })))
     }
 
@@ -287,6 +299,9 @@ impl Metrics {
     /// Prometheus text exposition; gauges are read from the provider snapshots at scrape time.
     pub fn render(&self) -> String {
         let now = std::time::Instant::now();
+        if let Some(h) = &self.shared {
+            self.shared_up.set(h.is_up() as i64);
+        }
         for s in &self.snapshots {
             self.in_flight
                 .with_label_values(&[s.id()])

@@ -12,6 +12,7 @@ pub mod health;
 pub mod monitors;
 pub mod provider;
 pub mod registry;
+pub mod store;
 pub mod strategies;
 
 pub use config::{ApiType, ModelsConfig, ProviderConfig};

@@ -8,6 +8,7 @@
 //! and the registry completes it on a later `Release`.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 use crate::config::{ModelsConfig, ProviderConfig};
 use crate::health::Breaker;
 use crate::provider::{Outcome, ProviderActor, ProviderSnapshot, ReportOutcome};
+use crate::store::{epoch_ms, Store, StoreOptions};
 use crate::strategies::{Candidate, Strategy, StrategyKind};
 
 /// Why no provider could be leased.
@@ -48,6 +50,45 @@ pub struct RegistryOptions {
     /// Consecutive failures that open a provider's circuit.
     pub breaker_threshold: Option<u32>,
     pub breaker_cooldown: Option<Duration>,
+    /// Shared state in Redis (leases of capacity-limited providers, usage, circuits).
+    pub shared: Option<SharedOptions>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SharedOptions {
+    pub store: StoreOptions,
+    /// Written by the registry, read by `/health` and metrics.
+    pub health: Arc<SharedHealth>,
+}
+
+/// Whether the shared store is reachable (false until the first successful connection).
+#[derive(Debug, Default)]
+pub struct SharedHealth {
+    up: AtomicBool,
+}
+
+impl SharedHealth {
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+}
+
+/// How long a provider found fully held by other replicas is not asked again.
+const REMOTE_BUSY_BACKOFF: Duration = Duration::from_millis(50);
+/// How often queued requests of shared pools retry (other replicas' releases are not pushed).
+const SHARED_POLL: Duration = Duration::from_millis(25);
+/// How often usage, circuits and Redis' liveness are synchronised.
+const SHARED_SYNC: Duration = Duration::from_millis(500);
+
+/// The registry's side of the shared store.
+struct Shared {
+    opts: StoreOptions,
+    health: Arc<SharedHealth>,
+    store: Option<Store>,
+    connecting: bool,
+    up: bool,
+    replica: String,
+    next_token: u64,
 }
 
 /// Asks for a provider of `model`, skipping `exclude` (provider ids already tried).
@@ -94,6 +135,7 @@ pub struct Release {
     model: usize,
     provider: usize,
     report: ReportOutcome,
+    token: Option<String>,
 }
 
 /// Status of every model and provider, for `/health`.
@@ -137,6 +179,16 @@ struct Slot {
     host: usize,
     /// In-flight cap: `max_concurrency`, else the strategy's default (1 for first_available*).
     capacity: Option<u32>,
+    /// Redis lease tokens held by this replica for this provider.
+    tokens: Vec<String>,
+    /// Every slot is held by other replicas (as of a failed acquire): not asked until then.
+    remote_busy_until: Option<Instant>,
+    /// Another replica saw this provider's circuit open until then.
+    remote_open_until: Option<Instant>,
+    /// Requests started on this provider by all replicas (from Redis), for tie-breaking.
+    global_served: Option<u64>,
+    /// The open-until this replica last published.
+    published_open: Option<Instant>,
 }
 
 /// What a host (scheme + authority of `api_host`) is doing, across all models.
@@ -216,6 +268,13 @@ impl Pool {
                     continue;
                 }
             };
+            if s.remote_open_until.is_some_and(|t| t > now) && !probe {
+                unhealthy.push(cfg.id.clone());
+                continue;
+            }
+            if s.remote_busy_until.is_some_and(|t| t > now) {
+                continue;
+            }
             if let Some(until) = s.snapshot.rate_limited_until(now) {
                 limited = Some(limited.map_or(until, |l: Instant| l.min(until)));
                 limited_count += 1;
@@ -231,7 +290,7 @@ impl Pool {
                 Candidate {
                     index: i,
                     in_flight: s.in_flight,
-                    served: s.served,
+                    served: s.global_served.unwrap_or(s.served).max(s.served),
                     weight: cfg.weight,
                     latency: s.snapshot.latency().map(|d| d.as_secs_f64()),
                     error_rate: s.snapshot.error_rate(now),
@@ -273,6 +332,7 @@ pub struct ModelRegistry {
     pools: Vec<Pool>,
     by_name: HashMap<String, usize>,
     hosts: Vec<Host>,
+    shared: Option<Shared>,
 }
 
 impl ModelRegistry {
@@ -307,6 +367,11 @@ impl ModelRegistry {
                             probing: false,
                             host,
                             capacity: p.max_concurrency.or(kind.default_capacity()),
+                            tokens: Vec::new(),
+                            remote_busy_until: None,
+                            remote_open_until: None,
+                            global_served: None,
+                            published_open: None,
                         }
                     })
                     .collect::<Vec<_>>();
@@ -324,12 +389,255 @@ impl ModelRegistry {
             .enumerate()
             .map(|(i, p)| (p.name.clone(), i))
             .collect();
+        let shared = opts.shared.map(|o| Shared {
+            opts: o.store,
+            health: o.health,
+            store: None,
+            connecting: false,
+            up: false,
+            replica: format!("{}-{:x}", std::process::id(), epoch_ms()),
+            next_token: 0,
+        });
         ModelRegistry {
             pools,
             by_name,
             hosts,
+            shared,
         }
         .start()
+    }
+
+    /// The store, when configured and reachable.
+    fn live_store(&self) -> Option<Store> {
+        self.shared
+            .as_ref()
+            .filter(|s| s.up)
+            .and_then(|s| s.store.clone())
+    }
+
+    /// Whether leasing this provider must go through the shared store.
+    fn needs_shared(&self, model: usize, index: usize) -> bool {
+        self.pools[model].slots[index].capacity.is_some() && self.live_store().is_some()
+    }
+
+    fn mark_down(&mut self, why: &dyn std::fmt::Display) {
+        if let Some(sh) = self.shared.as_mut() {
+            if sh.up {
+                tracing::warn!("shared state (Redis) unreachable: {why}; serving on local state");
+            }
+            sh.up = false;
+            sh.health.up.store(false, Relaxed);
+        }
+    }
+
+    /// Finds a provider for a request that may have to wait: grants (through Redis when the
+    /// provider's capacity is shared), queues, or refuses — answering on `tx`.
+    fn place(&mut self, model: usize, w: Waiter, ctx: &mut Context<Self>) -> Option<Waiter> {
+        let now = Instant::now();
+        if w.tx.is_closed() {
+            return None;
+        }
+        match self.pools[model].select(model, &self.hosts, &w.exclude, now) {
+            Eligibility::Lease(index, probe) if self.needs_shared(model, index) => {
+                self.acquire_shared(model, index, probe, w, ctx);
+                None
+            }
+            Eligibility::Lease(index, probe) => {
+                let lease = self.grant(model, index, probe, ctx.address());
+                // If the waiter just gave up, the lease comes back and its Drop releases it.
+                let _ = w.tx.send(Ok(lease));
+                None
+            }
+            Eligibility::Full if now >= w.deadline => {
+                let name = self.pools[model].name.clone();
+                let _ = w.tx.send(Err(ChooseError::AllBusy { model: name }));
+                None
+            }
+            Eligibility::Full => Some(w),
+            other => {
+                let _ = w.tx.send(Err(self.refusal(model, other)));
+                None
+            }
+        }
+    }
+
+    /// Takes a slot of `index` in Redis (atomically across replicas), then grants it. The slot is
+    /// reserved locally meanwhile, so this replica does not hand it out twice.
+    fn acquire_shared(
+        &mut self,
+        model: usize,
+        index: usize,
+        probe: bool,
+        w: Waiter,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(store) = self.live_store() else {
+            return;
+        };
+        let sh = self.shared.as_mut().expect("live store implies shared");
+        sh.next_token += 1;
+        let token = format!("{}:{}", sh.replica, sh.next_token);
+        let slot = &mut self.pools[model].slots[index];
+        slot.in_flight += 1;
+        let cap = slot.capacity.unwrap_or(1);
+        let id = slot.snapshot.config.id.clone();
+        let t = token.clone();
+        let fut = async move { store.acquire(&id, &t, cap).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let slot = &mut act.pools[model].slots[index];
+            slot.in_flight = slot.in_flight.saturating_sub(1);
+            match res {
+                Ok(true) => {
+                    let mut lease = act.grant(model, index, probe, ctx.address());
+                    lease.token = Some(token.clone());
+                    act.pools[model].slots[index].tokens.push(token);
+                    let _ = w.tx.send(Ok(lease));
+                }
+                Ok(false) => {
+                    // Held by other replicas: look again (another provider, or wait).
+                    act.pools[model].slots[index].remote_busy_until =
+                        Some(Instant::now() + REMOTE_BUSY_BACKOFF);
+                    if let Some(w) = act.place(model, w, ctx) {
+                        act.pools[model].waiters.push_back(w);
+                    }
+                }
+                Err(e) => {
+                    act.mark_down(&e);
+                    let lease = act.grant(model, index, probe, ctx.address());
+                    let _ = w.tx.send(Ok(lease));
+                }
+            }
+        }));
+    }
+
+    /// Connects, checks liveness, publishes and reads shared verdicts; runs every `SHARED_SYNC`.
+    fn sync_shared(&mut self, ctx: &mut Context<Self>) {
+        let Some(sh) = self.shared.as_mut() else {
+            return;
+        };
+        let Some(store) = sh.store.clone() else {
+            if !sh.connecting {
+                sh.connecting = true;
+                let opts = sh.opts.clone();
+                ctx.spawn(
+                    async move { Store::connect(&opts).await }
+                        .into_actor(self)
+                        .map(|res, act, ctx| {
+                            let Some(sh) = act.shared.as_mut() else {
+                                return;
+                            };
+                            sh.connecting = false;
+                            match res {
+                                Ok(store) => {
+                                    sh.store = Some(store);
+                                    act.sync_shared(ctx);
+                                }
+                                Err(e) => act.mark_down(&e),
+                            }
+                        }),
+                );
+            }
+            return;
+        };
+        let was_up = sh.up;
+        let ids: Vec<String> = self
+            .pools
+            .iter()
+            .flat_map(|p| p.slots.iter().map(|s| s.snapshot.config.id.clone()))
+            .collect();
+        let models: Vec<String> = self.pools.iter().map(|p| p.name.clone()).collect();
+        // Circuits this replica saw open and has not published yet.
+        let now = Instant::now();
+        let now_ms = epoch_ms();
+        let mut publish = Vec::new();
+        for slot in self.pools.iter_mut().flat_map(|p| p.slots.iter_mut()) {
+            if let Some(until) = slot.snapshot.open_until().filter(|u| *u > now) {
+                if slot.published_open != Some(until) {
+                    slot.published_open = Some(until);
+                    let left = until - now;
+                    publish.push((
+                        slot.snapshot.config.id.clone(),
+                        now_ms + left.as_millis() as u64,
+                        left,
+                    ));
+                }
+            }
+        }
+        let fut = async move {
+            store.ping().await?;
+            for (id, until, left) in &publish {
+                store.publish_open(id, *until, *left).await?;
+            }
+            let circuits = store.open_circuits(&ids).await?;
+            let mut usage = Vec::with_capacity(models.len());
+            for m in &models {
+                usage.push(store.usage(m).await?);
+            }
+            Ok::<_, redis::RedisError>((circuits, usage))
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok((circuits, usage)) => {
+                if !was_up {
+                    tracing::info!("shared state (Redis) reachable; synchronising");
+                }
+                if let Some(sh) = act.shared.as_mut() {
+                    sh.up = true;
+                    sh.health.up.store(true, Relaxed);
+                }
+                if !was_up {
+                    // Re-establish the leases held while Redis was away.
+                    act.renew_leases(ctx);
+                }
+                let now = Instant::now();
+                let now_ms = epoch_ms();
+                let mut i = 0;
+                for (mi, pool) in act.pools.iter_mut().enumerate() {
+                    for slot in pool.slots.iter_mut() {
+                        slot.remote_open_until = circuits
+                            .get(i)
+                            .copied()
+                            .flatten()
+                            .filter(|u| *u > now_ms)
+                            .map(|u| now + Duration::from_millis(u - now_ms));
+                        i += 1;
+                        slot.global_served = usage
+                            .get(mi)
+                            .and_then(|u| u.get(&slot.snapshot.config.id))
+                            .copied();
+                    }
+                }
+            }
+            Err(e) => act.mark_down(&e),
+        }));
+    }
+
+    /// Extends every lease this replica holds (re-adding any Redis lost).
+    fn renew_leases(&mut self, ctx: &mut Context<Self>) {
+        let Some(store) = self.live_store() else {
+            return;
+        };
+        let leases: Vec<(String, String)> = self
+            .pools
+            .iter()
+            .flat_map(|p| p.slots.iter())
+            .flat_map(|s| {
+                s.tokens
+                    .iter()
+                    .map(|t| (s.snapshot.config.id.clone(), t.clone()))
+            })
+            .collect();
+        if leases.is_empty() {
+            return;
+        }
+        ctx.spawn(
+            async move { store.renew(&leases).await }
+                .into_actor(self)
+                .map(|res, act, _| {
+                    if let Err(e) = res {
+                        act.mark_down(&e);
+                    }
+                }),
+        );
     }
 
     fn grant(&mut self, model: usize, index: usize, probe: bool, me: Addr<ModelRegistry>) -> Lease {
@@ -338,12 +646,19 @@ impl ModelRegistry {
         slot.served += 1;
         slot.probing |= probe;
         slot.snapshot.set_selection(slot.in_flight, slot.served);
+        let snapshot = slot.snapshot.clone();
         let host = &mut self.hosts[slot.host];
         *host.in_flight.entry(model).or_insert(0) += 1;
         host.last = Some((model, Instant::now()));
+        if let Some(store) = self.live_store() {
+            let (m, p) = (snapshot.model.to_string(), snapshot.config.id.clone());
+            actix::spawn(async move {
+                let _ = store.count_use(&m, &p).await;
+            });
+        }
         Lease {
             registry: me,
-            snapshot: slot.snapshot.clone(),
+            snapshot,
             model,
             provider: index,
             probe,
@@ -351,6 +666,7 @@ impl ModelRegistry {
             first_byte: None,
             outcome: Outcome::Cancelled,
             retry_after: None,
+            token: None,
         }
     }
 
@@ -372,25 +688,14 @@ impl ModelRegistry {
     }
 
     /// Serves queued requests of `model` in arrival order while capacity allows.
-    fn serve_waiters(&mut self, model: usize, me: &Addr<ModelRegistry>) {
-        let now = Instant::now();
+    fn serve_waiters(&mut self, model: usize, ctx: &mut Context<Self>) {
         while let Some(w) = self.pools[model].waiters.pop_front() {
-            if w.tx.is_closed() || now >= w.deadline {
+            if w.tx.is_closed() || Instant::now() >= w.deadline {
                 continue;
             }
-            match self.pools[model].select(model, &self.hosts, &w.exclude, now) {
-                Eligibility::Full => {
-                    self.pools[model].waiters.push_front(w);
-                    return;
-                }
-                Eligibility::Lease(index, probe) => {
-                    let lease = self.grant(model, index, probe, me.clone());
-                    // If the waiter just gave up, the lease comes back and its Drop releases it.
-                    let _ = w.tx.send(Ok(lease));
-                }
-                other => {
-                    let _ = w.tx.send(Err(self.refusal(model, other)));
-                }
+            if let Some(w) = self.place(model, w, ctx) {
+                self.pools[model].waiters.push_front(w);
+                return;
             }
         }
     }
@@ -398,6 +703,27 @@ impl ModelRegistry {
 
 impl Actor for ModelRegistry {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(sh) = &self.shared else { return };
+        let renew = sh.opts.lease_ttl / 3;
+        self.sync_shared(ctx);
+        ctx.run_interval(SHARED_SYNC, |act, ctx| act.sync_shared(ctx));
+        ctx.run_interval(renew.max(Duration::from_millis(50)), |act, ctx| {
+            act.renew_leases(ctx)
+        });
+        // Other replicas' releases are not pushed to us: queued requests of shared pools retry.
+        ctx.run_interval(SHARED_POLL, |act, ctx| {
+            if act.live_store().is_none() {
+                return;
+            }
+            for m in 0..act.pools.len() {
+                if !act.pools[m].waiters.is_empty() {
+                    act.serve_waiters(m, ctx);
+                }
+            }
+        });
+    }
 }
 
 impl Handler<ChooseProvider> for ModelRegistry {
@@ -411,19 +737,26 @@ impl Handler<ChooseProvider> for ModelRegistry {
             })));
         };
         let now = Instant::now();
-        let pool = &mut self.pools[model];
-        let answer = match pool.select(model, &self.hosts, &msg.exclude, now) {
-            Eligibility::Lease(index, probe) => Ok(self.grant(model, index, probe, ctx.address())),
+        let answer = match self.pools[model].select(model, &self.hosts, &msg.exclude, now) {
+            Eligibility::Lease(index, probe) if !self.needs_shared(model, index) => {
+                Ok(self.grant(model, index, probe, ctx.address()))
+            }
             Eligibility::Full if now >= msg.deadline => {
                 Err(ChooseError::AllBusy { model: msg.model })
             }
-            Eligibility::Full => {
+            e @ (Eligibility::Lease(..) | Eligibility::Full) => {
                 let (tx, rx) = oneshot::channel();
-                pool.waiters.push_back(Waiter {
+                let w = Waiter {
                     exclude: msg.exclude,
                     deadline: msg.deadline,
                     tx,
-                });
+                };
+                match e {
+                    Eligibility::Lease(index, probe) => {
+                        self.acquire_shared(model, index, probe, w, ctx)
+                    }
+                    _ => self.pools[model].waiters.push_back(w),
+                }
                 return MessageResult(Choice::Queued(rx, msg.deadline, msg.model));
             }
             other => Err(self.refusal(model, other)),
@@ -438,6 +771,17 @@ impl Handler<Release> for ModelRegistry {
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
         let slot = &mut self.pools[msg.model].slots[msg.provider];
         slot.in_flight = slot.in_flight.saturating_sub(1);
+        if let Some(token) = msg.token {
+            slot.tokens.retain(|t| *t != token);
+            let id = slot.snapshot.config.id.clone();
+            if let Some(store) = self.shared.as_ref().and_then(|s| s.store.clone()) {
+                // A failed release expires with its TTL.
+                actix::spawn(async move {
+                    let _ = store.release(&id, &token).await;
+                });
+            }
+        }
+        let slot = &mut self.pools[msg.model].slots[msg.provider];
         if let Some(n) = self.hosts[slot.host].in_flight.get_mut(&msg.model) {
             *n = n.saturating_sub(1);
         }
@@ -447,7 +791,7 @@ impl Handler<Release> for ModelRegistry {
         slot.actor.do_send(msg.report);
         slot.snapshot.set_selection(slot.in_flight, slot.served);
         if !self.pools[msg.model].waiters.is_empty() {
-            self.serve_waiters(msg.model, &ctx.address());
+            self.serve_waiters(msg.model, ctx);
         }
     }
 }
@@ -523,6 +867,8 @@ pub struct Lease {
     first_byte: Option<Instant>,
     outcome: Outcome,
     retry_after: Option<Duration>,
+    /// The Redis lease behind this one, when the provider's capacity is shared.
+    token: Option<String>,
 }
 
 impl Lease {
@@ -582,6 +928,7 @@ impl Drop for Lease {
                 retry_after: self.retry_after,
                 at: now,
             },
+            token: self.token.take(),
         });
     }
 }

@@ -175,9 +175,13 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, RouterEr
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
+    let shared = match &state.shared {
+        None => json!({"backend": "local"}),
+        Some(h) => json!({"backend": "redis", "state": if h.is_up() { "up" } else { "down" }}),
+    };
     Ok(json_response(
         code,
-        &json!({"status": word, "models": models}),
+        &json!({"status": word, "shared_state": shared, "models": models}),
     ))
 }
 

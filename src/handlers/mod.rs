@@ -25,6 +25,8 @@ pub struct AppState {
     pub registry: Addr<ModelRegistry>,
     pub metrics: Option<Metrics>,
     pub started_at: SystemTime,
+    /// Reachability of the shared store (Redis), when one is configured.
+    pub shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
 }
 
 /// Registers every route of this build under its paths; other methods on them get 405.

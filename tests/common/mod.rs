@@ -3,11 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod redis_server;
 pub mod router;
 
 use std::time::{Duration, Instant};
 
 pub use fake_llm::{FakeConfig, FakeUpstream, Fault};
+pub use redis_server::RedisServer;
 pub use router::Router;
 use serde_json::{json, Value};
 

@@ -12,4 +12,5 @@ mod lease;
 mod observability;
 mod process;
 mod routes;
+mod shared;
 mod strategies;

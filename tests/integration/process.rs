@@ -9,7 +9,7 @@ use crate::common::*;
 const BIN: &str = env!("CARGO_BIN_EXE_llm-router");
 
 /// Starts the real binary serving one model "m" on `up`, on a free port, and waits for it.
-fn spawn_binary(
+pub(crate) fn spawn_binary(
     up: &FakeUpstream,
     dir: &std::path::Path,
     env: &[(&str, &str)],

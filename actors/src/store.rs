@@ -1,0 +1,198 @@
+//! Shared state in Redis, for router replicas that must behave as one (SPEC §4 "Shared state").
+//!
+//! Keys (all under a prefix, default `llm-router:`):
+//! - `lease:{provider}` — sorted set of lease tokens, score = expiry in ms of Redis' own clock
+//!   (`TIME`, so replicas' clocks don't matter). [`ACQUIRE`] drops expired tokens, then adds the
+//!   token if fewer than `cap` remain — atomically, so two replicas can never both take the last
+//!   slot. Leases live `ttl` and are renewed by their holder every `ttl / 3`; a crashed replica's
+//!   leases expire within `ttl`. Renewal re-adds a missing token, which is how held leases are
+//!   re-established after Redis restarts empty.
+//! - `usage:{model}` — hash provider → requests started (all replicas).
+//! - `circuit:{provider}` — "open until" (epoch ms), expiring when the circuit closes by time.
+//!
+//! Every call is async and bounded by the connection manager's response timeout; callers never
+//! await these in an actor's handler (they spawn them), and treat an error as "Redis is down":
+//! serve on local state, retry later.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisResult, Script};
+
+const ACQUIRE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ttl * 2)
+  return 1
+end
+return 0
+"#;
+
+const RENEW: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
+  redis.call('PEXPIRE', key, ttl * 2)
+end
+return #KEYS
+"#;
+
+const HOLDERS: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"#;
+
+/// Connection settings for the shared store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// `redis://[:password@]host:port/db`
+    pub url: String,
+    pub prefix: String,
+    pub lease_ttl: Duration,
+    /// Bound on connecting and on every command: a dead Redis fails fast.
+    pub timeout: Duration,
+}
+
+/// A handle to the shared store; cheap to clone (the connection is multiplexed).
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    prefix: String,
+    ttl_ms: u64,
+    acquire: Script,
+    renew: Script,
+    holders: Script,
+}
+
+impl Store {
+    /// Connects (bounded by `opts.timeout`); the manager reconnects by itself afterwards.
+    pub async fn connect(opts: &StoreOptions) -> RedisResult<Store> {
+        let client = redis::Client::open(opts.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(opts.timeout))
+            .set_response_timeout(Some(opts.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Store {
+            conn,
+            prefix: opts.prefix.clone(),
+            ttl_ms: opts.lease_ttl.as_millis().max(1) as u64,
+            acquire: Script::new(ACQUIRE),
+            renew: Script::new(RENEW),
+            holders: Script::new(HOLDERS),
+        })
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}{kind}:{name}", self.prefix)
+    }
+
+    /// Takes one of `cap` slots of `provider` for `token`; false when all are held elsewhere.
+    pub async fn acquire(&self, provider: &str, token: &str, cap: u32) -> RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        let n: i64 = self
+            .acquire
+            .key(self.key("lease", provider))
+            .arg(token)
+            .arg(cap)
+            .arg(self.ttl_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Extends (or re-establishes) the given `(provider, token)` leases by one TTL.
+    pub async fn renew(&self, leases: &[(String, String)]) -> RedisResult<()> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let mut inv = self.renew.prepare_invoke();
+        inv.arg(self.ttl_ms);
+        for (provider, token) in leases {
+            inv.key(self.key("lease", provider));
+            inv.arg(token);
+        }
+        let _: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    pub async fn release(&self, provider: &str, token: &str) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.zrem(self.key("lease", provider), token).await?;
+        Ok(())
+    }
+
+    /// Live leases of `provider` across all replicas.
+    pub async fn holders(&self, provider: &str) -> RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        self.holders
+            .key(self.key("lease", provider))
+            .invoke_async(&mut conn)
+            .await
+    }
+
+    pub async fn count_use(&self, model: &str, provider: &str) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.hincr(self.key("usage", model), provider, 1).await?;
+        Ok(())
+    }
+
+    /// Requests started per provider of `model`, all replicas together.
+    pub async fn usage(&self, model: &str) -> RedisResult<HashMap<String, u64>> {
+        let mut conn = self.conn.clone();
+        conn.hgetall(self.key("usage", model)).await
+    }
+
+    /// Publishes that `provider`'s circuit is open until `until_ms` (epoch ms), for `ttl`.
+    pub async fn publish_open(
+        &self,
+        provider: &str,
+        until_ms: u64,
+        ttl: Duration,
+    ) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let ms = ttl.as_millis().max(1) as u64;
+        let _: () = conn
+            .pset_ex(self.key("circuit", provider), until_ms, ms)
+            .await?;
+        Ok(())
+    }
+
+    /// Circuit verdicts published by any replica: `Some(until epoch ms)` per provider, in order.
+    pub async fn open_circuits(&self, providers: &[String]) -> RedisResult<Vec<Option<u64>>> {
+        if providers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = providers.iter().map(|p| self.key("circuit", p)).collect();
+        let mut cmd = redis::cmd("MGET");
+        for k in &keys {
+            cmd.arg(k);
+        }
+        cmd.query_async(&mut conn).await
+    }
+
+    pub async fn ping(&self) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch (for circuit verdicts shared between hosts).
+pub fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

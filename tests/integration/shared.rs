@@ -1,0 +1,296 @@
+//! Shared state in a real `redis-server` (ephemeral port): atomic leases with TTL, several router
+//! processes behaving as one, a killed replica's leases expiring, and Redis going away mid-run.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use llm_router_actors::store::{Store, StoreOptions};
+use serde_json::Value;
+
+use crate::common::*;
+use crate::process::spawn_binary;
+
+fn store_opts(redis: &RedisServer, prefix: &str, ttl_ms: u64) -> StoreOptions {
+    StoreOptions {
+        url: redis.url(),
+        prefix: prefix.into(),
+        lease_ttl: Duration::from_millis(ttl_ms),
+        timeout: Duration::from_millis(500),
+    }
+}
+
+#[actix_rt::test]
+async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
+    let mut redis = RedisServer::start();
+    let opts = store_opts(&redis, "t:", 300);
+    let (a, b) = (
+        Store::connect(&opts).await.unwrap(),
+        Store::connect(&opts).await.unwrap(),
+    );
+    for cap in [1u32, 3] {
+        let provider = format!("p{cap}");
+        let tries = (0..50).map(|i| {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let provider = provider.clone();
+            async move { s.acquire(&provider, &format!("tok{i}"), cap).await.unwrap() }
+        });
+        let won: Vec<bool> = join_all(tries).await;
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            cap as usize,
+            "cap {cap}"
+        );
+        assert_eq!(b.holders(&provider).await.unwrap(), u64::from(cap));
+        // Releasing one lets exactly one more in.
+        let first = won.iter().position(|w| *w).unwrap();
+        a.release(&provider, &format!("tok{first}")).await.unwrap();
+        assert!(b.acquire(&provider, "late", cap).await.unwrap());
+        assert!(!b.acquire(&provider, "later", cap).await.unwrap());
+    }
+    // Not renewed: gone after the TTL (a crashed replica). Renewed: kept.
+    assert!(a.acquire("crashed", "x", 1).await.unwrap());
+    assert!(a.acquire("alive", "y", 1).await.unwrap());
+    for _ in 0..5 {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        a.renew(&[("alive".into(), "y".into())]).await.unwrap();
+    }
+    assert!(
+        b.acquire("crashed", "z", 1).await.unwrap(),
+        "expired lease reclaimed"
+    );
+    assert!(
+        !b.acquire("alive", "z", 1).await.unwrap(),
+        "renewed lease kept"
+    );
+    // Shared counters.
+    a.count_use("m", "p1").await.unwrap();
+    b.count_use("m", "p1").await.unwrap();
+    assert_eq!(a.usage("m").await.unwrap()["p1"], 2);
+    // Redis away: calls fail fast; back (empty): renewal re-establishes a held lease.
+    redis.stop();
+    let t = Instant::now();
+    assert!(a.acquire("p1", "w", 1).await.is_err());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    redis.restart();
+    assert!(
+        eventually(Duration::from_secs(5), || async { a.ping().await.is_ok() }).await,
+        "the connection comes back by itself"
+    );
+    // The first command on a connection that died may still report the broken pipe while the
+    // manager reconnects: the router treats that as "down" and retries on its next tick.
+    let lease = [("alive".to_string(), "y".to_string())];
+    assert!(eventually(Duration::from_secs(3), || async { a.renew(&lease).await.is_ok() }).await);
+    assert_eq!(a.holders("alive").await.unwrap(), 1);
+    assert!(eventually(Duration::from_secs(3), || async { b.ping().await.is_ok() }).await);
+    assert!(!b.acquire("alive", "z", 1).await.unwrap(), "re-established, so still held");
+}
+
+async fn shared_up(port: u16) -> bool {
+    let Ok(mut res) = client()
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let v: Value = res.json().limit(1 << 20).await.unwrap_or_default();
+    v["shared_state"]["state"] == "up"
+}
+
+fn replica(up: &FakeUpstream, redis: &RedisServer, ttl: &str) -> (Child, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = redis.port.to_string();
+    let (child, p) = spawn_binary(
+        up,
+        dir.path(),
+        &[
+            ("LLM_ROUTER_BALANCE_STRATEGY", "first_available"),
+            ("LLM_ROUTER_REDIS_HOST", "127.0.0.1"),
+            ("LLM_ROUTER_REDIS_PORT", &port),
+            ("LLM_ROUTER_REDIS_LEASE_TTL_SECONDS", ttl),
+            ("LLM_ROUTER_LOG_LEVEL", "ERROR"),
+            ("LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS", "0"),
+        ],
+    );
+    (child, p, dir)
+}
+
+async fn chat_on(port: u16, stream: bool) -> u16 {
+    let mut res = client()
+        .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .send_json(&chat_body("m", stream))
+        .await
+        .unwrap();
+    let _ = res.body().limit(1 << 20).await;
+    res.status().as_u16()
+}
+
+#[actix_rt::test]
+async fn two_router_processes_sharing_redis_never_double_book_a_first_available_provider() {
+    let redis = RedisServer::start();
+    let up = FakeUpstream::start(FakeConfig {
+        latency: Duration::from_millis(120),
+        ..Default::default()
+    });
+    let (mut a, pa, _da) = replica(&up, &redis, "10");
+    let (mut b, pb, _db) = replica(&up, &redis, "10");
+    for p in [pa, pb] {
+        assert!(
+            eventually(Duration::from_secs(5), || shared_up(p)).await,
+            "replica on {p} reaches Redis"
+        );
+    }
+    let started = Instant::now();
+    let mut max_active = 0;
+    let reqs = join_all((0..6).map(|i| chat_on(if i % 2 == 0 { pa } else { pb }, false)));
+    let mut reqs = Box::pin(reqs);
+    let statuses = loop {
+        max_active = max_active.max(up.active());
+        let tick = Box::pin(actix_rt::time::sleep(Duration::from_millis(3)));
+        match futures_util::future::select(reqs, tick).await {
+            futures_util::future::Either::Left((s, _)) => break s,
+            futures_util::future::Either::Right((_, r)) => reqs = r,
+        }
+    };
+    assert_eq!(statuses, vec![200; 6]);
+    assert_eq!(max_active, 1, "one request at a time across both replicas");
+    assert!(started.elapsed() >= Duration::from_millis(6 * 120));
+    let _ = a.kill();
+    let _ = b.kill();
+    let _ = (a.wait(), b.wait());
+}
+
+#[actix_rt::test]
+async fn a_killed_replicas_lease_expires_and_the_provider_is_served_again() {
+    let redis = RedisServer::start();
+    let up = FakeUpstream::start(FakeConfig {
+        chunks: 100,
+        chunk_delay: Duration::from_millis(100),
+        ..Default::default()
+    });
+    let (mut a, pa, _da) = replica(&up, &redis, "1");
+    let (mut b, pb, _db) = replica(&up, &redis, "1");
+    for p in [pa, pb] {
+        assert!(eventually(Duration::from_secs(5), || shared_up(p)).await);
+    }
+    // Replica A takes the provider with a long stream, then dies without releasing it.
+    let mut res = client()
+        .post(format!("http://127.0.0.1:{pa}/v1/chat/completions"))
+        .send_json(&chat_body("m", true))
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    assert!(res.next().await.unwrap().is_ok());
+    let store = Store::connect(&store_opts(&redis, "llm-router:", 1000))
+        .await
+        .unwrap();
+    assert_eq!(store.holders("a").await.unwrap(), 1);
+    a.kill().unwrap();
+    let _ = a.wait();
+    let killed = Instant::now();
+    drop(res);
+    let status = chat_on(pb, false).await;
+    let waited = killed.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= Duration::from_millis(300),
+        "B waited for A's lease: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(4),
+        "…but only until its TTL ran out: {waited:?}"
+    );
+    let _ = b.kill();
+    let _ = b.wait();
+}
+
+#[actix_rt::test]
+async fn redis_stopping_and_coming_back_mid_run_fails_no_request() {
+    let mut redis = RedisServer::start();
+    let port = redis.port.to_string();
+    let (up, r) = single(
+        FakeConfig::default(),
+        &[
+            ("LLM_ROUTER_BALANCE_STRATEGY", "first_available"),
+            ("LLM_ROUTER_REDIS_HOST", "127.0.0.1"),
+            ("LLM_ROUTER_REDIS_PORT", &port),
+            ("LLM_ROUTER_USE_PROMETHEUS", "1"),
+        ],
+    );
+    let state = || async {
+        r.health().await["shared_state"]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(eventually(Duration::from_secs(5), || async { state().await == "up" }).await);
+    for i in 0..30 {
+        if i == 10 {
+            redis.stop();
+        }
+        if i == 20 {
+            assert_eq!(state().await, "down", "/health shows Redis is away");
+            let mut m = client().get(r.url("/metrics")).send().await.unwrap();
+            let text = String::from_utf8(m.body().await.unwrap().to_vec()).unwrap();
+            assert!(
+                text.contains("llm_router_shared_state_up 0"),
+                "metric shows it too"
+            );
+            redis.restart();
+        }
+        let res = r.chat("m", false).await;
+        assert_eq!(res.status(), 200, "request {i}");
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async { state().await == "up" }).await,
+        "resynchronised when Redis came back"
+    );
+    assert_eq!(r.chat("m", false).await.status(), 200);
+    assert_eq!(up.request_count(), 31);
+}
+
+#[actix_rt::test]
+async fn a_client_disconnect_releases_the_shared_lease_at_once() {
+    let redis = RedisServer::start();
+    let port = redis.port.to_string();
+    let (_up, r) = single(
+        FakeConfig {
+            chunks: 100,
+            chunk_delay: Duration::from_millis(50),
+            ..Default::default()
+        },
+        &[
+            ("LLM_ROUTER_BALANCE_STRATEGY", "first_available"),
+            ("LLM_ROUTER_REDIS_HOST", "127.0.0.1"),
+            ("LLM_ROUTER_REDIS_PORT", &port),
+            ("LLM_ROUTER_REDIS_PREFIX", "d:"),
+        ],
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            r.health().await["shared_state"]["state"] == "up"
+        })
+        .await
+    );
+    let store = Store::connect(&store_opts(&redis, "d:", 1000))
+        .await
+        .unwrap();
+    {
+        let mut res = r.chat("m", true).await;
+        use futures_util::StreamExt;
+        assert!(res.next().await.unwrap().is_ok());
+        assert_eq!(store.holders("a").await.unwrap(), 1);
+    }
+    assert!(
+        eventually(Duration::from_millis(500), || async {
+            store.holders("a").await.unwrap() == 0
+        })
+        .await,
+        "released in Redis as soon as the client left, not at the TTL"
+    );
+}
