@@ -101,6 +101,41 @@ for conc in 1 64; do
             "$(field "$r" rps)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$(field "$r" ttfb_p50_ms)" "$extra"
     done
 done
+# first_available with leases in Redis vs in-process (one provider: one request at a time).
+if command -v redis-server >/dev/null 2>&1; then
+    REDIS_PORT=${BENCH_REDIS_PORT:-19102}
+    taskset -c "$LOAD_CORE" redis-server --port "$REDIS_PORT" --save "" --appendonly no >/dev/null 2>&1 &
+    pids+=($!)
+    wait_port "$REDIS_PORT"
+    start_router() { # port [extra env...]
+        env LLM_ROUTER_MODELS_CONFIG="$work/models.json" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
+            LLM_ROUTER_SERVER_PORT="$1" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
+            LLM_ROUTER_BALANCE_STRATEGY=first_available "${@:2}" \
+            taskset -c "$ROUTER_CORE" "$BIN/llm-router" >/dev/null 2>&1 &
+        pids+=($!)
+        wait_port "$1"
+    }
+    start_router $((ROUTER_PORT + 10))
+    start_router $((ROUTER_PORT + 11)) LLM_ROUTER_REDIS_HOST=127.0.0.1 LLM_ROUTER_REDIS_PORT="$REDIS_PORT"
+    sleep 1
+    echo
+    printf '%-30s %4s | %10s %9s %9s | %s\n' "first_available (json)" conc "req/s" "p50 ms" "p99 ms" "added vs direct p50 / p99 ms"
+    d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" 1 "")
+    for spec in "in-process $((ROUTER_PORT + 10))" "redis $((ROUTER_PORT + 11))"; do
+        set -- $spec
+        r=$(bench "http://127.0.0.1:$2/v1/chat/completions" 1 "")
+        echo "first_available $1 c=1 router $r (direct $d)" >> "$work/raw"
+        extra="$(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" p99_ms)" "$(field "$d" p99_ms)")"
+        [ "$(field "$r" errors)" = 0 ] || extra="$extra ERRORS=$(field "$r" errors)"
+        printf '%-30s %4s | %10s %9s %9s | %s\n' "leases $1" 1 "$(field "$r" rps)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$extra"
+    done
+    echo
+    echo "provider choice cost per strategy (cargo bench -p llm-router-actors --bench choice):"
+    cargo bench --locked -p llm-router-actors --bench choice 2>/dev/null | grep -v "^$"
+else
+    echo "redis-server not installed: shared-state figures skipped"
+fi
+
 echo
 echo "conversion cost per frame (cargo bench --bench conversion):"
 cargo bench --locked --bench conversion 2>/dev/null | grep -E "ns/frame|passthrough"

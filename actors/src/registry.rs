@@ -775,10 +775,15 @@ impl Handler<Release> for ModelRegistry {
             slot.tokens.retain(|t| *t != token);
             let id = slot.snapshot.config.id.clone();
             if let Some(store) = self.shared.as_ref().and_then(|s| s.store.clone()) {
-                // A failed release expires with its TTL.
-                actix::spawn(async move {
-                    let _ = store.release(&id, &token).await;
-                });
+                // On the actor's own futures, so the release is sent before any acquire that
+                // follows it (one multiplexed connection keeps the order). A failed release
+                // expires with its TTL.
+                ctx.spawn(
+                    async move {
+                        let _ = store.release(&id, &token).await;
+                    }
+                    .into_actor(self),
+                );
             }
         }
         let slot = &mut self.pools[msg.model].slots[msg.provider];
