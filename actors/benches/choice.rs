@@ -73,9 +73,20 @@ fn run(kind: StrategyKind, n: usize, shared: Option<SharedOptions>, iters: usize
 }
 
 fn redis_server() -> Option<(Child, u16)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -91,7 +102,10 @@ fn redis_server() -> Option<(Child, u16)> {
 }
 
 fn main() {
-    println!("{:<22} {:>6} {:>14} {:>14}", "strategy", "provs", "in-process µs", "redis µs");
+    println!(
+        "{:<22} {:>6} {:>14} {:>14}",
+        "strategy", "provs", "in-process µs", "redis µs"
+    );
     let mut redis = redis_server();
     for kind in StrategyKind::ALL {
         for n in [2usize, 8, 64] {
@@ -112,7 +126,13 @@ fn main() {
                 (None, Some(_)) => "no redis".into(),
                 _ => "—".into(),
             };
-            println!("{:<22} {:>6} {:>14.2} {:>14}", kind.as_str(), n, local, shared);
+            println!(
+                "{:<22} {:>6} {:>14.2} {:>14}",
+                kind.as_str(),
+                n,
+                local,
+                shared
+            );
         }
     }
     if let Some((c, _)) = redis.as_mut() {

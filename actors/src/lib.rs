@@ -18,8 +18,8 @@ pub mod strategies;
 pub use config::{ApiType, ModelsConfig, ProviderConfig};
 pub use provider::{FailureKind, HealthView, Outcome, ProbeResult, ProviderSnapshot};
 pub use registry::{
-    Choice, ChooseError, ChooseProvider, GetKeepAlive, GetProviders, GetStatus, KeepAliveView,
-    Lease, ModelRegistry, ModelStatus, RegistryOptions,
+    Choice, ChooseError, ChooseProvider, ClaimKeepAlive, GetKeepAlive, GetProviders, GetStatus,
+    KeepAliveView, Lease, ModelRegistry, ModelStatus, RegistryOptions,
 };
 pub use strategies::StrategyKind;
 

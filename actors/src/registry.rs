@@ -194,15 +194,31 @@ struct Slot {
 /// What a host (scheme + authority of `api_host`) is doing, across all models.
 #[derive(Debug, Default)]
 struct Host {
+    key: String,
     /// In-flight requests per model index.
     in_flight: HashMap<usize, u32>,
     /// The model it served last and when (the request started).
     last: Option<(usize, Instant)>,
+    /// With Redis: models other replicas are serving on this host now.
+    remote_busy: Vec<usize>,
+    /// With Redis: the latest model served here by any replica, and when.
+    remote_last: Option<(usize, Instant)>,
+    /// The `last` this replica published.
+    published_last: Option<Instant>,
 }
 
 impl Host {
     fn busy_with_other(&self, model: usize) -> bool {
         self.in_flight.iter().any(|(m, n)| *m != model && *n > 0)
+            || self.remote_busy.iter().any(|m| *m != model)
+    }
+
+    /// The latest model served here, by this replica or (with Redis) any other.
+    fn latest(&self) -> Option<(usize, Instant)> {
+        match (self.last, self.remote_last) {
+            (Some(a), Some(b)) => Some(if b.1 > a.1 { b } else { a }),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -294,7 +310,7 @@ impl Pool {
                     weight: cfg.weight,
                     latency: s.snapshot.latency().map(|d| d.as_secs_f64()),
                     error_rate: s.snapshot.error_rate(now),
-                    warm: host.last.is_some_and(|(m, _)| m == model),
+                    warm: host.latest().is_some_and(|(m, _)| m == model),
                     busy_other: host.busy_with_other(model),
                 },
                 probe,
@@ -383,7 +399,10 @@ impl ModelRegistry {
                 }
             })
             .collect::<Vec<_>>();
-        let hosts = (0..host_ids.len()).map(|_| Host::default()).collect();
+        let mut hosts: Vec<Host> = (0..host_ids.len()).map(|_| Host::default()).collect();
+        for (key, i) in host_ids {
+            hosts[i].key = key;
+        }
         let by_name = pools
             .iter()
             .enumerate()
@@ -563,6 +582,25 @@ impl ModelRegistry {
                 }
             }
         }
+        // This replica's occupancy per host, and hosts whose last-served changed.
+        let replica = sh.replica.clone();
+        let mut occupancy = Vec::with_capacity(self.hosts.len());
+        let mut lasts = Vec::new();
+        for h in self.hosts.iter_mut() {
+            let mine: Vec<(String, u32)> = h
+                .in_flight
+                .iter()
+                .map(|(m, n)| (models[*m].clone(), *n))
+                .collect();
+            occupancy.push((h.key.clone(), mine));
+            if let Some((m, at)) = h.last.filter(|(_, at)| Some(*at) != h.published_last) {
+                h.published_last = Some(at);
+                let age = now.saturating_duration_since(at).as_millis() as u64;
+                lasts.push((h.key.clone(), models[m].clone(), now_ms.saturating_sub(age)));
+            }
+        }
+        let host_keys: Vec<String> = self.hosts.iter().map(|h| h.key.clone()).collect();
+        let me = replica.clone();
         let fut = async move {
             store.ping().await?;
             for (id, until, left) in &publish {
@@ -573,10 +611,32 @@ impl ModelRegistry {
             for m in &models {
                 usage.push(store.usage(m).await?);
             }
-            Ok::<_, redis::RedisError>((circuits, usage))
+            let mut busy = Vec::with_capacity(occupancy.len());
+            for (host, mine) in &occupancy {
+                busy.push(store.exchange_occupancy(host, &me, mine).await?);
+            }
+            for (host, model, at) in &lasts {
+                store.publish_last(host, model, *at).await?;
+            }
+            let last = store.last_served(&host_keys).await?;
+            Ok::<_, redis::RedisError>((circuits, usage, busy, last, models))
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok((circuits, usage)) => {
+            Ok((circuits, usage, busy, last, models)) => {
+                let index_of = |name: &str| models.iter().position(|m| m == name);
+                let now = Instant::now();
+                let now_ms = epoch_ms();
+                for (h, (others, latest)) in act.hosts.iter_mut().zip(busy.into_iter().zip(last)) {
+                    h.remote_busy = others
+                        .iter()
+                        .filter(|(r, _, n)| *r != replica && *n > 0)
+                        .filter_map(|(_, m, _)| index_of(m))
+                        .collect();
+                    h.remote_last = latest.and_then(|(at, m)| {
+                        let age = Duration::from_millis(now_ms.saturating_sub(at));
+                        Some((index_of(&m)?, now.checked_sub(age)?))
+                    });
+                }
                 if !was_up {
                     tracing::info!("shared state (Redis) reachable; synchronising");
                 }
@@ -801,6 +861,44 @@ impl Handler<Release> for ModelRegistry {
     }
 }
 
+/// Asks whether this replica should send the next keep-warm ping of `provider` (with Redis, one
+/// replica per window; without it, always yes).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct ClaimKeepAlive {
+    pub provider: String,
+    pub hold: Duration,
+}
+
+impl Handler<ClaimKeepAlive> for ModelRegistry {
+    type Result = ResponseActFuture<Self, bool>;
+
+    fn handle(&mut self, msg: ClaimKeepAlive, _: &mut Context<Self>) -> Self::Result {
+        let Some((store, replica)) = self
+            .live_store()
+            .zip(self.shared.as_ref().map(|s| s.replica.clone()))
+        else {
+            return Box::pin(actix::fut::ready(true));
+        };
+        // A spawned-style future: the mailbox keeps being served meanwhile.
+        Box::pin(
+            async move {
+                store
+                    .claim_keepalive(&msg.provider, &replica, msg.hold)
+                    .await
+            }
+            .into_actor(self)
+            .map(|res, act, _| match res {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    act.mark_down(&e);
+                    true
+                }
+            }),
+        )
+    }
+}
+
 impl Handler<GetProviders> for ModelRegistry {
     type Result = MessageResult<GetProviders>;
 
@@ -832,7 +930,7 @@ impl Handler<GetKeepAlive> for ModelRegistry {
                 let host = &self.hosts[slot.host];
                 out.push(KeepAliveView {
                     provider: slot.snapshot.clone(),
-                    last_served: host.last.filter(|(m, _)| *m == mi).map(|(_, t)| t),
+                    last_served: host.latest().filter(|(m, _)| *m == mi).map(|(_, t)| t),
                     busy_other: host.busy_with_other(mi),
                 });
             }

@@ -9,6 +9,12 @@
 //!   re-established after Redis restarts empty.
 //! - `usage:{model}` — hash provider → requests started (all replicas).
 //! - `circuit:{provider}` — "open until" (epoch ms), expiring when the circuit closes by time.
+//! - `host:{host}` — hash `{replica}|{model}` → requests in flight there; each replica rewrites
+//!   its own fields every sync and the key expires 3 s after the last write (a dead replica's
+//!   occupancy vanishes).
+//! - `hostlast:{host}` — `{epoch ms}|{model}` of the latest request started on the host by any
+//!   replica (`first_available_optim`'s warm host, the keep-alive schedule).
+//! - `keepalive:{provider}` — `SET NX PX` claim, so one replica sends each keep-warm ping.
 //!
 //! Every call is async and bounded by the connection manager's response timeout; callers never
 //! await these in an actor's handler (they spawn them), and treat an error as "Redis is down":
@@ -181,6 +187,88 @@ impl Store {
             cmd.arg(k);
         }
         cmd.query_async(&mut conn).await
+    }
+
+    /// Publishes this replica's in-flight counts on `host` (`(model, count)`), replacing its
+    /// previous ones, and returns every replica's `(model, count)` there.
+    pub async fn exchange_occupancy(
+        &self,
+        host: &str,
+        replica: &str,
+        mine: &[(String, u32)],
+    ) -> RedisResult<Vec<(String, String, u32)>> {
+        let mut conn = self.conn.clone();
+        let key = self.key("host", host);
+        let mut pipe = redis::pipe();
+        for (model, n) in mine {
+            pipe.hset(&key, format!("{replica}|{model}"), *n).ignore();
+        }
+        pipe.pexpire(&key, 3000).ignore();
+        pipe.hgetall(&key);
+        let (all,): (HashMap<String, u32>,) = pipe.query_async(&mut conn).await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(k, n)| {
+                let (r, m) = k.split_once('|')?;
+                Some((r.to_string(), m.to_string(), n))
+            })
+            .collect())
+    }
+
+    /// Records that `model` was just served on `host` (if later than what is there).
+    pub async fn publish_last(&self, host: &str, model: &str, at_ms: u64) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let key = self.key("hostlast", host);
+        let cur: Option<String> = conn.get(&key).await?;
+        let newer = cur
+            .and_then(|c| c.split_once('|').and_then(|(t, _)| t.parse::<u64>().ok()))
+            .is_none_or(|t| t < at_ms);
+        if newer {
+            let _: () = conn
+                .set_ex(&key, format!("{at_ms}|{model}"), 24 * 3600)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The latest `(epoch ms, model)` served on each host, in order.
+    pub async fn last_served(&self, hosts: &[String]) -> RedisResult<Vec<Option<(u64, String)>>> {
+        if hosts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("MGET");
+        for h in hosts {
+            cmd.arg(self.key("hostlast", h));
+        }
+        let raw: Vec<Option<String>> = cmd.query_async(&mut conn).await?;
+        Ok(raw
+            .into_iter()
+            .map(|v| {
+                let v = v?;
+                let (t, m) = v.split_once('|')?;
+                Some((t.parse().ok()?, m.to_string()))
+            })
+            .collect())
+    }
+
+    /// Claims the next keep-warm ping of `provider` for `hold`; false if another replica has it.
+    pub async fn claim_keepalive(
+        &self,
+        provider: &str,
+        replica: &str,
+        hold: Duration,
+    ) -> RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        let ok: Option<String> = redis::cmd("SET")
+            .arg(self.key("keepalive", provider))
+            .arg(replica)
+            .arg("NX")
+            .arg("PX")
+            .arg(hold.as_millis().max(1) as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(ok.is_some())
     }
 
     pub async fn ping(&self) -> RedisResult<()> {

@@ -84,10 +84,18 @@ async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
     // The first command on a connection that died may still report the broken pipe while the
     // manager reconnects: the router treats that as "down" and retries on its next tick.
     let lease = [("alive".to_string(), "y".to_string())];
-    assert!(eventually(Duration::from_secs(3), || async { a.renew(&lease).await.is_ok() }).await);
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            a.renew(&lease).await.is_ok()
+        })
+        .await
+    );
     assert_eq!(a.holders("alive").await.unwrap(), 1);
     assert!(eventually(Duration::from_secs(3), || async { b.ping().await.is_ok() }).await);
-    assert!(!b.acquire("alive", "z", 1).await.unwrap(), "re-established, so still held");
+    assert!(
+        !b.acquire("alive", "z", 1).await.unwrap(),
+        "re-established, so still held"
+    );
 }
 
 async fn shared_up(port: u16) -> bool {
@@ -292,5 +300,82 @@ async fn a_client_disconnect_releases_the_shared_lease_at_once() {
         })
         .await,
         "released in Redis as soon as the client left, not at the TTL"
+    );
+}
+
+fn redis_env(redis: &RedisServer) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "LLM_ROUTER_BALANCE_STRATEGY",
+            "first_available_optim".to_string(),
+        ),
+        ("LLM_ROUTER_REDIS_HOST", "127.0.0.1".to_string()),
+        ("LLM_ROUTER_REDIS_PORT", redis.port.to_string()),
+        (
+            "LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS",
+            "0.1".to_string(),
+        ),
+    ]
+}
+
+#[actix_rt::test]
+async fn replicas_see_each_others_host_occupancy_and_share_keep_alive_pings() {
+    let redis = RedisServer::start();
+    let (h, g) = (
+        FakeUpstream::start(FakeConfig {
+            chunks: 40,
+            chunk_delay: Duration::from_millis(50),
+            ..Default::default()
+        }),
+        FakeUpstream::start(FakeConfig::default()),
+    );
+    let mut h_m2 = provider("h-m2", &h);
+    h_m2["keep_alive"] = serde_json::json!("3s");
+    let config = models_config(&[
+        ("m1", vec![provider("h-m1", &h), provider("g-m1", &g)]),
+        ("m2", vec![h_m2]),
+    ]);
+    let env = redis_env(&redis);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (a, b) = (Router::start(&config, &env), Router::start(&config, &env));
+    for r in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                r.health().await["shared_state"]["state"] == "up"
+            })
+            .await
+        );
+    }
+    // Replica A keeps host H busy with m2 (a 2 s stream).
+    let t0 = Instant::now();
+    let mut stream = client()
+        .post(a.url("/v1/chat/completions"))
+        .send_json(&chat_body("m2", true))
+        .await
+        .unwrap();
+    use futures_util::StreamExt;
+    assert!(stream.next().await.unwrap().is_ok());
+    // Replica B learns it at its next sync and sends m1 to the idle host G, though H comes first.
+    actix_rt::time::sleep(Duration::from_millis(700)).await;
+    let res = b.chat("m1", false).await;
+    assert_eq!(res.headers().get("x-llm-router-provider").unwrap(), "g-m1");
+    let _ = stream.body().limit(1 << 20).await;
+    // m2 was served on H at t0; both replicas watch its keep-alive (3 s): the ping falls due at
+    // 2.4 s (80 %), the next one 2.4 s after that. By 3.6 s exactly one replica has pinged once.
+    let served = h.request_count();
+    actix_rt::time::sleep(
+        (t0 + Duration::from_millis(3600)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let pings: Vec<_> = h.requests()[served..]
+        .iter()
+        .filter(|q| q.body["max_tokens"] == 1)
+        .cloned()
+        .collect();
+    assert_eq!(
+        pings.len(),
+        1,
+        "one keep-warm ping for both replicas: {}",
+        pings.len()
     );
 }

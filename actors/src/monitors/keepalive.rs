@@ -8,7 +8,9 @@
 //! Pings: Ollama `POST /api/chat` with no messages and the provider's `keep_alive` (Ollama loads
 //! the model and keeps it for that long); OpenAI-wire providers a one-token chat completion.
 //! Anthropic providers are hosted APIs with nothing to keep warm: never pinged. The scheduling is
-//! the pure [`KeepAliveSchedule`]; the actor only does I/O.
+//! the pure [`KeepAliveSchedule`]; the actor only does I/O. With Redis, "last served" is the
+//! latest request on the host from any replica, and a `SET NX` claim makes one replica send each
+//! ping.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use serde_json::json;
 
 use super::{authorise, client, url};
 use crate::config::{ApiType, ProviderConfig};
-use crate::registry::{GetKeepAlive, ModelRegistry};
+use crate::registry::{ClaimKeepAlive, GetKeepAlive, ModelRegistry};
 
 /// Fraction of the window after which a ping is due.
 const DUE_AT: f64 = 0.8;
@@ -96,9 +98,18 @@ impl KeepAliveMonitor {
                 })
                 .collect();
             for id in act.schedule.due(&watched, now) {
-                if let Some(v) = views.iter().find(|v| v.provider.config.id == id) {
-                    act.ping(v.provider.config.clone(), v.provider.model.to_string(), ctx);
-                }
+                let Some(v) = views.iter().find(|v| v.provider.config.id == id) else {
+                    continue;
+                };
+                let (p, model) = (v.provider.config.clone(), v.provider.model.to_string());
+                // With Redis, one replica pings per window.
+                let hold = p.keep_alive.unwrap_or_default().mul_f64(1.0 - DUE_AT) / 2;
+                let claim = act.registry.send(ClaimKeepAlive { provider: id, hold });
+                ctx.spawn(claim.into_actor(act).map(move |ok, act, ctx| {
+                    if ok.unwrap_or(true) {
+                        act.ping(p, model, ctx);
+                    }
+                }));
             }
         }));
     }
