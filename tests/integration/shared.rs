@@ -356,7 +356,8 @@ async fn replicas_see_each_others_host_occupancy_and_share_keep_alive_pings() {
     use futures_util::StreamExt;
     assert!(stream.next().await.unwrap().is_ok());
     // Replica B learns it at its next sync and sends m1 to the idle host G, though H comes first.
-    actix_rt::time::sleep(Duration::from_millis(700)).await;
+    // (Syncs run every 0.5 s; leave room for a loaded machine — the stream lasts 2 s.)
+    actix_rt::time::sleep(Duration::from_millis(1100)).await;
     let res = b.chat("m1", false).await;
     assert_eq!(res.headers().get("x-llm-router-provider").unwrap(), "g-m1");
     let _ = stream.body().limit(1 << 20).await;
