@@ -181,6 +181,8 @@ struct Slot {
     capacity: Option<u32>,
     /// Redis lease tokens held by this replica for this provider.
     tokens: Vec<String>,
+    /// Tokens released here whose removal Redis has not confirmed yet.
+    released: Vec<String>,
     /// Every slot is held by other replicas (as of a failed acquire): not asked until then.
     remote_busy_until: Option<Instant>,
     /// Another replica saw this provider's circuit open until then.
@@ -384,6 +386,7 @@ impl ModelRegistry {
                             host,
                             capacity: p.max_concurrency.or(kind.default_capacity()),
                             tokens: Vec::new(),
+                            released: Vec::new(),
                             remote_busy_until: None,
                             remote_open_until: None,
                             global_served: None,
@@ -500,8 +503,9 @@ impl ModelRegistry {
         slot.in_flight += 1;
         let cap = slot.capacity.unwrap_or(1);
         let id = slot.snapshot.config.id.clone();
+        let released = slot.released.clone();
         let t = token.clone();
-        let fut = async move { store.acquire(&id, &t, cap).await };
+        let fut = async move { store.acquire(&id, &t, cap, &released).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let slot = &mut act.pools[model].slots[index];
             slot.in_flight = slot.in_flight.saturating_sub(1);
@@ -835,14 +839,22 @@ impl Handler<Release> for ModelRegistry {
             slot.tokens.retain(|t| *t != token);
             let id = slot.snapshot.config.id.clone();
             if let Some(store) = self.shared.as_ref().and_then(|s| s.store.clone()) {
-                // On the actor's own futures, so the release is sent before any acquire that
-                // follows it (one multiplexed connection keeps the order). A failed release
+                // Until Redis confirms, the next acquire of this provider removes the token
+                // itself (futures are not polled in a guaranteed order). A failed release
                 // expires with its TTL.
+                slot.released.push(token.clone());
+                let (model, provider) = (msg.model, msg.provider);
                 ctx.spawn(
                     async move {
                         let _ = store.release(&id, &token).await;
+                        token
                     }
-                    .into_actor(self),
+                    .into_actor(self)
+                    .map(move |token, act, _| {
+                        act.pools[model].slots[provider]
+                            .released
+                            .retain(|t| *t != token);
+                    }),
                 );
             }
         }

@@ -31,6 +31,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+-- Tokens this replica released but whose own release may not have arrived yet.
+for i = 4, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ttl * 2)
@@ -104,16 +108,22 @@ impl Store {
     }
 
     /// Takes one of `cap` slots of `provider` for `token`; false when all are held elsewhere.
-    pub async fn acquire(&self, provider: &str, token: &str, cap: u32) -> RedisResult<bool> {
+    /// `released` are this replica's tokens already given back: they are removed first, in the
+    /// same atomic step, so a release still in flight never makes the provider look held.
+    pub async fn acquire(
+        &self,
+        provider: &str,
+        token: &str,
+        cap: u32,
+        released: &[String],
+    ) -> RedisResult<bool> {
         let mut conn = self.conn.clone();
-        let n: i64 = self
-            .acquire
-            .key(self.key("lease", provider))
-            .arg(token)
-            .arg(cap)
-            .arg(self.ttl_ms)
-            .invoke_async(&mut conn)
-            .await?;
+        let mut inv = self.acquire.key(self.key("lease", provider));
+        inv.arg(token).arg(cap).arg(self.ttl_ms);
+        for t in released {
+            inv.arg(t);
+        }
+        let n: i64 = inv.invoke_async(&mut conn).await?;
         Ok(n == 1)
     }
 

@@ -33,7 +33,11 @@ async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
         let tries = (0..50).map(|i| {
             let s = if i % 2 == 0 { a.clone() } else { b.clone() };
             let provider = provider.clone();
-            async move { s.acquire(&provider, &format!("tok{i}"), cap).await.unwrap() }
+            async move {
+                s.acquire(&provider, &format!("tok{i}"), cap, &[])
+                    .await
+                    .unwrap()
+            }
         });
         let won: Vec<bool> = join_all(tries).await;
         assert_eq!(
@@ -45,22 +49,26 @@ async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
         // Releasing one lets exactly one more in.
         let first = won.iter().position(|w| *w).unwrap();
         a.release(&provider, &format!("tok{first}")).await.unwrap();
-        assert!(b.acquire(&provider, "late", cap).await.unwrap());
-        assert!(!b.acquire(&provider, "later", cap).await.unwrap());
+        assert!(b.acquire(&provider, "late", cap, &[]).await.unwrap());
+        assert!(!b.acquire(&provider, "later", cap, &[]).await.unwrap());
     }
+    // A release still on its way is applied by the next acquire of the same replica.
+    assert!(a.acquire("relay", "old", 1, &[]).await.unwrap());
+    assert!(!b.acquire("relay", "other", 1, &[]).await.unwrap());
+    assert!(a.acquire("relay", "new", 1, &["old".into()]).await.unwrap());
     // Not renewed: gone after the TTL (a crashed replica). Renewed: kept.
-    assert!(a.acquire("crashed", "x", 1).await.unwrap());
-    assert!(a.acquire("alive", "y", 1).await.unwrap());
+    assert!(a.acquire("crashed", "x", 1, &[]).await.unwrap());
+    assert!(a.acquire("alive", "y", 1, &[]).await.unwrap());
     for _ in 0..5 {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
         a.renew(&[("alive".into(), "y".into())]).await.unwrap();
     }
     assert!(
-        b.acquire("crashed", "z", 1).await.unwrap(),
+        b.acquire("crashed", "z", 1, &[]).await.unwrap(),
         "expired lease reclaimed"
     );
     assert!(
-        !b.acquire("alive", "z", 1).await.unwrap(),
+        !b.acquire("alive", "z", 1, &[]).await.unwrap(),
         "renewed lease kept"
     );
     // Shared counters.
@@ -70,7 +78,7 @@ async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
     // Redis away: calls fail fast; back (empty): renewal re-establishes a held lease.
     redis.stop();
     let t = Instant::now();
-    assert!(a.acquire("p1", "w", 1).await.is_err());
+    assert!(a.acquire("p1", "w", 1, &[]).await.is_err());
     assert!(
         t.elapsed() < Duration::from_millis(1500),
         "{:?}",
@@ -93,7 +101,7 @@ async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
     assert_eq!(a.holders("alive").await.unwrap(), 1);
     assert!(eventually(Duration::from_secs(3), || async { b.ping().await.is_ok() }).await);
     assert!(
-        !b.acquire("alive", "z", 1).await.unwrap(),
+        !b.acquire("alive", "z", 1, &[]).await.unwrap(),
         "re-established, so still held"
     );
 }
