@@ -183,6 +183,8 @@ struct Slot {
     tokens: Vec<String>,
     /// Tokens released here whose removal Redis has not confirmed yet.
     released: Vec<String>,
+    /// Start times of this replica's requests in the last minute (for `rpm`).
+    recent: VecDeque<Instant>,
     /// Every slot is held by other replicas (as of a failed acquire): not asked until then.
     remote_busy_until: Option<Instant>,
     /// Another replica saw this provider's circuit open until then.
@@ -222,6 +224,23 @@ impl Host {
             (a, b) => a.or(b),
         }
     }
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// With `rpm` requests started in the last minute, when the oldest leaves the window.
+fn rpm_full_until(recent: &VecDeque<Instant>, rpm: u32, now: Instant) -> Option<Instant> {
+    let in_window = recent
+        .iter()
+        .filter(|t| now.saturating_duration_since(**t) < MINUTE)
+        .count();
+    if in_window < rpm as usize {
+        return None;
+    }
+    recent
+        .iter()
+        .find(|t| now.saturating_duration_since(**t) < MINUTE)
+        .map(|oldest| *oldest + MINUTE)
 }
 
 /// Host key of an `api_host`: scheme and authority, without path.
@@ -293,7 +312,8 @@ impl Pool {
             if s.remote_busy_until.is_some_and(|t| t > now) {
                 continue;
             }
-            if let Some(until) = s.snapshot.rate_limited_until(now) {
+            let rpm_until = cfg.rpm.and_then(|rpm| rpm_full_until(&s.recent, rpm, now));
+            if let Some(until) = s.snapshot.rate_limited_until(now).or(rpm_until) {
                 limited = Some(limited.map_or(until, |l: Instant| l.min(until)));
                 limited_count += 1;
                 continue;
@@ -387,6 +407,7 @@ impl ModelRegistry {
                             capacity: p.max_concurrency.or(kind.default_capacity()),
                             tokens: Vec::new(),
                             released: Vec::new(),
+                            recent: VecDeque::new(),
                             remote_busy_until: None,
                             remote_open_until: None,
                             global_served: None,
@@ -710,6 +731,17 @@ impl ModelRegistry {
         slot.served += 1;
         slot.probing |= probe;
         slot.snapshot.set_selection(slot.in_flight, slot.served);
+        if slot.snapshot.config.rpm.is_some() {
+            let now = Instant::now();
+            while slot
+                .recent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
+            {
+                slot.recent.pop_front();
+            }
+            slot.recent.push_back(now);
+        }
         let snapshot = slot.snapshot.clone();
         let host = &mut self.hosts[slot.host];
         *host.in_flight.entry(model).or_insert(0) += 1;
@@ -1055,5 +1087,22 @@ impl std::fmt::Debug for Lease {
             .field("model", &self.snapshot.model)
             .field("probe", &self.probe)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod rpm_tests {
+    use super::*;
+
+    #[test]
+    fn the_window_fills_and_frees_as_requests_age() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let recent: VecDeque<Instant> = [at(0), at(10), at(20)].into_iter().collect();
+        assert_eq!(rpm_full_until(&recent, 4, at(30)), None);
+        assert_eq!(rpm_full_until(&recent, 3, at(30)), Some(at(60)));
+        // The first one left the window at 60 s: room again.
+        assert_eq!(rpm_full_until(&recent, 3, at(61)), None);
+        assert_eq!(rpm_full_until(&recent, 2, at(61)), Some(at(70)));
     }
 }

@@ -356,3 +356,35 @@ async fn the_keep_alive_monitor_pings_before_the_window_lapses() {
     assert_eq!(ping.body["max_tokens"], 1);
     assert_eq!(ping.body["model"], "org/model-7b");
 }
+
+#[actix_rt::test]
+async fn rpm_caps_a_providers_requests_per_minute() {
+    let (up_a, up_b) = (fake(0), fake(0));
+    let mut a = provider("a", &up_a);
+    a["rpm"] = json!(2);
+    let mut solo = provider("s", &up_a);
+    solo["rpm"] = json!(2);
+    let r = Router::start(
+        &models_config(&[("m", vec![a, provider("b", &up_b)]), ("solo", vec![solo])]),
+        &env(&strategy("first_available")),
+    );
+    // First available is "a" until its two requests of the minute are used, then "b".
+    let counts = sequential(&r, "m", 4).await;
+    assert_eq!((counts["a"], counts["b"]), (2, 2), "{counts:?}");
+    // A model whose only provider is at its rpm: 429 with the wait, provider not called.
+    assert_eq!(r.chat("solo", false).await.status(), 200);
+    assert_eq!(r.chat("solo", false).await.status(), 200);
+    let before = up_a.request_count();
+    let res = r.chat("solo", false).await;
+    assert_eq!(res.status(), 429);
+    let secs: u64 = res
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((55..=60).contains(&secs), "{secs}");
+    assert_eq!(up_a.request_count(), before);
+}
