@@ -126,11 +126,9 @@ impl Choice {
     }
 }
 
-/// Sent by a dropped lease; frees the slot, forwards the outcome to the provider's actor (on the
-/// registry's own thread, so a request costs one cross-thread wake-up, not two) and may serve a
-/// queued request.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
+/// Left by a dropped lease in the registry's [`ReleaseInbox`]; frees the slot, forwards the
+/// outcome to the provider's actor (on the registry's own thread) and may serve a queued request.
+#[derive(Debug)]
 pub struct Release {
     model: usize,
     provider: usize,
@@ -371,7 +369,19 @@ pub struct ModelRegistry {
     by_name: HashMap<String, usize>,
     hosts: Vec<Host>,
     shared: Option<Shared>,
+    inbox: Arc<ReleaseInbox>,
 }
+
+/// Releases of dropped leases waiting for the registry. A dropping lease wakes the registry only
+/// when the inbox was empty, so under load one wake-up drains many releases (a cross-thread
+/// wake-up costs more than the release itself).
+#[derive(Default)]
+pub struct ReleaseInbox(std::sync::Mutex<Vec<Release>>);
+
+/// Tells the registry the inbox has releases.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct DrainReleases;
 
 impl ModelRegistry {
     /// Starts the registry and one `ProviderActor` per provider on the current arbiter.
@@ -446,6 +456,7 @@ impl ModelRegistry {
             by_name,
             hosts,
             shared,
+            inbox: Arc::new(ReleaseInbox::default()),
         }
         .start()
     }
@@ -754,6 +765,7 @@ impl ModelRegistry {
         }
         Lease {
             registry: me,
+            inbox: self.inbox.clone(),
             snapshot,
             model,
             provider: index,
@@ -861,10 +873,19 @@ impl Handler<ChooseProvider> for ModelRegistry {
     }
 }
 
-impl Handler<Release> for ModelRegistry {
+impl Handler<DrainReleases> for ModelRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: DrainReleases, ctx: &mut Context<Self>) {
+        let batch = std::mem::take(&mut *self.inbox.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for r in batch {
+            self.release(r, ctx);
+        }
+    }
+}
+
+impl ModelRegistry {
+    fn release(&mut self, msg: Release, ctx: &mut Context<Self>) {
         let slot = &mut self.pools[msg.model].slots[msg.provider];
         slot.in_flight = slot.in_flight.saturating_sub(1);
         if let Some(token) = msg.token {
@@ -1006,6 +1027,7 @@ impl Handler<GetStatus> for ModelRegistry {
 /// Move it into the response body so a client disconnect drops it.
 pub struct Lease {
     registry: Addr<ModelRegistry>,
+    inbox: Arc<ReleaseInbox>,
     snapshot: Arc<ProviderSnapshot>,
     model: usize,
     provider: usize,
@@ -1064,7 +1086,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         let now = Instant::now();
-        self.registry.do_send(Release {
+        let release = Release {
             model: self.model,
             provider: self.provider,
             report: ReportOutcome {
@@ -1076,7 +1098,15 @@ impl Drop for Lease {
                 at: now,
             },
             token: self.token.take(),
-        });
+        };
+        let was_empty = {
+            let mut q = self.inbox.0.lock().unwrap_or_else(|e| e.into_inner());
+            q.push(release);
+            q.len() == 1
+        };
+        if was_empty {
+            self.registry.do_send(DrainReleases);
+        }
     }
 }
 
