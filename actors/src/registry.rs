@@ -682,7 +682,7 @@ impl ModelRegistry {
                 }
                 if !was_up {
                     // Re-establish the leases held while Redis was away.
-                    act.renew_leases(ctx);
+                    act.renew_leases(true, ctx);
                 }
                 let now = Instant::now();
                 let now_ms = epoch_ms();
@@ -707,8 +707,8 @@ impl ModelRegistry {
         }));
     }
 
-    /// Extends every lease this replica holds (re-adding any Redis lost).
-    fn renew_leases(&mut self, ctx: &mut Context<Self>) {
+    /// Extends every lease this replica holds; with `readd`, re-adds those Redis lost.
+    fn renew_leases(&mut self, readd: bool, ctx: &mut Context<Self>) {
         let Some(store) = self.live_store() else {
             return;
         };
@@ -726,7 +726,7 @@ impl ModelRegistry {
             return;
         }
         ctx.spawn(
-            async move { store.renew(&leases).await }
+            async move { store.renew(&leases, readd).await }
                 .into_actor(self)
                 .map(|res, act, _| {
                     if let Err(e) = res {
@@ -818,7 +818,7 @@ impl Actor for ModelRegistry {
         self.sync_shared(ctx);
         ctx.run_interval(SHARED_SYNC, |act, ctx| act.sync_shared(ctx));
         ctx.run_interval(renew.max(Duration::from_millis(50)), |act, ctx| {
-            act.renew_leases(ctx)
+            act.renew_leases(false, ctx)
         });
         // Other replicas' releases are not pushed to us: queued requests of shared pools retry.
         ctx.run_interval(SHARED_POLL, |act, ctx| {

@@ -4,9 +4,10 @@
 //! - `lease:{provider}` — sorted set of lease tokens, score = expiry in ms of Redis' own clock
 //!   (`TIME`, so replicas' clocks don't matter). [`ACQUIRE`] drops expired tokens, then adds the
 //!   token if fewer than `cap` remain — atomically, so two replicas can never both take the last
-//!   slot. Leases live `ttl` and are renewed by their holder every `ttl / 3`; a crashed replica's
-//!   leases expire within `ttl`. Renewal re-adds a missing token, which is how held leases are
-//!   re-established after Redis restarts empty.
+//!   slot. Leases live `ttl` and are renewed by their holder every `ttl / 3` (only tokens still
+//!   there: a renewal racing a release never resurrects it); a crashed replica's leases expire
+//!   within `ttl`. When Redis comes back after being away, the holder re-adds its tokens once —
+//!   how held leases are re-established after Redis restarts empty.
 //! - `usage:{model}` — hash provider → requests started (all replicas).
 //! - `circuit:{provider}` — "open until" (epoch ms), expiring when the circuit closes by time.
 //! - `host:{host}` — hash `{replica}|{model}` → requests in flight there; each replica rewrites
@@ -48,7 +49,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
+  if ARGV[2] == 'readd' then
+    redis.call('ZADD', key, now + ttl, ARGV[i + 2])
+  else
+    redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 2])
+  end
   redis.call('PEXPIRE', key, ttl * 2)
 end
 return #KEYS
@@ -127,14 +132,17 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Extends (or re-establishes) the given `(provider, token)` leases by one TTL.
-    pub async fn renew(&self, leases: &[(String, String)]) -> RedisResult<()> {
+    /// Extends the given `(provider, token)` leases by one TTL. With `readd`, tokens Redis lost
+    /// (it restarted empty) are added back; without, a token already released stays released —
+    /// a renewal racing a release must not resurrect it.
+    pub async fn renew(&self, leases: &[(String, String)], readd: bool) -> RedisResult<()> {
         if leases.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn.clone();
         let mut inv = self.renew.prepare_invoke();
-        inv.arg(self.ttl_ms);
+        inv.arg(self.ttl_ms)
+            .arg(if readd { "readd" } else { "extend" });
         for (provider, token) in leases {
             inv.key(self.key("lease", provider));
             inv.arg(token);

@@ -52,6 +52,13 @@ async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
         assert!(b.acquire(&provider, "late", cap, &[]).await.unwrap());
         assert!(!b.acquire(&provider, "later", cap, &[]).await.unwrap());
     }
+    // A plain renewal never resurrects a released lease (it may race the release).
+    assert!(a.acquire("raced", "r1", 1, &[]).await.unwrap());
+    a.release("raced", "r1").await.unwrap();
+    a.renew(&[("raced".into(), "r1".into())], false)
+        .await
+        .unwrap();
+    assert_eq!(a.holders("raced").await.unwrap(), 0);
     // A release still on its way is applied by the next acquire of the same replica.
     assert!(a.acquire("relay", "old", 1, &[]).await.unwrap());
     assert!(!b.acquire("relay", "other", 1, &[]).await.unwrap());
@@ -61,7 +68,9 @@ async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
     assert!(a.acquire("alive", "y", 1, &[]).await.unwrap());
     for _ in 0..5 {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
-        a.renew(&[("alive".into(), "y".into())]).await.unwrap();
+        a.renew(&[("alive".into(), "y".into())], false)
+            .await
+            .unwrap();
     }
     assert!(
         b.acquire("crashed", "z", 1, &[]).await.unwrap(),
@@ -94,7 +103,7 @@ async fn leases_are_atomic_across_store_handles_and_expire_unless_renewed() {
     let lease = [("alive".to_string(), "y".to_string())];
     assert!(
         eventually(Duration::from_secs(3), || async {
-            a.renew(&lease).await.is_ok()
+            a.renew(&lease, true).await.is_ok()
         })
         .await
     );
