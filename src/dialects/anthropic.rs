@@ -9,8 +9,8 @@ use llm_router_actors::ProviderConfig;
 use serde_json::{json, Map, Value};
 
 use super::canonical::{
-    merge_usage, new_id, sse_frame, Decoder, Encoder, Event, Image, Message, Part, Request,
-    Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
+    merge_usage, new_id, push_json_str, sse_frame, Decoder, Encoder, Event, Image, Message, Part,
+    Request, Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
 };
 use super::openai::push_tool_result;
 use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
@@ -593,12 +593,14 @@ impl Encoder for StreamEncoder {
                         i
                     }
                 };
-                sse_frame(
-                    out,
-                    Some("content_block_delta"),
-                    &json!({"type": "content_block_delta", "index": index,
-                            "delta": {"type": "text_delta", "text": t}}),
+                // The per-token hot path, written directly.
+                out.extend_from_slice(
+                    b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
                 );
+                out.extend_from_slice(index.to_string().as_bytes());
+                out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
+                push_json_str(out, t);
+                out.extend_from_slice(b"}}\n\n");
             }
             Event::ToolStart { index, id, name } => {
                 self.start(None, out);

@@ -6,7 +6,7 @@
 //! side has no counterpart for are dropped deliberately (README, "Conversion table").
 //! Same-dialect traffic never comes here: it takes the passthrough fast path.
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use serde_json::Value;
 
 /// Who said a message. System prompts are not messages: they live in [`Request::system`].
@@ -370,6 +370,14 @@ impl Sse {
     }
 }
 
+/// Appends `s` as a JSON string literal (quoted, escaped).
+pub fn push_json_str(out: &mut BytesMut, s: &str) {
+    // Writing to a Vec-backed buffer cannot fail.
+    let mut w = std::mem::take(out).writer();
+    let _ = serde_json::to_writer(&mut w, s);
+    *out = w.into_inner();
+}
+
 /// Writes one SSE frame, with an `event:` line when named.
 pub fn sse_frame(out: &mut BytesMut, event: Option<&str>, data: &Value) {
     if let Some(e) = event {
@@ -505,6 +513,22 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
         assert_eq!(rfc3339(1_795_398_245, 0), "2026-11-23T01:44:05.000000000Z");
+    }
+
+    #[test]
+    fn strings_written_directly_are_valid_json() {
+        for text in [
+            "plain",
+            "quote \" and \\ back",
+            "line\nbreak\ttab\u{1}",
+            "zażółć 🦀",
+            "",
+        ] {
+            let mut out = BytesMut::from(&b"x"[..]);
+            push_json_str(&mut out, text);
+            let parsed: String = serde_json::from_slice(&out[1..]).unwrap();
+            assert_eq!(parsed, text);
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 
 use super::anthropic::parse_arguments;
 use super::canonical::{
-    merge_usage, rfc3339_now, Decoder, Encoder, Event, Image, Lines, Message, Part, Request,
-    Response, Role, StopReason, Tool, Usage,
+    merge_usage, push_json_str, rfc3339_now, Decoder, Encoder, Event, Image, Lines, Message, Part,
+    Request, Response, Role, StopReason, Tool, Usage,
 };
 use super::openai::push_tool_result;
 use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
@@ -546,15 +546,21 @@ impl StreamEncoder {
         }
     }
 
+    /// One token line, written directly (the per-token hot path).
     fn line(&self, text: &str, out: &mut BytesMut) {
-        let v = if self.generate {
-            json!({"model": self.model, "created_at": rfc3339_now(), "response": text, "done": false})
+        out.extend_from_slice(b"{\"model\":");
+        push_json_str(out, &self.model);
+        out.extend_from_slice(b",\"created_at\":\"");
+        out.extend_from_slice(rfc3339_now().as_bytes());
+        if self.generate {
+            out.extend_from_slice(b"\",\"response\":");
+            push_json_str(out, text);
         } else {
-            json!({"model": self.model, "created_at": rfc3339_now(),
-                   "message": {"role": "assistant", "content": text}, "done": false})
-        };
-        out.extend_from_slice(v.to_string().as_bytes());
-        out.extend_from_slice(b"\n");
+            out.extend_from_slice(b"\",\"message\":{\"role\":\"assistant\",\"content\":");
+            push_json_str(out, text);
+            out.extend_from_slice(b"}");
+        }
+        out.extend_from_slice(b",\"done\":false}\n");
     }
 
     fn flush_calls(&mut self, out: &mut BytesMut) {

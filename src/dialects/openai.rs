@@ -9,8 +9,8 @@ use llm_router_actors::ProviderConfig;
 use serde_json::{json, Map, Value};
 
 use super::canonical::{
-    merge_usage, new_id, sse_frame, unix_now, Decoder, Encoder, Event, Image, Message, Part,
-    Request, Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
+    merge_usage, new_id, push_json_str, sse_frame, unix_now, Decoder, Encoder, Event, Image,
+    Message, Part, Request, Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
 };
 use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
 use crate::errors::RouterError;
@@ -503,6 +503,38 @@ pub fn read_completion(body: &[u8]) -> Result<Request, RouterError> {
 // ---------------------------------------------------------------------------------------------
 // Streams.
 
+/// The common chunk — a text delta, a role, a finish reason — read without building a `Value`.
+/// Anything else (tool calls, usage, errors) takes the general path.
+#[derive(serde::Deserialize)]
+struct TextChunk<'a> {
+    #[serde(borrow, default)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    choices: Vec<TextChoice<'a>>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct TextChoice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<TextDelta<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct TextDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
+}
+
 /// Reads an OpenAI-wire SSE stream (Chat Completions chunks).
 #[derive(Default)]
 pub struct ChatDecoder {
@@ -526,6 +558,34 @@ impl Decoder for ChatDecoder {
                 *done = true;
                 out.push(Event::Done);
                 return;
+            }
+            if let Ok(c) = serde_json::from_slice::<TextChunk>(data) {
+                let simple = c.usage.is_none()
+                    && c.error.is_none()
+                    && c.choices.len() == 1
+                    && c.choices[0]
+                        .delta
+                        .as_ref()
+                        .is_none_or(|d| d.tool_calls.is_none());
+                if simple {
+                    if !*started {
+                        *started = true;
+                        out.push(Event::Start {
+                            id: c.id.map(|s| s.into_owned()),
+                            model: c.model.map(|s| s.into_owned()),
+                        });
+                    }
+                    let choice = &c.choices[0];
+                    if let Some(t) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) {
+                        if !t.is_empty() {
+                            out.push(Event::Text(t.to_string()));
+                        }
+                    }
+                    if let Some(f) = choice.finish_reason.as_deref() {
+                        out.push(Event::Stop(StopReason::from_openai(f)));
+                    }
+                    return;
+                }
             }
             let Ok(v) = serde_json::from_slice::<Value>(data) else {
                 out.push(Event::Error(
@@ -646,6 +706,29 @@ impl ChatEncoder {
         sse_frame(out, None, &v);
     }
 
+    /// A text delta, written directly (the per-token hot path).
+    fn text_chunk(&self, text: &str, out: &mut BytesMut) {
+        out.extend_from_slice(b"data: {\"id\":");
+        push_json_str(out, &self.id);
+        if self.completion {
+            out.extend_from_slice(b",\"object\":\"text_completion\",\"created\":");
+        } else {
+            out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        }
+        out.extend_from_slice(self.created.to_string().as_bytes());
+        out.extend_from_slice(b",\"model\":");
+        push_json_str(out, &self.model);
+        if self.completion {
+            out.extend_from_slice(b",\"choices\":[{\"text\":");
+            push_json_str(out, text);
+            out.extend_from_slice(b",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        } else {
+            out.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+            push_json_str(out, text);
+            out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        }
+    }
+
     fn start(&mut self, out: &mut BytesMut) {
         if !self.started {
             self.started = true;
@@ -662,7 +745,7 @@ impl Encoder for ChatEncoder {
             Event::Start { .. } => self.start(out),
             Event::Text(t) => {
                 self.start(out);
-                self.chunk(json!({"content": t}), None, out);
+                self.text_chunk(t, out);
             }
             Event::ToolStart { index, id, name } => {
                 self.start(out);

@@ -9,8 +9,8 @@ use bytes::BytesMut;
 use serde_json::{json, Value};
 
 use super::canonical::{
-    merge_usage, new_id, sse_frame, unix_now, Encoder, Event, Image, Message, Part, Request,
-    Response, Role, StopReason, Tool, ToolChoice, Usage,
+    merge_usage, new_id, push_json_str, sse_frame, unix_now, Encoder, Event, Image, Message, Part,
+    Request, Response, Role, StopReason, Tool, ToolChoice, Usage,
 };
 use super::openai::push_tool_result;
 use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
@@ -413,12 +413,19 @@ impl Encoder for StreamEncoder {
                     }
                     _ => return,
                 };
-                self.emit(
-                    "response.output_text.delta",
-                    json!({"item_id": id, "output_index": index,
-                    "content_index": 0, "delta": t, "logprobs": []}),
-                    out,
+                // The per-token hot path, written directly.
+                out.extend_from_slice(
+                    b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"item_id\":",
                 );
+                push_json_str(out, &id);
+                out.extend_from_slice(b",\"output_index\":");
+                out.extend_from_slice(index.to_string().as_bytes());
+                out.extend_from_slice(b",\"content_index\":0,\"delta\":");
+                push_json_str(out, t);
+                out.extend_from_slice(b",\"logprobs\":[],\"sequence_number\":");
+                out.extend_from_slice(self.seq.to_string().as_bytes());
+                out.extend_from_slice(b"}\n\n");
+                self.seq += 1;
             }
             Event::ToolStart {
                 index: t,
