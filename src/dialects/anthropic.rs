@@ -10,10 +10,10 @@ use serde_json::{json, Map, Value};
 
 use super::canonical::{
     merge_usage, new_id, push_json_str, sse_frame, Decoder, Encoder, Event, Image, Message, Part,
-    Request, Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
+    Request, Response, Role, Sse, StopReason, ToolChoice, Usage,
 };
 use super::openai::push_tool_result;
-use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
+use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields};
 use crate::errors::RouterError;
 
 /// The API version sent to `anthropic`-type providers.
@@ -56,21 +56,8 @@ pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
             if t.get("input_schema").is_none() && t.get("type").is_some() {
                 continue;
             }
-            let name = t
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad(&format!("tools[{i}].name"), "must be a string"))?;
-            req.tools.push(Tool {
-                name: name.into(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(String::from),
-                parameters: t
-                    .get("input_schema")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            });
+            req.tools
+                .push(read_tool(t, "input_schema", &format!("tools[{i}]"))?);
         }
     }
     req.tool_choice =

@@ -137,6 +137,30 @@ impl Fields for serde_json::Map<String, Value> {
     }
 }
 
+/// One tool definition: `name` (required), `description`, and its JSON Schema under
+/// `schema_key` (`parameters` in OpenAI/Ollama/Responses, `input_schema` in Anthropic).
+pub(crate) fn read_tool(
+    t: &Value,
+    schema_key: &str,
+    path: &str,
+) -> Result<canonical::Tool, RouterError> {
+    let name = t
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(&format!("{path}.name"), "must be a string"))?;
+    Ok(canonical::Tool {
+        name: name.into(),
+        description: t
+            .get("description")
+            .and_then(Value::as_str)
+            .map(String::from),
+        parameters: t
+            .get(schema_key)
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+    })
+}
+
 /// A JSON value as text: strings as they are, anything else serialised (tool results, arguments).
 pub(crate) fn as_text(v: &Value) -> String {
     match v {

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::anthropic::parse_arguments;
 use super::canonical::{
     merge_usage, push_json_str, rfc3339_now, Decoder, Encoder, Event, Image, Lines, Message, Part,
-    Request, Response, Role, StopReason, Tool, Usage,
+    Request, Response, Role, StopReason, Usage,
 };
 use super::openai::push_tool_result;
 use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
@@ -118,7 +118,8 @@ pub fn read_chat(body: &[u8]) -> Result<Request, RouterError> {
             }
         }
     }
-    read_tools(&mut req, &m)?;
+    // Ollama's tools are OpenAI-shaped.
+    super::openai::read_tools(&mut req, &m)?;
     read_options(&mut req, &m)?;
     Ok(req)
 }
@@ -156,28 +157,6 @@ fn image_of(data: &str) -> Image {
         media_type: media_type.into(),
         data: data.to_string(),
     }
-}
-
-fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {
-    for (i, t) in m.opt_array("tools")?.into_iter().flatten().enumerate() {
-        let f = t.get("function").unwrap_or(t);
-        let name = f
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(&format!("tools[{i}].function.name"), "must be a string"))?;
-        req.tools.push(Tool {
-            name: name.into(),
-            description: f
-                .get("description")
-                .and_then(Value::as_str)
-                .map(String::from),
-            parameters: f
-                .get("parameters")
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-        });
-    }
-    Ok(())
 }
 
 fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {

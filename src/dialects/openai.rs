@@ -12,7 +12,7 @@ use super::canonical::{
     merge_usage, new_id, push_json_str, sse_frame, unix_now, Decoder, Encoder, Event, Image,
     Message, Part, Request, Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
 };
-use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
+use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields};
 use crate::errors::RouterError;
 
 // ---------------------------------------------------------------------------------------------
@@ -189,26 +189,12 @@ fn read_parts(content: &Value, path: &str) -> Result<Vec<Part>, RouterError> {
     }
 }
 
-fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {
-    if let Some(tools) = m.opt_array("tools")? {
-        for (i, t) in tools.iter().enumerate() {
-            let f = t.get("function").unwrap_or(t);
-            let name = f
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad(&format!("tools[{i}].function.name"), "must be a string"))?;
-            req.tools.push(Tool {
-                name: name.into(),
-                description: f
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(String::from),
-                parameters: f
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            });
-        }
+/// Tools in the OpenAI shape (`tools[].function`, also Ollama's), legacy `functions`, tool choice.
+pub(crate) fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {
+    for (i, t) in m.opt_array("tools")?.into_iter().flatten().enumerate() {
+        let f = t.get("function").unwrap_or(t);
+        req.tools
+            .push(read_tool(f, "parameters", &format!("tools[{i}].function"))?);
     }
     if let Some(funcs) = m.opt_array("functions")? {
         for f in funcs {

@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 
 use super::canonical::{
     merge_usage, new_id, push_json_str, sse_frame, unix_now, Encoder, Event, Image, Message, Part,
-    Request, Response, Role, StopReason, Tool, ToolChoice, Usage,
+    Request, Response, Role, StopReason, ToolChoice, Usage,
 };
 use super::openai::push_tool_result;
-use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
+use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields};
 use crate::errors::RouterError;
 
 pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
@@ -48,21 +48,8 @@ pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
         if t.get("type").and_then(Value::as_str) != Some("function") {
             continue;
         }
-        let name = t
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(&format!("tools[{i}].name"), "must be a string"))?;
-        req.tools.push(Tool {
-            name: name.into(),
-            description: t
-                .get("description")
-                .and_then(Value::as_str)
-                .map(String::from),
-            parameters: t
-                .get("parameters")
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-        });
+        req.tools
+            .push(read_tool(t, "parameters", &format!("tools[{i}]"))?);
     }
     req.tool_choice = match m.get("tool_choice") {
         Some(Value::String(s)) => match s.as_str() {
