@@ -392,6 +392,22 @@ pub fn error_event(message: &str) -> Bytes {
 // ---------------------------------------------------------------------------------------------
 // Streams.
 
+#[derive(serde::Deserialize)]
+struct TextDeltaFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    delta: Option<TextDelta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Reads an Anthropic event stream.
 #[derive(Default)]
 pub struct StreamDecoder {
@@ -411,6 +427,17 @@ impl Decoder for StreamDecoder {
             tools,
         } = self;
         sse.feed(chunk, |_, data| {
+            // The common frame — a text delta — read without building a `Value`.
+            if let Ok(f) = serde_json::from_slice::<TextDeltaFrame>(data) {
+                if f.kind == "content_block_delta" {
+                    if let Some(d) = f.delta.filter(|d| d.kind.as_deref() == Some("text_delta")) {
+                        out.push(Event::Text(
+                            d.text.map(|t| t.into_owned()).unwrap_or_default(),
+                        ));
+                        return;
+                    }
+                }
+            }
             let Ok(v) = serde_json::from_slice::<Value>(data) else {
                 out.push(Event::Error(
                     "the provider sent a malformed stream frame".into(),

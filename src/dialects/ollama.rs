@@ -407,6 +407,28 @@ pub fn error_line(message: &str) -> Bytes {
 // ---------------------------------------------------------------------------------------------
 // Streams.
 
+#[derive(serde::Deserialize)]
+struct TokenLine<'a> {
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<TokenMessage<'a>>,
+    #[serde(borrow, default)]
+    response: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
+}
+
 /// Reads an Ollama NDJSON stream (`/api/chat` or `/api/generate`).
 #[derive(Default)]
 pub struct StreamDecoder {
@@ -427,6 +449,26 @@ impl Decoder for StreamDecoder {
         lines.feed(chunk, |line| {
             if line.iter().all(u8::is_ascii_whitespace) {
                 return;
+            }
+            // The common line — a token, not the last — read without building a `Value`.
+            if let Ok(l) = serde_json::from_slice::<TokenLine>(line) {
+                let plain = !l.done
+                    && l.error.is_none()
+                    && l.message.as_ref().is_none_or(|m| m.tool_calls.is_none());
+                if plain {
+                    if !*started {
+                        *started = true;
+                        out.push(Event::Start {
+                            id: None,
+                            model: l.model.map(|m| m.into_owned()),
+                        });
+                    }
+                    let text = l.message.and_then(|m| m.content).or(l.response);
+                    if let Some(t) = text.filter(|t| !t.is_empty()) {
+                        out.push(Event::Text(t.into_owned()));
+                    }
+                    return;
+                }
             }
             let Ok(v) = serde_json::from_slice::<Value>(line) else {
                 out.push(Event::Error(
