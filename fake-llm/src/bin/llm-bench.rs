@@ -157,11 +157,18 @@ fn main() {
         errors,
     } = samples;
     let n = total.len();
+    if std::env::var_os("LLM_BENCH_SPREAD").is_some() {
+        let spread: Vec<String> = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]
+            .iter()
+            .map(|p| format!("p{}={:.2}", p * 100.0, pct(&mut total, *p)))
+            .collect();
+        eprintln!("{}", spread.join(" "));
+    }
     println!(
         "{}",
         serde_json::json!({
             "requests": n, "errors": errors, "rps": ((n as f64 / dur) * 10.0).round() / 10.0,
-            "p50_ms": pct(&mut total, 0.50), "p90_ms": pct(&mut total, 0.90), "p99_ms": pct(&mut total, 0.99),
+            "p50_ms": pct(&mut total, 0.50), "p90_ms": pct(&mut total, 0.90), "p99_ms": pct(&mut total, 0.99), "p999_ms": pct(&mut total, 0.999), "max_ms": pct(&mut total, 1.0),
             "ttfb_p50_ms": pct(&mut ttfb, 0.50), "ttfb_p99_ms": pct(&mut ttfb, 0.99),
             "concurrency": conc, "stream": stream,
         })
