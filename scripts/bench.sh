@@ -2,9 +2,14 @@
 # Router overhead benchmark: the fake provider measured directly and through the router, in the
 # same run, with the same load tool (llm-bench) and concurrency. The router is pinned to core 0;
 # the fake provider and the load generator share core 1, so figures compare between runs.
+# Beside the router, the same traffic goes through `tcp-relay` (a byte-for-byte TCP hop on the
+# router's core): the latency any extra hop costs on this machine, with no HTTP work at all.
+# Each (mode, concurrency) is measured BENCH_ROUNDS times (direct, relay, router in turn); the
+# summary gives the median of the rounds' added figures, since the tail at concurrency 64 moves by
+# a millisecond or more from one round to the next.
 #
-#   scripts/bench.sh                 # 10 s per measurement
-#   BENCH_DURATION=5 scripts/bench.sh
+#   scripts/bench.sh                 # 10 s per measurement, 3 rounds
+#   BENCH_DURATION=5 BENCH_ROUNDS=5 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +17,8 @@ DUR=${BENCH_DURATION:-10}
 CHUNKS=${BENCH_CHUNKS:-16}
 FAKE_PORT=${BENCH_FAKE_PORT:-19101}
 ROUTER_PORT=${BENCH_ROUTER_PORT:-19100}
+RELAY_PORT=${BENCH_RELAY_PORT:-19103}
+ROUNDS=${BENCH_ROUNDS:-3}
 ROUTER_CORE=0
 LOAD_CORE=1
 [ "$(nproc)" -ge 2 ] || { ROUTER_CORE=0; LOAD_CORE=0; echo "warning: one core only; figures are not comparable"; }
@@ -44,8 +51,11 @@ LLM_ROUTER_SERVER_PORT="$ROUTER_PORT" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUT
     taskset -c "$ROUTER_CORE" "$BIN/llm-router" >/dev/null 2>&1 &
 router_pid=$!
 pids+=("$router_pid")
+taskset -c "$ROUTER_CORE" "$BIN/tcp-relay" --port "$RELAY_PORT" --to "127.0.0.1:$FAKE_PORT" >/dev/null 2>&1 &
+pids+=($!)
 wait_port "$FAKE_PORT"
 wait_port "$ROUTER_PORT"
+wait_port "$RELAY_PORT"
 sleep 0.5
 rss_kb() { awk -v k="$2" '$1==k {print $2}' "/proc/$1/status"; }
 idle_rss=$(rss_kb "$router_pid" VmRSS:)
@@ -58,29 +68,50 @@ TICK=$(getconf CLK_TCK)
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
 delta() { python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):+.3f}')" "$1" "$2"; }
 
-printf '%-11s %4s | %-8s %10s %9s %9s %10s | %s\n' mode conc target "req/s" "p50 ms" "p99 ms" "ttfb p50" "router: cpu/req; added p50 / p99 / ttfb ms"
+printf '%-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' mode conc round target "req/s" "p50 ms" "p99 ms" "ttfb p50" "added vs direct p50 / p99 / ttfb ms; router cpu/req"
 for mode in json sse; do
     flag=""; [ "$mode" = sse ] && flag="--stream"
     for conc in 1 64; do
-        d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$conc" "$flag")
-        c0=$(cpu_ticks "$router_pid")
-        r=$(bench "http://127.0.0.1:$ROUTER_PORT/v1/chat/completions" "$conc" "$flag")
-        c1=$(cpu_ticks "$router_pid")
-        # Router CPU per request (includes the 1 s warm-up's requests in the ticks: an upper bound).
-        cpu_us=$(python3 -c "import sys; t,tck,n,d,w=map(float,sys.argv[1:]); print(f'{t/tck*1e6/(n*(d+w)/d):.1f}')" \
-            "$((c1 - c0))" "$TICK" "$(field "$r" requests)" "$DUR" 1)
-        echo "$mode c=$conc direct $d" >> "$work/raw"
-        echo "$mode c=$conc router $r" >> "$work/raw"
-        for t in direct router; do
-            j=$d; [ $t = router ] && j=$r
-            extra=""
-            [ $t = router ] && extra="cpu ${cpu_us} us/req; $(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" p99_ms)" "$(field "$d" p99_ms)") / $(delta "$(field "$r" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)")"
-            [ "$(field "$j" errors)" = 0 ] || extra="$extra ERRORS=$(field "$j" errors)"
-            printf '%-11s %4s | %-8s %10s %9s %9s %10s | %s\n' "$mode" "$conc" "$t" \
-                "$(field "$j" rps)" "$(field "$j" p50_ms)" "$(field "$j" p99_ms)" "$(field "$j" ttfb_p50_ms)" "$extra"
+        for round in $(seq 1 "$ROUNDS"); do
+            d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$conc" "$flag")
+            x=$(bench "http://127.0.0.1:$RELAY_PORT/v1/chat/completions" "$conc" "$flag")
+            c0=$(cpu_ticks "$router_pid")
+            r=$(bench "http://127.0.0.1:$ROUTER_PORT/v1/chat/completions" "$conc" "$flag")
+            c1=$(cpu_ticks "$router_pid")
+            # Router CPU per request (includes the 1 s warm-up's requests in the ticks: an upper bound).
+            cpu_us=$(python3 -c "import sys; t,tck,n,d,w=map(float,sys.argv[1:]); print(f'{t/tck*1e6/(n*(d+w)/d):.1f}')" \
+                "$((c1 - c0))" "$TICK" "$(field "$r" requests)" "$DUR" 1)
+            for t in direct relay router; do
+                case $t in direct) j=$d ;; relay) j=$x ;; router) j=$r ;; esac
+                echo "$mode $conc $round $t $cpu_us $j" >> "$work/rounds"
+                echo "$mode c=$conc round $round $t $j" >> "$work/raw"
+                extra=""
+                [ $t != direct ] && extra="$(delta "$(field "$j" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$j" p99_ms)" "$(field "$d" p99_ms)") / $(delta "$(field "$j" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)")"
+                [ $t = router ] && extra="$extra; cpu ${cpu_us} us/req"
+                [ "$(field "$j" errors)" = 0 ] || extra="$extra ERRORS=$(field "$j" errors)"
+                printf '%-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' "$mode" "$conc" "$round" "$t" \
+                    "$(field "$j" rps)" "$(field "$j" p50_ms)" "$(field "$j" p99_ms)" "$(field "$j" ttfb_p50_ms)" "$extra"
+            done
         done
     done
 done
+echo
+echo "median over $ROUNDS round(s) (added = target - direct of the same round):"
+python3 - "$work/rounds" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    mode, conc, rnd, target, cpu, js = line.split(" ", 5)
+    rows.setdefault((mode, int(conc)), {}).setdefault(int(rnd), {})[target] = (json.loads(js), float(cpu))
+print(f"{'mode':5} {'conc':>4} | {'router req/s':>12} {'added p50':>10} {'added p99':>10} {'added ttfb':>10} {'cpu/req':>8} | {'relay added p50':>15} {'relay added p99':>15}")
+for (mode, conc), rounds in rows.items():
+    def med(target, key):
+        return statistics.median(r[target][0][key] - r["direct"][0][key] for r in rounds.values())
+    rps = statistics.median(r["router"][0]["rps"] for r in rounds.values())
+    cpu = statistics.median(r["router"][1] for r in rounds.values())
+    print(f"{mode:5} {conc:>4} | {rps:>12.0f} {med('router','p50_ms'):>+10.3f} {med('router','p99_ms'):>+10.3f} "
+          f"{med('router','ttfb_p50_ms'):>+10.3f} {cpu:>6.1f}us | {med('relay','p50_ms'):>+15.3f} {med('relay','p99_ms'):>+15.3f}")
+PY
 # Converted streams: an Ollama / Anthropic client through the router to the same OpenAI-wire
 # provider, beside the passthrough (OpenAI client) stream and the direct baseline, same run.
 echo

@@ -116,17 +116,13 @@ struct Tail {
 
 impl Tail {
     fn push(&mut self, chunk: &[u8]) {
-        for &b in chunk
-            .iter()
-            .skip(chunk.len().saturating_sub(self.buf.len()))
-        {
-            if self.len == self.buf.len() {
-                self.buf.copy_within(1.., 0);
-                self.len -= 1;
-            }
-            self.buf[self.len] = b;
-            self.len += 1;
-        }
+        let cap = self.buf.len();
+        let new = &chunk[chunk.len().saturating_sub(cap)..];
+        // Keep the newest `cap - new.len()` old bytes, then append: at most two small copies.
+        let keep = self.len.min(cap - new.len());
+        self.buf.copy_within(self.len - keep..self.len, 0);
+        self.buf[keep..keep + new.len()].copy_from_slice(new);
+        self.len = keep + new.len();
     }
 
     fn bytes(&self) -> &[u8] {
@@ -549,6 +545,16 @@ mod tests {
         assert!(t.at_boundary() && t.ends_with_done());
         t.push(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
         assert!(t.ends_with_message_stop() && !t.ends_with_done());
+        // The tail always holds the last bytes sent, however they were split.
+        let sent: Vec<u8> = (0..200u8).collect();
+        for split in [1, 7, 31, 32, 33, 100] {
+            let mut t = Tail {
+                buf: [0; 32],
+                len: 0,
+            };
+            sent.chunks(split).for_each(|c| t.push(c));
+            assert_eq!(t.bytes(), &sent[sent.len() - 32..], "split {split}");
+        }
     }
 
     #[test]
