@@ -11,7 +11,8 @@ use futures_util::StreamExt;
 
 const USAGE: &str =
     "llm-bench --url URL [--concurrency 64] [--duration 10] [--warmup 1] [--stream] \
-[--model fake-model] [--max-tokens N] [--dialect openai|ollama|anthropic]";
+[--model fake-model] [--max-tokens N] [--dialect openai|ollama|anthropic]
+(prints one JSON line; with LLM_BENCH_SPREAD=1 also p1..p99 of latency on stderr)";
 
 #[derive(Default)]
 struct Samples {
