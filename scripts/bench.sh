@@ -7,6 +7,10 @@
 # Each (mode, concurrency) is measured BENCH_ROUNDS times (direct, relay, router in turn); the
 # summary gives the median of the rounds' added figures, since the tail at concurrency 64 moves by
 # a millisecond or more from one round to the next.
+# The matrix runs twice: against a provider that answers at once (its core, shared with the load
+# generator, is saturated at concurrency 64, so the tail there is mostly that core's scheduling) and,
+# at concurrency 64, against one that waits BENCH_PACED_MS (default 10) before answering, as a real
+# model does: the same 64 requests in flight with room left on the provider's core.
 #
 #   scripts/bench.sh                 # 10 s per measurement, 3 rounds
 #   BENCH_DURATION=5 BENCH_ROUNDS=5 scripts/bench.sh
@@ -18,6 +22,10 @@ CHUNKS=${BENCH_CHUNKS:-16}
 FAKE_PORT=${BENCH_FAKE_PORT:-19101}
 ROUTER_PORT=${BENCH_ROUTER_PORT:-19100}
 RELAY_PORT=${BENCH_RELAY_PORT:-19103}
+PACED_FAKE_PORT=${BENCH_PACED_FAKE_PORT:-19104}
+PACED_RELAY_PORT=${BENCH_PACED_RELAY_PORT:-19105}
+PACED_ROUTER_PORT=${BENCH_PACED_ROUTER_PORT:-19106}
+PACED_MS=${BENCH_PACED_MS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 ROUTER_CORE=0
 LOAD_CORE=1
@@ -39,23 +47,31 @@ wait_port() {
     echo "port $1 did not open" >&2; exit 1
 }
 
-taskset -c "$LOAD_CORE" "$BIN/fake-llm" --port "$FAKE_PORT" --chunks "$CHUNKS" --workers 1 >/dev/null 2>&1 &
-pids+=($!)
-cat > "$work/models.json" <<JSON
+# One set of processes per provider pace: a fake provider that answers at once (its core is then
+# saturated at concurrency 64) and one that waits PACED_MS before answering, as a real model does
+# (the same 64 requests in flight then leave its core room). Each set has its own relay and router.
+start_set() { # fake-port relay-port router-port [fake flags...]
+    taskset -c "$LOAD_CORE" "$BIN/fake-llm" --port "$1" --chunks "$CHUNKS" --workers 1 "${@:4}" >/dev/null 2>&1 &
+    pids+=($!)
+    cat > "$work/models-$1.json" <<JSON
 {"bench": {"fake-model": {"providers": [
-   {"id": "fake-1", "api_host": "http://127.0.0.1:$FAKE_PORT", "api_type": "vllm", "model_path": ""}]}},
+   {"id": "fake-1", "api_host": "http://127.0.0.1:$1", "api_type": "vllm", "model_path": ""}]}},
  "active_models": {"bench": ["fake-model"]}}
 JSON
-LLM_ROUTER_MODELS_CONFIG="$work/models.json" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
-LLM_ROUTER_SERVER_PORT="$ROUTER_PORT" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
-    taskset -c "$ROUTER_CORE" "$BIN/llm-router" >/dev/null 2>&1 &
-router_pid=$!
-pids+=("$router_pid")
-taskset -c "$ROUTER_CORE" "$BIN/tcp-relay" --port "$RELAY_PORT" --to "127.0.0.1:$FAKE_PORT" >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$FAKE_PORT"
-wait_port "$ROUTER_PORT"
-wait_port "$RELAY_PORT"
+    LLM_ROUTER_MODELS_CONFIG="$work/models-$1.json" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
+    LLM_ROUTER_SERVER_PORT="$3" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
+        taskset -c "$ROUTER_CORE" "$BIN/llm-router" >/dev/null 2>&1 &
+    last_router=$!
+    pids+=("$last_router")
+    taskset -c "$ROUTER_CORE" "$BIN/tcp-relay" --port "$2" --to "127.0.0.1:$1" >/dev/null 2>&1 &
+    pids+=($!)
+    wait_port "$1"; wait_port "$2"; wait_port "$3"
+}
+start_set "$FAKE_PORT" "$RELAY_PORT" "$ROUTER_PORT"
+router_pid=$last_router
+cp "$work/models-$FAKE_PORT.json" "$work/models.json"
+start_set "$PACED_FAKE_PORT" "$PACED_RELAY_PORT" "$PACED_ROUTER_PORT" --latency-ms "$PACED_MS"
+paced_router_pid=$last_router
 sleep 0.5
 rss_kb() { awk -v k="$2" '$1==k {print $2}' "/proc/$1/status"; }
 idle_rss=$(rss_kb "$router_pid" VmRSS:)
@@ -68,48 +84,55 @@ TICK=$(getconf CLK_TCK)
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
 delta() { python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):+.3f}')" "$1" "$2"; }
 
-printf '%-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' mode conc round target "req/s" "p50 ms" "p99 ms" "ttfb p50" "added vs direct p50 / p99 / ttfb ms; router cpu/req"
-for mode in json sse; do
-    flag=""; [ "$mode" = sse ] && flag="--stream"
-    for conc in 1 64; do
-        for round in $(seq 1 "$ROUNDS"); do
-            d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$conc" "$flag")
-            x=$(bench "http://127.0.0.1:$RELAY_PORT/v1/chat/completions" "$conc" "$flag")
-            c0=$(cpu_ticks "$router_pid")
-            r=$(bench "http://127.0.0.1:$ROUTER_PORT/v1/chat/completions" "$conc" "$flag")
-            c1=$(cpu_ticks "$router_pid")
-            # Router CPU per request (includes the 1 s warm-up's requests in the ticks: an upper bound).
-            cpu_us=$(python3 -c "import sys; t,tck,n,d,w=map(float,sys.argv[1:]); print(f'{t/tck*1e6/(n*(d+w)/d):.1f}')" \
-                "$((c1 - c0))" "$TICK" "$(field "$r" requests)" "$DUR" 1)
-            for t in direct relay router; do
-                case $t in direct) j=$d ;; relay) j=$x ;; router) j=$r ;; esac
-                echo "$mode $conc $round $t $cpu_us $j" >> "$work/rounds"
-                echo "$mode c=$conc round $round $t $j" >> "$work/raw"
-                extra=""
-                [ $t != direct ] && extra="$(delta "$(field "$j" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$j" p99_ms)" "$(field "$d" p99_ms)") / $(delta "$(field "$j" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)")"
-                [ $t = router ] && extra="$extra; cpu ${cpu_us} us/req"
-                [ "$(field "$j" errors)" = 0 ] || extra="$extra ERRORS=$(field "$j" errors)"
-                printf '%-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' "$mode" "$conc" "$round" "$t" \
-                    "$(field "$j" rps)" "$(field "$j" p50_ms)" "$(field "$j" p99_ms)" "$(field "$j" ttfb_p50_ms)" "$extra"
+matrix() { # pace-label fake-port relay-port router-port router-pid concurrency...
+    local label=$1 fport=$2 xport=$3 rport=$4 rpid=$5 mode flag conc round d x r c0 c1 cpu_us t j extra
+    for mode in json sse; do
+        flag=""; [ "$mode" = sse ] && flag="--stream"
+        for conc in "${@:6}"; do
+            for round in $(seq 1 "$ROUNDS"); do
+                d=$(bench "http://127.0.0.1:$fport/v1/chat/completions" "$conc" "$flag")
+                x=$(bench "http://127.0.0.1:$xport/v1/chat/completions" "$conc" "$flag")
+                c0=$(cpu_ticks "$rpid")
+                r=$(bench "http://127.0.0.1:$rport/v1/chat/completions" "$conc" "$flag")
+                c1=$(cpu_ticks "$rpid")
+                # Router CPU per request (includes the 1 s warm-up's requests in the ticks: an upper bound).
+                cpu_us=$(python3 -c "import sys; t,tck,n,d,w=map(float,sys.argv[1:]); print(f'{t/tck*1e6/(n*(d+w)/d):.1f}')" \
+                    "$((c1 - c0))" "$TICK" "$(field "$r" requests)" "$DUR" 1)
+                for t in direct relay router; do
+                    case $t in direct) j=$d ;; relay) j=$x ;; router) j=$r ;; esac
+                    echo "$label $mode $conc $round $t $cpu_us $j" >> "$work/rounds"
+                    echo "pace $label $mode c=$conc round $round $t $j" >> "$work/raw"
+                    extra=""
+                    [ $t != direct ] && extra="$(delta "$(field "$j" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$j" p99_ms)" "$(field "$d" p99_ms)") / $(delta "$(field "$j" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)")"
+                    [ $t = router ] && extra="$extra; cpu ${cpu_us} us/req"
+                    [ "$(field "$j" errors)" = 0 ] || extra="$extra ERRORS=$(field "$j" errors)"
+                    printf '%-5s %-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' "$label" "$mode" "$conc" "$round" "$t" \
+                        "$(field "$j" rps)" "$(field "$j" p50_ms)" "$(field "$j" p99_ms)" "$(field "$j" ttfb_p50_ms)" "$extra"
+                done
             done
         done
     done
-done
+}
+
+printf '%-5s %-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' pace mode conc round target "req/s" "p50 ms" "p99 ms" "ttfb p50" "added vs direct p50 / p99 / ttfb ms; router cpu/req"
+matrix "0ms" "$FAKE_PORT" "$RELAY_PORT" "$ROUTER_PORT" "$router_pid" 1 64
+matrix "${PACED_MS}ms" "$PACED_FAKE_PORT" "$PACED_RELAY_PORT" "$PACED_ROUTER_PORT" "$paced_router_pid" 64
 echo
-echo "median over $ROUNDS round(s) (added = target - direct of the same round):"
+echo "median over $ROUNDS round(s) (added = target - direct of the same round; pace = provider's wait before answering):"
 python3 - "$work/rounds" <<'PY'
 import json, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    mode, conc, rnd, target, cpu, js = line.split(" ", 5)
-    rows.setdefault((mode, int(conc)), {}).setdefault(int(rnd), {})[target] = (json.loads(js), float(cpu))
-print(f"{'mode':5} {'conc':>4} | {'router req/s':>12} {'added p50':>10} {'added p99':>10} {'added ttfb':>10} {'cpu/req':>8} | {'relay added p50':>15} {'relay added p99':>15}")
-for (mode, conc), rounds in rows.items():
+    pace, mode, conc, rnd, target, cpu, js = line.split(" ", 6)
+    rows.setdefault((pace, mode, int(conc)), {}).setdefault(int(rnd), {})[target] = (json.loads(js), float(cpu))
+print(f"{'pace':5} {'mode':5} {'conc':>4} | {'direct req/s':>12} {'router req/s':>12} {'added p50':>10} {'added p99':>10} {'added ttfb':>10} {'cpu/req':>8} | {'relay added p50':>15} {'relay added p99':>15}")
+for (pace, mode, conc), rounds in rows.items():
     def med(target, key):
         return statistics.median(r[target][0][key] - r["direct"][0][key] for r in rounds.values())
+    drps = statistics.median(r["direct"][0]["rps"] for r in rounds.values())
     rps = statistics.median(r["router"][0]["rps"] for r in rounds.values())
     cpu = statistics.median(r["router"][1] for r in rounds.values())
-    print(f"{mode:5} {conc:>4} | {rps:>12.0f} {med('router','p50_ms'):>+10.3f} {med('router','p99_ms'):>+10.3f} "
+    print(f"{pace:5} {mode:5} {conc:>4} | {drps:>12.0f} {rps:>12.0f} {med('router','p50_ms'):>+10.3f} {med('router','p99_ms'):>+10.3f} "
           f"{med('router','ttfb_p50_ms'):>+10.3f} {cpu:>6.1f}us | {med('relay','p50_ms'):>+15.3f} {med('relay','p99_ms'):>+15.3f}")
 PY
 # Converted streams: an Ollama / Anthropic client through the router to the same OpenAI-wire

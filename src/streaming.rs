@@ -491,6 +491,21 @@ impl Stream for LeaseBody {
     }
 }
 
+/// Releases the slot from a task of its own on this worker, not inline. actix-web drops the body
+/// as soon as it has ended, before it writes the last bytes to the client; releasing wakes the
+/// registry's thread, which, sharing the core, took the CPU ahead of that write (seen with
+/// `perf sched timehist`). Deferred, the release runs after the worker's current poll, i.e. after
+/// the response has gone out: ≈ 10 µs less at concurrency 1 (4 of 4 interleaved runs).
+/// Off an arbiter (unit tests) the lease is dropped at once.
+fn defer_release(lease: Lease) {
+    match actix_rt::Arbiter::try_current() {
+        Some(arbiter) => {
+            arbiter.spawn(async move { drop(lease) });
+        }
+        None => drop(lease),
+    }
+}
+
 impl Drop for LeaseBody {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
@@ -501,6 +516,7 @@ impl Drop for LeaseBody {
                 tracing::debug!(provider = %lease.provider().id, "client went away; upstream request cancelled");
             }
             // Dropping the lease releases the slot; dropping `rest` closes the upstream connection.
+            defer_release(lease);
         }
     }
 }

@@ -372,9 +372,11 @@ async fn replicas_see_each_others_host_occupancy_and_share_keep_alive_pings() {
         .unwrap();
     use futures_util::StreamExt;
     assert!(stream.next().await.unwrap().is_ok());
-    // Replica B learns it at its next sync and sends m1 to the idle host G, though H comes first.
-    // (Syncs run every 0.5 s; leave room for a loaded machine — the stream lasts 2 s.)
-    actix_rt::time::sleep(Duration::from_millis(1100)).await;
+    // Replica B learns it at a sync and sends m1 to the idle host G, though H comes first.
+    // (Syncs run every 0.5 s: A publishes, then B reads, so up to ~1 s on an idle machine; leave
+    // room for a loaded one — 1.1 s failed once under the full suite. The stream lasts 2 s, and
+    // an earlier probe is not possible: an m1 request served on H would change H's model.)
+    actix_rt::time::sleep(Duration::from_millis(1500)).await;
     let res = b.chat("m1", false).await;
     assert_eq!(res.headers().get("x-llm-router-provider").unwrap(), "g-m1");
     let _ = stream.body().limit(1 << 20).await;
