@@ -104,6 +104,10 @@ pub struct LeaseBody {
     line: Vec<u8>,
     last_line_done: bool,
     done: bool,
+    /// A converted stream saw its last frame before the provider's body ended: what is left
+    /// (normally just the chunked terminator) is read before the body ends, so awc can reuse the
+    /// connection instead of closing it.
+    drain: bool,
 }
 
 const DONE_FRAME: &[u8] = b"data: [DONE]";
@@ -246,6 +250,7 @@ impl LeaseBody {
             line: Vec::new(),
             last_line_done: false,
             done: false,
+            drain: false,
         }
     }
 
@@ -298,6 +303,7 @@ impl LeaseBody {
             if decoder.finished() {
                 self.succeed();
                 self.done = true;
+                self.drain = true;
             }
             return (!out.is_empty()).then(|| Ok(out.freeze()));
         }
@@ -418,20 +424,68 @@ impl LeaseBody {
     }
 }
 
+/// How many leftover chunks [`LeaseBody::end`] reads at once, and how long the background drain
+/// may wait for the rest, before the connection is given up (closed) instead.
+const DRAIN_CHUNKS: usize = 8;
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+impl LeaseBody {
+    /// Ends the client's body. After a converted stream's last frame, the provider's body is read
+    /// to its end first — at once if it is already here (the usual case: the terminator came with
+    /// the last frame), else by a task of its own for up to [`DRAIN_WAIT`] — so the upstream
+    /// connection goes back to awc's pool. Without this every converted request opened (and left
+    /// in TIME_WAIT) a new connection to the provider.
+    fn end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        if std::mem::take(&mut self.drain) {
+            for _ in 0..DRAIN_CHUNKS {
+                match Pin::new(&mut self.rest).poll_next(cx) {
+                    Poll::Ready(Some(Ok(_))) => continue,
+                    Poll::Pending => {
+                        let rest = std::mem::replace(&mut self.rest, actix_http::Payload::None);
+                        // Polled by actix-web, i.e. inside the worker's local task set (the
+                        // payload is not `Send`); off an arbiter (unit tests) it is just closed.
+                        if actix_rt::Arbiter::try_current().is_some() {
+                            actix_rt::spawn(drain(rest));
+                        }
+                        break;
+                    }
+                    Poll::Ready(_) => break,
+                }
+            }
+        }
+        Poll::Ready(None)
+    }
+}
+
+/// Reads a finished provider response to its end (bounded in time and size), then drops it.
+async fn drain(mut rest: UpstreamPayload) {
+    use futures_util::StreamExt;
+    let _ = tokio::time::timeout(DRAIN_WAIT, async {
+        let mut left = DRAIN_CHUNKS;
+        while let Some(Ok(_)) = rest.next().await {
+            left -= 1;
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 impl Stream for LeaseBody {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if this.done {
-            return Poll::Ready(None);
+            return this.end(cx);
         }
         if let Some(first) = this.first.take() {
             if let Some(out) = this.forward(first) {
                 return Poll::Ready(Some(out));
             }
             if this.done {
-                return Poll::Ready(None);
+                return this.end(cx);
             }
         }
         loop {
@@ -442,7 +496,7 @@ impl Stream for LeaseBody {
                     this.heartbeat_timer.as_mut().reset(now + this.heartbeat);
                     match this.forward(chunk) {
                         Some(out) => return Poll::Ready(Some(out)),
-                        None if this.done => return Poll::Ready(None),
+                        None if this.done => return this.end(cx),
                         // A converted chunk with no output yet (e.g. a partial frame): read on.
                         None => continue,
                     }

@@ -50,6 +50,8 @@ pub struct FakeConfig {
     pub chunks: usize,
     /// Delay between stream frames.
     pub chunk_delay: Duration,
+    /// Delay between a stream's last frame and the end of its body (the chunked terminator).
+    pub end_delay: Duration,
     pub fault: Fault,
     /// When set, requests without `Authorization: Bearer <token>` get 401.
     pub require_bearer: Option<String>,
@@ -68,6 +70,7 @@ impl Default for FakeConfig {
             latency: Duration::ZERO,
             chunks: 4,
             chunk_delay: Duration::ZERO,
+            end_delay: Duration::ZERO,
             fault: Fault::None,
             require_bearer: None,
             models: vec!["fake-model".into()],
@@ -104,6 +107,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// `Null` when the body is not JSON.
     pub body: Value,
+    /// The client's TCP port: requests with the same port came over the same connection.
+    pub peer_port: u16,
 }
 
 impl RecordedRequest {
@@ -291,6 +296,7 @@ fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) {
         path: req.path().to_string(),
         headers,
         body: serde_json::from_slice(body).unwrap_or(Value::Null),
+        peer_port: req.peer_addr().map_or(0, |a| a.port()),
     });
 }
 
@@ -589,6 +595,11 @@ async fn respond(
         frames,
         next: 0,
         delay: cfg.chunk_delay,
+        end_delay: if stream {
+            cfg.end_delay
+        } else {
+            Duration::ZERO
+        },
         first_delay,
         timer: None,
         cut: if stream { cut } else { cut.map(|_| 1) },
@@ -617,6 +628,7 @@ struct FrameStream {
     frames: Vec<Bytes>,
     next: usize,
     delay: Duration,
+    end_delay: Duration,
     first_delay: Duration,
     timer: Option<Pin<Box<actix_rt::time::Sleep>>>,
     cut: Option<usize>,
@@ -643,6 +655,16 @@ impl Stream for FrameStream {
             return Poll::Ready(Some(Err(std::io::Error::other("fake: cut mid-stream"))));
         }
         if this.next >= this.frames.len() {
+            if !this.end_delay.is_zero() {
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(actix_rt::time::sleep(this.end_delay)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.timer = None;
+                this.end_delay = Duration::ZERO;
+            }
             if let Some(g) = this.guard.as_mut() {
                 g.finished = true;
             }

@@ -2,6 +2,8 @@
 //! converted on the way in, the answer — every stream frame — on the way out; errors come back in
 //! the client's own error shape.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -292,4 +294,89 @@ async fn stream_headers_are_set_on_converted_streams() {
     assert_eq!(res.headers().get("x-accel-buffering").unwrap(), "no");
     assert_eq!(res.headers().get("x-llm-router-provider").unwrap(), "a");
     assert_eq!(res.headers().get("x-llm-router-model").unwrap(), "m");
+}
+
+#[actix_rt::test]
+async fn converted_streams_reuse_the_upstream_connection() {
+    let (up, r) = single(FakeConfig::default(), &[]);
+    // One keep-alive client: every request reaches the same router worker, hence the same pool.
+    let c = client();
+    let requests = [
+        (
+            "/api/chat",
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        ("/api/generate", json!({"model": "m", "prompt": "hi"})),
+        (
+            "/api/chat",
+            json!({"model": "m", "stream": false,
+                             "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "m", "max_tokens": 8,
+                                "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "m", "max_tokens": 8, "stream": true,
+                                "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true,
+                                        "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    ];
+    for round in 0..3 {
+        for (path, body) in &requests {
+            let mut res = c.post(r.url(path)).send_json(body).await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            let text = res.body().limit(1 << 20).await.unwrap();
+            assert!(!text.is_empty(), "{path} round {round}");
+        }
+    }
+    let sent = up.requests();
+    assert_eq!(sent.len(), 18);
+    let mut ports: Vec<u16> = sent.iter().map(|q| q.peer_port).collect();
+    ports.dedup();
+    assert_eq!(
+        ports.len(),
+        1,
+        "every request, converted or not, over one upstream connection: {ports:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_converted_stream_ends_at_its_last_frame_and_still_reuses_a_late_ending_connection() {
+    // The provider sends its last frame, then ends the body 300 ms later.
+    let (up, r) = single(
+        FakeConfig {
+            end_delay: Duration::from_millis(300),
+            ..Default::default()
+        },
+        &[],
+    );
+    let c = client();
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..2 {
+        let t = Instant::now();
+        let mut res = c.post(r.url("/api/chat")).send_json(&body).await.unwrap();
+        let text = res.body().limit(1 << 20).await.unwrap();
+        let lines = ndjson(std::str::from_utf8(&text).unwrap());
+        assert_eq!(lines.last().unwrap()["done"], true);
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "the client's stream ends with the provider's last frame, not its late terminator: {:?}",
+            t.elapsed()
+        );
+        // The leftover is read in the background; the connection is back in the pool after it.
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ports: Vec<u16> = up.requests().iter().map(|q| q.peer_port).collect();
+    assert_eq!(ports.len(), 2);
+    assert_eq!(
+        ports[0], ports[1],
+        "the second request reused the connection"
+    );
 }
