@@ -370,8 +370,9 @@ async fn a_converted_stream_ends_at_its_last_frame_and_still_reuses_a_late_endin
             "the client's stream ends with the provider's last frame, not its late terminator: {:?}",
             t.elapsed()
         );
-        // The leftover is read in the background; the connection is back in the pool after it.
-        actix_rt::time::sleep(Duration::from_millis(500)).await;
+        // The leftover is read in the background (its terminator comes 300 ms after the last
+        // frame); the connection is back in the pool after it.
+        actix_rt::time::sleep(Duration::from_millis(800)).await;
     }
     let ports: Vec<u16> = up.requests().iter().map(|q| q.peer_port).collect();
     assert_eq!(ports.len(), 2);
