@@ -154,6 +154,8 @@ async fn matrix(tools: bool) {
         })
         .collect();
     let r = Router::start(&models_config(&models), &[]);
+    // One keep-alive client: all requests reach one router worker, so one upstream pool.
+    let c = client();
     for client in CLIENTS {
         if tools && matches!(*client, "completions" | "generate") {
             continue;
@@ -161,7 +163,7 @@ async fn matrix(tools: bool) {
         for t in PROVIDERS {
             for stream in [false, true] {
                 let (path, body) = request(client, t, stream, tools);
-                let mut res = client_for_tests()
+                let mut res = c
                     .post(r.url(path))
                     .send_json(&body)
                     .await
@@ -182,10 +184,12 @@ async fn matrix(tools: bool) {
             }
         }
     }
-}
-
-fn client_for_tests() -> awc::Client {
-    client()
+    // Every answer, converted or not, was read to its end: each provider saw one connection.
+    for (t, up) in PROVIDERS.iter().zip(&ups) {
+        let mut ports: Vec<u16> = up.requests().iter().map(|q| q.peer_port).collect();
+        ports.dedup();
+        assert_eq!(ports.len(), 1, "{t}: requests came over {ports:?}");
+    }
 }
 
 #[actix_rt::test]
