@@ -163,11 +163,7 @@ async fn matrix(tools: bool) {
         for t in PROVIDERS {
             for stream in [false, true] {
                 let (path, body) = request(client, t, stream, tools);
-                let mut res = c
-                    .post(r.url(path))
-                    .send_json(&body)
-                    .await
-                    .unwrap();
+                let mut res = c.post(r.url(path)).send_json(&body).await.unwrap();
                 let status = res.status().as_u16();
                 let ct = res
                     .headers()
