@@ -569,7 +569,8 @@ impl Drop for LeaseBody {
             if lease.outcome() == Outcome::Cancelled {
                 tracing::debug!(provider = %lease.provider().id, "client went away; upstream request cancelled");
             }
-            // Dropping the lease releases the slot; dropping `rest` closes the upstream connection.
+            // The lease's release runs once the response is out (`defer_release`); dropping `rest`
+            // here — unless `end` drained it — closes the upstream connection (client gone).
             defer_release(lease);
         }
     }
