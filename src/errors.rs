@@ -6,12 +6,14 @@
 //! or token: upstream failures are described from our own classification, not the client
 //! library's error text.
 
-use std::fmt;
 use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+use llm_router_actors::FailureKind;
 use serde_json::json;
+
+use crate::dialects::Invalid;
 
 /// The wire dialect a client speaks; decides the error body shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,32 +23,11 @@ pub enum Dialect {
     Ollama,
 }
 
-/// Why one upstream attempt failed (no URLs, no tokens).
+/// One failed upstream attempt: which provider, and why (no URLs, no tokens).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attempt {
     pub provider: String,
-    pub reason: AttemptFailure,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AttemptFailure {
-    Connect,
-    Timeout(Duration),
-    Status(u16),
-    RateLimited(Option<Duration>),
-    Body,
-}
-
-impl fmt::Display for AttemptFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttemptFailure::Connect => f.write_str("connection failed"),
-            AttemptFailure::Timeout(d) => write!(f, "no response within {:.1}s", d.as_secs_f64()),
-            AttemptFailure::Status(s) => write!(f, "HTTP {s}"),
-            AttemptFailure::RateLimited(_) => f.write_str("rate limited (HTTP 429)"),
-            AttemptFailure::Body => f.write_str("response broke off"),
-        }
-    }
+    pub kind: FailureKind,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +81,7 @@ pub enum RouterError {
 fn attempts_message(model: &str, attempts: &[Attempt]) -> String {
     let tried: Vec<String> = attempts
         .iter()
-        .map(|a| format!("{} ({})", a.provider, a.reason))
+        .map(|a| format!("{} ({})", a.provider, a.kind))
         .collect();
     format!(
         "model \"{model}\": every provider failed; tried {}",
@@ -120,18 +101,39 @@ impl RouterError {
         }
     }
 
-    /// OpenAI/Anthropic error `type` for this error.
-    fn kind(&self) -> &'static str {
-        match self.status_code().as_u16() {
-            400 | 405 | 413 | 422 => "invalid_request_error",
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            429 => "rate_limit_error",
-            503 => "overloaded_error",
-            504 => "timeout_error",
-            _ => "api_error",
+    /// The HTTP status and the OpenAI/Anthropic error `type` of this error: one table, every
+    /// variant named (no catch-all), so a new variant cannot be mapped by accident.
+    fn code(&self) -> (u16, &'static str) {
+        const INVALID: &str = "invalid_request_error";
+        match self {
+            RouterError::BadRequest { .. } => (400, INVALID),
+            RouterError::UnknownModel { .. } => (404, "not_found_error"),
+            RouterError::RouteNotFound { .. } => (404, "not_found_error"),
+            RouterError::MethodNotAllowed { .. } => (405, INVALID),
+            RouterError::PayloadTooLarge { .. } => (413, INVALID),
+            RouterError::UpstreamRejected { status, .. } => (*status, type_of_status(*status)),
+            RouterError::NoHealthyProvider { .. } => (503, "overloaded_error"),
+            RouterError::AllBusy { .. } => (503, "overloaded_error"),
+            RouterError::RateLimited { .. } => (429, "rate_limit_error"),
+            RouterError::UpstreamFailed { attempts, .. } => {
+                let all = |f: fn(&FailureKind) -> bool| {
+                    !attempts.is_empty() && attempts.iter().all(|a| f(&a.kind))
+                };
+                if all(|k| matches!(k, FailureKind::Timeout(_))) {
+                    (504, "timeout_error")
+                } else if all(|k| matches!(k, FailureKind::RateLimited(_))) {
+                    (429, "rate_limit_error")
+                } else {
+                    (502, "api_error")
+                }
+            }
+            RouterError::RequestTimeout { .. } => (504, "timeout_error"),
+            RouterError::Internal(_) => (500, "api_error"),
         }
+    }
+
+    fn kind(&self) -> &'static str {
+        self.code().1
     }
 
     fn retry_after(&self) -> Option<u64> {
@@ -144,16 +146,26 @@ impl RouterError {
             RouterError::UpstreamFailed { attempts, .. } => {
                 let waits: Option<Vec<Duration>> = attempts
                     .iter()
-                    .map(|a| match a.reason {
-                        AttemptFailure::RateLimited(d) => Some(d.unwrap_or(Duration::from_secs(1))),
-                        _ => None,
+                    .map(|a| match a.kind {
+                        FailureKind::RateLimited(d) => Some(d.unwrap_or(Duration::from_secs(1))),
+                        FailureKind::Connect
+                        | FailureKind::Timeout(_)
+                        | FailureKind::Status(_)
+                        | FailureKind::Body => None,
                     })
                     .collect();
                 waits
                     .and_then(|w| w.into_iter().min())
                     .map(|d| d.as_secs().max(1))
             }
-            _ => None,
+            RouterError::BadRequest { .. }
+            | RouterError::UnknownModel { .. }
+            | RouterError::RouteNotFound { .. }
+            | RouterError::MethodNotAllowed { .. }
+            | RouterError::PayloadTooLarge { .. }
+            | RouterError::UpstreamRejected { .. }
+            | RouterError::RequestTimeout { .. }
+            | RouterError::Internal(_) => None,
         }
     }
 
@@ -166,7 +178,16 @@ impl RouterError {
                 let param = match self {
                     RouterError::BadRequest { param, .. } => json!(param),
                     RouterError::UnknownModel { .. } => json!("model"),
-                    _ => json!(null),
+                    RouterError::RouteNotFound { .. }
+                    | RouterError::MethodNotAllowed { .. }
+                    | RouterError::PayloadTooLarge { .. }
+                    | RouterError::UpstreamRejected { .. }
+                    | RouterError::NoHealthyProvider { .. }
+                    | RouterError::AllBusy { .. }
+                    | RouterError::RateLimited { .. }
+                    | RouterError::UpstreamFailed { .. }
+                    | RouterError::RequestTimeout { .. }
+                    | RouterError::Internal(_) => json!(null),
                 };
                 json!({"error": {"message": message, "type": self.kind(), "param": param,
                                  "code": status.as_u16()}})
@@ -186,32 +207,7 @@ impl RouterError {
 
 impl ResponseError for RouterError {
     fn status_code(&self) -> StatusCode {
-        let code = match self {
-            RouterError::BadRequest { .. } => 400,
-            RouterError::UnknownModel { .. } => 404,
-            RouterError::RouteNotFound { .. } => 404,
-            RouterError::MethodNotAllowed { .. } => 405,
-            RouterError::PayloadTooLarge { .. } => 413,
-            RouterError::UpstreamRejected { status, .. } => *status,
-            RouterError::NoHealthyProvider { .. } => 503,
-            RouterError::AllBusy { .. } => 503,
-            RouterError::RateLimited { .. } => 429,
-            RouterError::UpstreamFailed { attempts, .. } => {
-                let all = |f: fn(&AttemptFailure) -> bool| {
-                    !attempts.is_empty() && attempts.iter().all(|a| f(&a.reason))
-                };
-                if all(|r| matches!(r, AttemptFailure::Timeout(_))) {
-                    504
-                } else if all(|r| matches!(r, AttemptFailure::RateLimited(_))) {
-                    429
-                } else {
-                    502
-                }
-            }
-            RouterError::RequestTimeout { .. } => 504,
-            RouterError::Internal(_) => 500,
-        };
-        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+        StatusCode::from_u16(self.code().0).unwrap_or(StatusCode::BAD_GATEWAY)
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -219,40 +215,55 @@ impl ResponseError for RouterError {
     }
 }
 
+/// The error `type` of a status a provider returned (passed through to the client).
+fn type_of_status(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        0..=399 | 500..=u16::MAX => "api_error",
+    }
+}
+
+impl From<Invalid> for RouterError {
+    fn from(e: Invalid) -> RouterError {
+        RouterError::BadRequest {
+            message: e.message,
+            param: e.param,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn attempt(p: &str, r: AttemptFailure) -> Attempt {
+    fn attempt(p: &str, kind: FailureKind) -> Attempt {
         Attempt {
             provider: p.into(),
-            reason: r,
+            kind,
         }
     }
 
     #[test]
     fn upstream_failures_map_to_502_504_or_429() {
-        let t = AttemptFailure::Timeout(Duration::from_secs(3));
+        let t = FailureKind::Timeout(Duration::from_secs(3));
         let cases = [
-            (vec![attempt("a", AttemptFailure::Connect)], 502),
-            (vec![attempt("a", t.clone()), attempt("b", t.clone())], 504),
+            (vec![attempt("a", FailureKind::Connect)], 502),
+            (vec![attempt("a", t), attempt("b", t)], 504),
             (
                 vec![
-                    attempt("a", t.clone()),
-                    attempt("b", AttemptFailure::Status(500)),
+                    attempt("a", t),
+                    attempt("b", FailureKind::Status(500)),
                 ],
                 502,
             ),
             (
                 vec![
-                    attempt(
-                        "a",
-                        AttemptFailure::RateLimited(Some(Duration::from_secs(7))),
-                    ),
-                    attempt(
-                        "b",
-                        AttemptFailure::RateLimited(Some(Duration::from_secs(3))),
-                    ),
+                    attempt("a", FailureKind::RateLimited(Some(Duration::from_secs(7)))),
+                    attempt("b", FailureKind::RateLimited(Some(Duration::from_secs(3)))),
                 ],
                 429,
             ),
@@ -271,14 +282,8 @@ mod tests {
         let e = RouterError::UpstreamFailed {
             model: "m".into(),
             attempts: vec![
-                attempt(
-                    "a",
-                    AttemptFailure::RateLimited(Some(Duration::from_secs(7))),
-                ),
-                attempt(
-                    "b",
-                    AttemptFailure::RateLimited(Some(Duration::from_secs(3))),
-                ),
+                attempt("a", FailureKind::RateLimited(Some(Duration::from_secs(7)))),
+                attempt("b", FailureKind::RateLimited(Some(Duration::from_secs(3)))),
             ],
         };
         let r = e.render(Dialect::OpenAi);
@@ -316,8 +321,8 @@ mod tests {
         let e = RouterError::UpstreamFailed {
             model: "gemma".into(),
             attempts: vec![
-                attempt("gemma-a", AttemptFailure::Connect),
-                attempt("gemma-b", AttemptFailure::Status(500)),
+                attempt("gemma-a", FailureKind::Connect),
+                attempt("gemma-b", FailureKind::Status(500)),
             ],
         };
         assert_eq!(

@@ -8,10 +8,9 @@
 pub mod dialects;
 pub mod errors;
 pub mod handlers;
+pub mod relay;
 pub mod settings;
-pub mod streaming;
 pub mod telemetry;
-pub mod upstream;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -38,7 +37,7 @@ pub async fn run(
     listener: TcpListener,
     settings: Settings,
 ) -> std::io::Result<actix_web::dev::Server> {
-    upstream::install_crypto();
+    relay::client::install_crypto();
     let shared_health = settings
         .redis
         .as_ref()
@@ -118,6 +117,7 @@ pub async fn run(
         metrics,
         started_at: SystemTime::now(),
         shared: shared_health,
+        stages: relay::stages::Stages::default(),
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;
@@ -133,7 +133,7 @@ pub async fn run(
         App::new()
             .app_data(state.clone())
             // awc::Client is !Send: one per worker, built here in the worker's factory.
-            .app_data(web::Data::new(upstream::build_client()))
+            .app_data(web::Data::new(relay::client::build_client()))
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(Condition::new(prometheus, prom.clone()))
             .wrap(TracingLogger::<RouterRootSpan>::new())

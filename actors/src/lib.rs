@@ -14,6 +14,7 @@ pub mod provider;
 pub mod registry;
 pub mod store;
 pub mod strategies;
+pub mod wire;
 
 pub use config::{ApiType, ModelsConfig, ProviderConfig};
 pub use provider::{FailureKind, HealthView, Outcome, ProbeResult, ProviderSnapshot};

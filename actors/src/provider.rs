@@ -45,11 +45,22 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// Why a provider call failed — the one failure vocabulary of the router: the registry's health
+/// accounting, metrics labels, and the client's error message are all read from it. Every kind is
+/// the provider's fault (a request the provider refused because of the request itself is
+/// [`Outcome::ClientError`]), so before the commit point another provider may always be tried;
+/// [`FailureKind::is_transient`] says whether the same provider is likely to answer if asked again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
+    /// No connection (refused, reset, DNS, TLS).
     Connect,
-    Timeout,
+    /// No response head or first byte (or, in a stream, no data) within this bound.
+    Timeout(Duration),
+    /// The provider answered with this error status (5xx, or a 401/403/404/408 that means the
+    /// router's own credentials or `model_path` are wrong).
     Status(u16),
+    /// 429, with the provider's `Retry-After` if it sent one.
+    RateLimited(Option<Duration>),
     /// The connection broke or the body was malformed after the response started.
     Body,
 }
@@ -59,9 +70,31 @@ impl FailureKind {
     pub fn code(self) -> String {
         match self {
             FailureKind::Connect => "connect".into(),
-            FailureKind::Timeout => "timeout".into(),
+            FailureKind::Timeout(_) => "timeout".into(),
             FailureKind::Status(s) => s.to_string(),
+            FailureKind::RateLimited(_) => "429".into(),
             FailureKind::Body => "body".into(),
+        }
+    }
+
+    /// Whether asking the same provider again soon may succeed (a blip, not a broken provider).
+    pub fn is_transient(self) -> bool {
+        match self {
+            FailureKind::Connect | FailureKind::RateLimited(_) => true,
+            FailureKind::Status(s) => matches!(s, 500 | 502 | 503),
+            FailureKind::Timeout(_) | FailureKind::Body => false,
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureKind::Connect => f.write_str("connection failed"),
+            FailureKind::Timeout(d) => write!(f, "no response within {:.1}s", d.as_secs_f64()),
+            FailureKind::Status(s) => write!(f, "HTTP {s}"),
+            FailureKind::RateLimited(_) => f.write_str("rate limited (HTTP 429)"),
+            FailureKind::Body => f.write_str("response broke off"),
         }
     }
 }

@@ -5,7 +5,6 @@
 //! `Tool` message, so a user turn is split into its tool results followed by its own text/images.
 
 use bytes::{Bytes, BytesMut};
-use llm_router_actors::ProviderConfig;
 use serde_json::{json, Map, Value};
 
 use super::canonical::{
@@ -13,23 +12,20 @@ use super::canonical::{
     Request, Response, Role, Sse, StopReason, ToolChoice, Usage,
 };
 use super::openai::push_tool_result;
-use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields};
-use crate::errors::RouterError;
+use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields, Invalid, Target};
 
-/// The API version sent to `anthropic`-type providers.
-pub const API_VERSION: &str = "2023-06-01";
 /// `max_tokens` is required by Anthropic; used when the client's dialect has no value.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 // ---------------------------------------------------------------------------------------------
 // Requests.
 
-pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
+pub fn read_request(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
     refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
     req.options.max_tokens = Some(m.opt_u64("max_tokens")?.ok_or_else(|| {
-        RouterError::bad_request("missing required field \"max_tokens\"", Some("max_tokens"))
+        Invalid::new("missing required field \"max_tokens\"", Some("max_tokens"))
     })?);
     match m.get("system") {
         None | Some(Value::Null) => {}
@@ -44,9 +40,9 @@ pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
         }
         Some(_) => return Err(bad("system", "must be a string or a list of text blocks")),
     }
-    let messages = m.opt_array("messages")?.ok_or_else(|| {
-        RouterError::bad_request("missing required field \"messages\"", Some("messages"))
-    })?;
+    let messages = m
+        .opt_array("messages")?
+        .ok_or_else(|| Invalid::new("missing required field \"messages\"", Some("messages")))?;
     for (i, msg) in messages.iter().enumerate() {
         read_message(&mut req, msg, &format!("messages[{i}]"))?;
     }
@@ -79,7 +75,7 @@ pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
     Ok(req)
 }
 
-fn read_message(req: &mut Request, msg: &Value, path: &str) -> Result<(), RouterError> {
+fn read_message(req: &mut Request, msg: &Value, path: &str) -> Result<(), Invalid> {
     let role = match msg.get("role").and_then(Value::as_str) {
         Some("user") => Role::User,
         Some("assistant") => Role::Assistant,
@@ -176,7 +172,7 @@ fn read_message(req: &mut Request, msg: &Value, path: &str) -> Result<(), Router
 }
 
 /// The Messages body for an `anthropic`-type provider.
-pub fn write_request(req: &Request, provider: &ProviderConfig) -> Bytes {
+pub fn write_request(req: &Request, target: &Target<'_>) -> Bytes {
     let mut messages: Vec<Value> = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
         let (role, blocks) = blocks_of(m);
@@ -194,7 +190,7 @@ pub fn write_request(req: &Request, provider: &ProviderConfig) -> Bytes {
         }
     }
     let mut body = Map::new();
-    body.insert("model".into(), json!(provider.upstream_model(&req.model)));
+    body.insert("model".into(), json!(target.model));
     body.insert(
         "max_tokens".into(),
         json!(req.options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
@@ -216,7 +212,7 @@ pub fn write_request(req: &Request, provider: &ProviderConfig) -> Bytes {
     if !o.stop.is_empty() {
         body.insert("stop_sequences".into(), json!(o.stop));
     }
-    if provider.tool_calling && !req.tools.is_empty() {
+    if target.tools && !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools
             .iter()

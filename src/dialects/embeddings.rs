@@ -7,11 +7,9 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
-use llm_router_actors::ProviderConfig;
 use serde_json::{json, Map, Value};
 
-use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
-use crate::errors::RouterError;
+use super::{as_text, bad, parse_object, refuse_anonymize, Fields, Invalid, Target};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -45,7 +43,7 @@ pub struct EmbedResponse {
     pub input_tokens: u64,
 }
 
-pub fn read_request(body: &[u8], shape: Shape) -> Result<EmbedRequest, RouterError> {
+pub fn read_request(body: &[u8], shape: Shape) -> Result<EmbedRequest, Invalid> {
     let m = parse_object(body)?;
     refuse_anonymize(&m)?;
     let model = m.req_str("model")?.to_string();
@@ -61,7 +59,7 @@ pub fn read_request(body: &[u8], shape: Shape) -> Result<EmbedRequest, RouterErr
         }
         Some(v @ Value::Array(_)) if shape == Shape::OpenAi => Input::Tokens(v.clone()),
         None | Some(Value::Null) => {
-            return Err(RouterError::bad_request(
+            return Err(Invalid::new(
                 format!("missing required field \"{field}\""),
                 Some(field),
             ))
@@ -99,53 +97,39 @@ pub fn read_request(body: &[u8], shape: Shape) -> Result<EmbedRequest, RouterErr
     })
 }
 
-/// The upstream `(path, body)` for a provider of another shape than the client's.
-pub fn write_request(
-    req: &EmbedRequest,
-    provider: &ProviderConfig,
-) -> Result<(&'static str, Bytes), RouterError> {
-    let model = provider.upstream_model(&req.model);
+/// The body for an OpenAI-wire provider (`/v1/embeddings`), from a client of another shape.
+pub fn write_openai_request(req: &EmbedRequest, target: &Target<'_>) -> Bytes {
     let mut body = Map::new();
-    body.insert("model".into(), json!(model));
-    let path = match provider.api_type {
-        t if t.is_openai_wire() => {
-            body.insert(
-                "input".into(),
-                match &req.input {
-                    Input::Texts(t) => json!(t),
-                    Input::Tokens(v) => v.clone(),
-                },
-            );
-            body.insert("encoding_format".into(), json!("float"));
-            if let Some(d) = req.dimensions {
-                body.insert("dimensions".into(), json!(d));
-            }
-            "/v1/embeddings"
-        }
-        llm_router_actors::ApiType::Ollama => {
-            let Input::Texts(t) = &req.input else {
-                return Err(bad(
-                    "input",
-                    "must be text for this model's provider (token arrays pass only to OpenAI-compatible providers)",
-                ));
-            };
-            body.insert("input".into(), json!(t));
-            if let Some(d) = req.dimensions {
-                body.insert("dimensions".into(), json!(d));
-            }
-            "/api/embed"
-        }
-        _ => {
-            return Err(RouterError::bad_request(
-                format!(
-                    "model \"{}\" is served by an Anthropic provider, which has no embeddings API",
-                    req.model
-                ),
-                Some("model"),
-            ))
-        }
+    body.insert("model".into(), json!(target.model));
+    body.insert(
+        "input".into(),
+        match &req.input {
+            Input::Texts(t) => json!(t),
+            Input::Tokens(v) => v.clone(),
+        },
+    );
+    body.insert("encoding_format".into(), json!("float"));
+    if let Some(d) = req.dimensions {
+        body.insert("dimensions".into(), json!(d));
+    }
+    Bytes::from(Value::Object(body).to_string())
+}
+
+/// The body for an Ollama provider (`/api/embed`), from a client of another shape.
+pub fn write_ollama_request(req: &EmbedRequest, target: &Target<'_>) -> Result<Bytes, Invalid> {
+    let Input::Texts(t) = &req.input else {
+        return Err(bad(
+            "input",
+            "must be text for this model's provider (token arrays pass only to OpenAI-compatible providers)",
+        ));
     };
-    Ok((path, Bytes::from(Value::Object(body).to_string())))
+    let mut body = Map::new();
+    body.insert("model".into(), json!(target.model));
+    body.insert("input".into(), json!(t));
+    if let Some(d) = req.dimensions {
+        body.insert("dimensions".into(), json!(d));
+    }
+    Ok(Bytes::from(Value::Object(body).to_string()))
 }
 
 /// Reads a provider's answer (OpenAI list or Ollama `embeddings`/`embedding`), in input order.
@@ -227,7 +211,6 @@ pub fn write_response(req: &EmbedRequest, r: &EmbedResponse) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llm_router_actors::ApiType;
 
     #[test]
     fn openai_answers_are_put_back_in_input_order_and_base64_is_little_endian_f32() {
@@ -249,26 +232,26 @@ mod tests {
     #[test]
     fn requests_convert_per_provider_type() {
         let req = read_request(br#"{"model":"e","input":"hi"}"#, Shape::OllamaEmbed).unwrap();
-        let mut p = ProviderConfig::new("a", "http://h", ApiType::Vllm);
-        p.model_path = "bge".into();
-        let (path, body) = write_request(&req, &p).unwrap();
         let json = |b: &Bytes| serde_json::from_slice::<Value>(b).unwrap();
-        assert_eq!(path, "/v1/embeddings");
+        let target = |model| Target {
+            model,
+            tools: true,
+            top_k: true,
+            keep_alive: None,
+        };
         assert_eq!(
-            json(&body),
+            json(&write_openai_request(&req, &target("bge"))),
             json!({"model":"bge","input":["hi"],"encoding_format":"float"})
         );
-        let p = ProviderConfig::new("o", "http://h", ApiType::Ollama);
-        let (path, body) = write_request(&req, &p).unwrap();
         assert_eq!(
-            (path, json(&body)),
-            ("/api/embed", json!({"model":"e","input":["hi"]}))
+            json(&write_ollama_request(&req, &target("e")).unwrap()),
+            json!({"model":"e","input":["hi"]})
         );
-        let p = ProviderConfig::new("c", "http://h", ApiType::Anthropic);
-        assert!(write_request(&req, &p)
+        let tokens = read_request(br#"{"model":"e","input":[[1,2]]}"#, Shape::OpenAi).unwrap();
+        assert!(write_ollama_request(&tokens, &target("e"))
             .unwrap_err()
             .to_string()
-            .contains("no embeddings API"));
+            .contains("must be text"));
         let e = read_request(br#"{"model":"e","prompt":["x"]}"#, Shape::OllamaLegacy).unwrap_err();
         assert_eq!(e.to_string(), "\"prompt\" must be a string");
     }

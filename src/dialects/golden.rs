@@ -7,11 +7,10 @@
 use std::path::PathBuf;
 
 use bytes::BytesMut;
-use llm_router_actors::{ApiType, ProviderConfig};
 use serde_json::Value;
 
 use super::canonical::{Decoder, Encoder, Event, Request};
-use super::{anthropic, ollama, openai, responses};
+use super::{anthropic, ollama, openai, responses, Invalid, Target};
 
 fn testdata(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -92,14 +91,15 @@ fn frames(bytes: &[u8]) -> String {
     out
 }
 
-fn provider(t: ApiType) -> ProviderConfig {
-    let mut p = ProviderConfig::new("p", "http://h", t);
-    p.model_path = "upstream-model".into();
-    p.tool_calling = true;
-    p
-}
+/// A self-hosted provider with `model_path` set and tools on (vLLM-like).
+const TARGET: Target<'static> = Target {
+    model: "upstream-model",
+    tools: true,
+    top_k: true,
+    keep_alive: None,
+};
 
-type Reader = fn(&[u8]) -> Result<Request, crate::errors::RouterError>;
+type Reader = fn(&[u8]) -> Result<Request, Invalid>;
 
 fn client_reader(dialect: &str) -> Reader {
     match dialect {
@@ -125,12 +125,8 @@ fn requests_convert_to_every_provider_wire() {
     ] {
         let body = input(&format!("request.{client}.json"));
         let req = client_reader(client)(&body).unwrap_or_else(|e| panic!("{client}: {e}"));
-        for (wire, t) in [
-            ("openai", ApiType::Vllm),
-            ("anthropic", ApiType::Anthropic),
-            ("ollama", ApiType::Ollama),
-        ] {
-            let p = provider(t);
+        for wire in ["openai", "anthropic", "ollama"] {
+            let p = TARGET;
             let out = match wire {
                 "openai" => openai::write_chat(&req, &p),
                 "anthropic" => anthropic::write_request(&req, &p),

@@ -5,6 +5,10 @@
 //!   fields the router changes (e.g. `model`) and never re-serialised deeply.
 //! - `canonical` is the one model every conversion goes through; each dialect file reads its
 //!   requests/answers into it and writes them out of it (both directions, stream frames included).
+//!
+//! Dialects are pure: they read and write wire formats and canonical events, never see the engine
+//! or HTTP. Writers take a [`Target`] (what the provider needs to know about itself); readers
+//! return [`Invalid`], which the HTTP layer maps to a 400 at its edge.
 
 pub mod anthropic;
 pub mod canonical;
@@ -16,43 +20,73 @@ pub mod openai;
 pub mod raw;
 pub mod responses;
 
+use std::fmt;
+use std::time::Duration;
+
 use serde_json::Value;
 
-use crate::errors::RouterError;
+/// A request the client got wrong: the message names the field (`param`) that is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl Invalid {
+    pub fn new(message: impl Into<String>, param: Option<&str>) -> Invalid {
+        Invalid {
+            message: message.into(),
+            param: param.map(String::from),
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What a request writer needs to know about the provider it writes for.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The `model` sent upstream (the provider's `model_path`, else the public name).
+    pub model: &'a str,
+    /// Tool definitions are sent (`tool_calling` not switched off).
+    pub tools: bool,
+    /// The provider takes `top_k` (OpenAI's own API does not; self-hosted servers do).
+    pub top_k: bool,
+    /// Ollama `keep_alive` to ask for.
+    pub keep_alive: Option<Duration>,
+}
 
 /// A 400 naming the JSON path that is wrong.
-pub(crate) fn bad(path: &str, problem: &str) -> RouterError {
-    RouterError::bad_request(format!("\"{path}\" {problem}"), Some(path))
+pub(crate) fn bad(path: &str, problem: &str) -> Invalid {
+    Invalid::new(format!("\"{path}\" {problem}"), Some(path))
 }
 
 /// Parses a request body as a JSON object (400 naming the problem otherwise).
-pub(crate) fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, RouterError> {
+pub(crate) fn parse_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Invalid> {
     // RawObject gives the same messages as the fast path for empty/malformed bodies.
     raw::RawObject::parse(body)?;
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(RouterError::bad_request(
-            "request body must be a JSON object",
-            None,
-        )),
-        Err(e) => Err(RouterError::bad_request(
-            format!("malformed JSON: {e}"),
-            None,
-        )),
+        Ok(_) => Err(Invalid::new("request body must be a JSON object", None)),
+        Err(e) => Err(Invalid::new(format!("malformed JSON: {e}"), None)),
     }
 }
 
 /// Typed access to optional fields, with 400s that name the field.
 pub(crate) trait Fields {
-    fn opt_str(&self, key: &str) -> Result<Option<&str>, RouterError>;
-    fn req_str(&self, key: &str) -> Result<&str, RouterError>;
-    fn opt_bool(&self, key: &str) -> Result<Option<bool>, RouterError>;
-    fn opt_f64(&self, key: &str) -> Result<Option<f64>, RouterError>;
-    fn opt_u64(&self, key: &str) -> Result<Option<u64>, RouterError>;
-    fn opt_i64(&self, key: &str) -> Result<Option<i64>, RouterError>;
-    fn opt_array(&self, key: &str) -> Result<Option<&Vec<Value>>, RouterError>;
+    fn opt_str(&self, key: &str) -> Result<Option<&str>, Invalid>;
+    fn req_str(&self, key: &str) -> Result<&str, Invalid>;
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>, Invalid>;
+    fn opt_f64(&self, key: &str) -> Result<Option<f64>, Invalid>;
+    fn opt_u64(&self, key: &str) -> Result<Option<u64>, Invalid>;
+    fn opt_i64(&self, key: &str) -> Result<Option<i64>, Invalid>;
+    fn opt_array(&self, key: &str) -> Result<Option<&Vec<Value>>, Invalid>;
     /// A string or a list of strings (`stop`).
-    fn strings(&self, key: &str) -> Result<Vec<String>, RouterError>;
+    fn strings(&self, key: &str) -> Result<Vec<String>, Invalid>;
 }
 
 fn present<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -60,7 +94,7 @@ fn present<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a V
 }
 
 impl Fields for serde_json::Map<String, Value> {
-    fn opt_str(&self, key: &str) -> Result<Option<&str>, RouterError> {
+    fn opt_str(&self, key: &str) -> Result<Option<&str>, Invalid> {
         match present(self, key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -68,13 +102,12 @@ impl Fields for serde_json::Map<String, Value> {
         }
     }
 
-    fn req_str(&self, key: &str) -> Result<&str, RouterError> {
-        self.opt_str(key)?.ok_or_else(|| {
-            RouterError::bad_request(format!("missing required field \"{key}\""), Some(key))
-        })
+    fn req_str(&self, key: &str) -> Result<&str, Invalid> {
+        self.opt_str(key)?
+            .ok_or_else(|| Invalid::new(format!("missing required field \"{key}\""), Some(key)))
     }
 
-    fn opt_bool(&self, key: &str) -> Result<Option<bool>, RouterError> {
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>, Invalid> {
         match present(self, key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -82,7 +115,7 @@ impl Fields for serde_json::Map<String, Value> {
         }
     }
 
-    fn opt_f64(&self, key: &str) -> Result<Option<f64>, RouterError> {
+    fn opt_f64(&self, key: &str) -> Result<Option<f64>, Invalid> {
         match present(self, key) {
             None => Ok(None),
             Some(v) => v
@@ -92,7 +125,7 @@ impl Fields for serde_json::Map<String, Value> {
         }
     }
 
-    fn opt_u64(&self, key: &str) -> Result<Option<u64>, RouterError> {
+    fn opt_u64(&self, key: &str) -> Result<Option<u64>, Invalid> {
         match present(self, key) {
             None => Ok(None),
             Some(v) => v
@@ -102,7 +135,7 @@ impl Fields for serde_json::Map<String, Value> {
         }
     }
 
-    fn opt_i64(&self, key: &str) -> Result<Option<i64>, RouterError> {
+    fn opt_i64(&self, key: &str) -> Result<Option<i64>, Invalid> {
         match present(self, key) {
             None => Ok(None),
             Some(v) => v
@@ -112,7 +145,7 @@ impl Fields for serde_json::Map<String, Value> {
         }
     }
 
-    fn opt_array(&self, key: &str) -> Result<Option<&Vec<Value>>, RouterError> {
+    fn opt_array(&self, key: &str) -> Result<Option<&Vec<Value>>, Invalid> {
         match present(self, key) {
             None => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a)),
@@ -120,7 +153,7 @@ impl Fields for serde_json::Map<String, Value> {
         }
     }
 
-    fn strings(&self, key: &str) -> Result<Vec<String>, RouterError> {
+    fn strings(&self, key: &str) -> Result<Vec<String>, Invalid> {
         match present(self, key) {
             None => Ok(Vec::new()),
             Some(Value::String(s)) => Ok(vec![s.clone()]),
@@ -143,7 +176,7 @@ pub(crate) fn read_tool(
     t: &Value,
     schema_key: &str,
     path: &str,
-) -> Result<canonical::Tool, RouterError> {
+) -> Result<canonical::Tool, Invalid> {
     let name = t
         .get("name")
         .and_then(Value::as_str)
@@ -171,9 +204,9 @@ pub(crate) fn as_text(v: &Value) -> String {
 }
 
 /// Refuses `"anonymize": true`: masking is not built yet, and the router fails closed.
-pub(crate) fn refuse_anonymize(m: &serde_json::Map<String, Value>) -> Result<(), RouterError> {
+pub(crate) fn refuse_anonymize(m: &serde_json::Map<String, Value>) -> Result<(), Invalid> {
     if m.opt_bool("anonymize")?.unwrap_or(false) {
-        return Err(RouterError::bad_request(
+        return Err(Invalid::new(
             "\"anonymize\": masking is not available in this build; the request was not sent",
             Some("anonymize"),
         ));

@@ -9,7 +9,6 @@
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use llm_router_actors::ProviderConfig;
 use serde_json::{json, Map, Value};
 
 use super::anthropic::parse_arguments;
@@ -18,14 +17,13 @@ use super::canonical::{
     Request, Response, Role, StopReason, Usage,
 };
 use super::openai::push_tool_result;
-use super::{as_text, bad, parse_object, refuse_anonymize, Fields};
-use crate::errors::RouterError;
+use super::{as_text, bad, parse_object, refuse_anonymize, Fields, Invalid, Target};
 
 // ---------------------------------------------------------------------------------------------
 // Requests.
 
 /// Reads an Ollama `/api/chat` request.
-pub fn read_chat(body: &[u8]) -> Result<Request, RouterError> {
+pub fn read_chat(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
     refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
@@ -125,7 +123,7 @@ pub fn read_chat(body: &[u8]) -> Result<Request, RouterError> {
 }
 
 /// Reads an Ollama `/api/generate` request as a one-turn chat.
-pub fn read_generate(body: &[u8]) -> Result<Request, RouterError> {
+pub fn read_generate(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
     refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
@@ -159,7 +157,7 @@ fn image_of(data: &str) -> Image {
     }
 }
 
-fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {
+fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), Invalid> {
     // Ollama streams unless told otherwise.
     req.stream = m.opt_bool("stream")?.unwrap_or(true);
     req.stream_usage = true;
@@ -171,7 +169,7 @@ fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterE
         .ok_or_else(|| bad("options", "must be an object"))?;
     let field = |k: &str| format!("options.{k}");
     let o = &mut req.options;
-    let num = |k: &str| -> Result<Option<f64>, RouterError> {
+    let num = |k: &str| -> Result<Option<f64>, Invalid> {
         match opts.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
@@ -195,7 +193,7 @@ fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterE
 }
 
 /// The `/api/chat` body for an `ollama`-type provider.
-pub fn write_chat(req: &Request, provider: &ProviderConfig) -> Bytes {
+pub fn write_chat(req: &Request, target: &Target<'_>) -> Bytes {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(s) = &req.system {
         messages.push(json!({"role": "system", "content": s}));
@@ -256,7 +254,7 @@ pub fn write_chat(req: &Request, provider: &ProviderConfig) -> Bytes {
         }
     }
     let mut body = Map::new();
-    body.insert("model".into(), json!(provider.upstream_model(&req.model)));
+    body.insert("model".into(), json!(target.model));
     body.insert("messages".into(), Value::Array(messages));
     body.insert("stream".into(), json!(req.stream));
     let o = &req.options;
@@ -282,7 +280,7 @@ pub fn write_chat(req: &Request, provider: &ProviderConfig) -> Bytes {
     if !options.is_empty() {
         body.insert("options".into(), Value::Object(options));
     }
-    if provider.tool_calling && !req.tools.is_empty() {
+    if target.tools && !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools
             .iter()
@@ -296,7 +294,7 @@ pub fn write_chat(req: &Request, provider: &ProviderConfig) -> Bytes {
             .collect();
         body.insert("tools".into(), Value::Array(tools));
     }
-    if let Some(k) = provider.keep_alive {
+    if let Some(k) = target.keep_alive {
         body.insert("keep_alive".into(), json!(format!("{}s", k.as_secs())));
     }
     Bytes::from(Value::Object(body).to_string())

@@ -5,27 +5,25 @@
 //! writes the canonical model (`super::canonical`) for conversions to and from other dialects.
 
 use bytes::{Bytes, BytesMut};
-use llm_router_actors::ProviderConfig;
 use serde_json::{json, Map, Value};
 
 use super::canonical::{
     merge_usage, new_id, push_json_str, sse_frame, unix_now, Decoder, Encoder, Event, Image,
     Message, Part, Request, Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
 };
-use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields};
-use crate::errors::RouterError;
+use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields, Invalid, Target};
 
 // ---------------------------------------------------------------------------------------------
 // Chat Completions requests: client → canonical, canonical → provider.
 
 /// Reads a Chat Completions request (the OpenAI and LM Studio chat routes).
-pub fn read_chat(body: &[u8]) -> Result<Request, RouterError> {
+pub fn read_chat(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
     refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
-    let messages = m.opt_array("messages")?.ok_or_else(|| {
-        RouterError::bad_request("missing required field \"messages\"", Some("messages"))
-    })?;
+    let messages = m
+        .opt_array("messages")?
+        .ok_or_else(|| Invalid::new("missing required field \"messages\"", Some("messages")))?;
     for (i, msg) in messages.iter().enumerate() {
         read_chat_message(&mut req, msg, &format!("messages[{i}]"))?;
     }
@@ -37,7 +35,7 @@ pub fn read_chat(body: &[u8]) -> Result<Request, RouterError> {
     Ok(req)
 }
 
-fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {
+fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), Invalid> {
     req.stream = m.opt_bool("stream")?.unwrap_or(false);
     req.stream_usage = m
         .get("stream_options")
@@ -54,7 +52,7 @@ fn read_options(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterE
     Ok(())
 }
 
-fn read_chat_message(req: &mut Request, msg: &Value, path: &str) -> Result<(), RouterError> {
+fn read_chat_message(req: &mut Request, msg: &Value, path: &str) -> Result<(), Invalid> {
     let obj = msg
         .as_object()
         .ok_or_else(|| bad(path, "must be an object"))?;
@@ -158,7 +156,7 @@ pub(crate) fn push_tool_result(req: &mut Request, id: String, content: String, i
 }
 
 /// `content` as a string, null, or a list of `text` / `image_url` parts.
-fn read_parts(content: &Value, path: &str) -> Result<Vec<Part>, RouterError> {
+fn read_parts(content: &Value, path: &str) -> Result<Vec<Part>, Invalid> {
     match content {
         Value::Null => Ok(Vec::new()),
         Value::String(s) => Ok(vec![Part::Text(s.clone())]),
@@ -190,7 +188,7 @@ fn read_parts(content: &Value, path: &str) -> Result<Vec<Part>, RouterError> {
 }
 
 /// Tools in the OpenAI shape (`tools[].function`, also Ollama's), legacy `functions`, tool choice.
-pub(crate) fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<(), RouterError> {
+pub(crate) fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<(), Invalid> {
     for (i, t) in m.opt_array("tools")?.into_iter().flatten().enumerate() {
         let f = t.get("function").unwrap_or(t);
         req.tools
@@ -227,7 +225,7 @@ pub(crate) fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<()
 }
 
 /// The Chat Completions body for an OpenAI-wire provider.
-pub fn write_chat(req: &Request, provider: &ProviderConfig) -> Bytes {
+pub fn write_chat(req: &Request, target: &Target<'_>) -> Bytes {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(sys) = &req.system {
         messages.push(json!({"role": "system", "content": sys}));
@@ -236,13 +234,13 @@ pub fn write_chat(req: &Request, provider: &ProviderConfig) -> Bytes {
         write_chat_message(m, &mut messages);
     }
     let mut body = Map::new();
-    body.insert("model".into(), json!(provider.upstream_model(&req.model)));
+    body.insert("model".into(), json!(target.model));
     body.insert("messages".into(), Value::Array(messages));
-    write_common(req, provider, &mut body);
+    write_common(req, target, &mut body);
     Bytes::from(Value::Object(body).to_string())
 }
 
-fn write_common(req: &Request, provider: &ProviderConfig, body: &mut Map<String, Value>) {
+fn write_common(req: &Request, target: &Target<'_>, body: &mut Map<String, Value>) {
     let o = &req.options;
     if let Some(v) = o.max_tokens {
         body.insert("max_tokens".into(), json!(v));
@@ -255,10 +253,8 @@ fn write_common(req: &Request, provider: &ProviderConfig, body: &mut Map<String,
     }
     // `top_k` is not in OpenAI's API, but vLLM, LM Studio and llama.cpp take it; OpenAI itself
     // would reject it, so it is only sent to self-hosted types.
-    if let Some(v) = o.top_k {
-        if provider.api_type != llm_router_actors::ApiType::OpenAi {
-            body.insert("top_k".into(), json!(v));
-        }
+    if let Some(v) = o.top_k.filter(|_| target.top_k) {
+        body.insert("top_k".into(), json!(v));
     }
     if !o.stop.is_empty() {
         body.insert("stop".into(), json!(o.stop));
@@ -266,7 +262,7 @@ fn write_common(req: &Request, provider: &ProviderConfig, body: &mut Map<String,
     if let Some(v) = o.seed {
         body.insert("seed".into(), json!(v));
     }
-    if provider.tool_calling && !req.tools.is_empty() {
+    if target.tools && !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools
             .iter()
@@ -459,7 +455,7 @@ pub fn write_completion_response(r: &Response, model: &str) -> Value {
 }
 
 /// Reads a legacy Completions request as a one-message chat (for non-OpenAI-wire providers).
-pub fn read_completion(body: &[u8]) -> Result<Request, RouterError> {
+pub fn read_completion(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
     refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
@@ -473,7 +469,7 @@ pub fn read_completion(body: &[u8]) -> Result<Request, RouterError> {
             ))
         }
         None | Some(Value::Null) => {
-            return Err(RouterError::bad_request(
+            return Err(Invalid::new(
                 "missing required field \"prompt\"",
                 Some("prompt"),
             ))
@@ -484,6 +480,13 @@ pub fn read_completion(body: &[u8]) -> Result<Request, RouterError> {
     read_options(&mut req, &m)?;
     req.prompt_style = true;
     Ok(req)
+}
+
+/// The in-band error frame of an OpenAI-dialect stream (the shape the OpenAI SDKs raise on).
+pub fn sse_error(message: &str) -> Bytes {
+    let body =
+        json!({"error": {"message": message, "type": "api_error", "param": null, "code": 502}});
+    Bytes::from(format!("data: {body}\n\n"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -763,7 +766,7 @@ impl Encoder for ChatEncoder {
                 }
                 out.extend_from_slice(b"data: [DONE]\n\n");
             }
-            Event::Error(msg) => out.extend_from_slice(&crate::streaming::openai_sse_error(msg)),
+            Event::Error(msg) => out.extend_from_slice(&sse_error(msg)),
         }
     }
 

@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::errors::RouterError;
+use super::Invalid;
 
 enum Val<'a> {
     Borrowed(&'a RawValue),
@@ -48,9 +48,9 @@ impl<'de> Visitor<'de> for ObjectVisitor {
 
 impl<'a> RawObject<'a> {
     /// Parses the body; a non-object or malformed JSON is a 400 naming the problem.
-    pub fn parse(body: &'a [u8]) -> Result<RawObject<'a>, RouterError> {
+    pub fn parse(body: &'a [u8]) -> Result<RawObject<'a>, Invalid> {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(RouterError::bad_request(
+            return Err(Invalid::new(
                 "request body is empty; expected a JSON object",
                 None,
             ));
@@ -65,7 +65,7 @@ impl<'a> RawObject<'a> {
                 } else {
                     format!("malformed JSON in request body: {e}")
                 };
-                RouterError::bad_request(what, None)
+                Invalid::new(what, None)
             })?;
         Ok(RawObject { fields })
     }
@@ -82,24 +82,24 @@ impl<'a> RawObject<'a> {
         &self,
         key: &str,
         expected: &str,
-    ) -> Result<Option<T>, RouterError> {
+    ) -> Result<Option<T>, Invalid> {
         match self.get(key) {
             None | Some("null") => Ok(None),
-            Some(raw) => serde_json::from_str(raw).map(Some).map_err(|_| {
-                RouterError::bad_request(format!("\"{key}\" must be {expected}"), Some(key))
-            }),
+            Some(raw) => serde_json::from_str(raw)
+                .map(Some)
+                .map_err(|_| Invalid::new(format!("\"{key}\" must be {expected}"), Some(key))),
         }
     }
 
     /// A required string field.
-    pub fn required_str(&self, key: &str) -> Result<String, RouterError> {
+    pub fn required_str(&self, key: &str) -> Result<String, Invalid> {
         match self.field::<String>(key, "a string")? {
             Some(s) if !s.is_empty() => Ok(s),
-            Some(_) => Err(RouterError::bad_request(
+            Some(_) => Err(Invalid::new(
                 format!("\"{key}\" must not be empty"),
                 Some(key),
             )),
-            None => Err(RouterError::bad_request(
+            None => Err(Invalid::new(
                 format!("missing required field \"{key}\""),
                 Some(key),
             )),
@@ -107,14 +107,14 @@ impl<'a> RawObject<'a> {
     }
 
     /// Checks that a field is present and is a JSON array.
-    pub fn require_array(&self, key: &str) -> Result<(), RouterError> {
+    pub fn require_array(&self, key: &str) -> Result<(), Invalid> {
         match self.get(key) {
-            None | Some("null") => Err(RouterError::bad_request(
+            None | Some("null") => Err(Invalid::new(
                 format!("missing required field \"{key}\""),
                 Some(key),
             )),
             Some(raw) if raw.starts_with('[') => Ok(()),
-            Some(_) => Err(RouterError::bad_request(
+            Some(_) => Err(Invalid::new(
                 format!("\"{key}\" must be an array"),
                 Some(key),
             )),

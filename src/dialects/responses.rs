@@ -13,10 +13,9 @@ use super::canonical::{
     Request, Response, Role, StopReason, ToolChoice, Usage,
 };
 use super::openai::push_tool_result;
-use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields};
-use crate::errors::RouterError;
+use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields, Invalid};
 
-pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
+pub fn read_request(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
     refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
@@ -37,7 +36,7 @@ pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
             }
         }
         None | Some(Value::Null) => {
-            return Err(RouterError::bad_request(
+            return Err(Invalid::new(
                 "missing required field \"input\"",
                 Some("input"),
             ))
@@ -71,7 +70,7 @@ pub fn read_request(body: &[u8]) -> Result<Request, RouterError> {
     Ok(req)
 }
 
-fn read_item(req: &mut Request, item: &Value, path: &str) -> Result<(), RouterError> {
+fn read_item(req: &mut Request, item: &Value, path: &str) -> Result<(), Invalid> {
     let kind = item
         .get("type")
         .and_then(Value::as_str)

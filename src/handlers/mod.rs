@@ -1,5 +1,5 @@
-//! The HTTP surface: one module per dialect family, all thin. Handlers parse what routing needs,
-//! hand the call to [`crate::upstream`], and wrap the provider's bytes in a [`crate::streaming::LeaseBody`].
+//! The HTTP surface: the route table and one module per route family, all thin. Proxied routes
+//! name their client API and hand the request to [`crate::relay`].
 
 pub mod embeddings;
 pub mod generate;
@@ -27,6 +27,8 @@ pub struct AppState {
     pub started_at: SystemTime,
     /// Reachability of the shared store (Redis), when one is configured.
     pub shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
+    /// The pipeline's request and frame stages (SPEC §6, §7).
+    pub stages: crate::relay::stages::Stages,
 }
 
 /// Registers every route of this build under its paths; other methods on them get 405.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 /// A client for talking to the router (no timeouts shorter than the tests' own).
 pub fn client() -> awc::Client {
-    llm_router::upstream::install_crypto();
+    llm_router::relay::client::install_crypto();
     awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish()

@@ -16,11 +16,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde_json::json;
 
-use super::{authorise, client, url};
-use crate::config::{ApiType, ProviderConfig};
+use super::{client, request};
+use crate::config::ProviderConfig;
 use crate::registry::{ClaimKeepAlive, GetKeepAlive, ModelRegistry};
+use crate::wire::Wire;
+use awc::http::Method;
 
 /// Fraction of the window after which a ping is due.
 const DUE_AT: f64 = 0.8;
@@ -87,7 +88,13 @@ impl KeepAliveMonitor {
             let now = Instant::now();
             let watched: Vec<Watched> = views
                 .iter()
-                .filter(|v| v.provider.config.api_type != ApiType::Anthropic)
+                // Only wires that keep models loaded have a ping (not hosted APIs).
+                .filter(|v| {
+                    let p = &v.provider.config;
+                    let wire = Wire::of(p.api_type).profile();
+                    wire.keepalive_ping(&v.provider.model, Duration::ZERO)
+                        .is_some()
+                })
                 .filter_map(|v| {
                     Some(Watched {
                         id: v.provider.config.id.clone(),
@@ -115,30 +122,18 @@ impl KeepAliveMonitor {
     }
 
     fn ping(&mut self, p: ProviderConfig, model: String, ctx: &mut Context<Self>) {
+        let keep = p.keep_alive.unwrap_or_default();
+        let Some((path, body)) = Wire::of(p.api_type)
+            .profile()
+            .keepalive_ping(p.upstream_model(&model), keep)
+        else {
+            return;
+        };
         if !self.in_flight.insert(p.id.clone()) {
             return;
         }
         let client = self.client.get_or_insert_with(client).clone();
-        let upstream_model = p.upstream_model(&model).to_string();
-        let keep = p.keep_alive.unwrap_or_default();
-        let (path, body) = match p.api_type {
-            ApiType::Ollama => (
-                "/api/chat",
-                json!({"model": upstream_model, "messages": [], "stream": false,
-                       "keep_alive": format!("{}s", keep.as_secs())}),
-            ),
-            _ => (
-                "/v1/chat/completions",
-                json!({"model": upstream_model, "max_tokens": 1, "stream": false,
-                       "messages": [{"role": "user", "content": "."}]}),
-            ),
-        };
-        let target = if path.starts_with("/api/") {
-            format!("{}{path}", p.api_host)
-        } else {
-            url(&p, path)
-        };
-        let req = authorise(client.post(target).timeout(Duration::from_secs(30)), &p);
+        let req = request(&client, Method::POST, &p, path).timeout(Duration::from_secs(30));
         let id = p.id.clone();
         let fut = async move {
             match req.send_json(&body).await {

@@ -17,7 +17,8 @@ pub use provider_monitor::ProviderMonitor;
 
 use std::time::Duration;
 
-use crate::config::{ApiType, ProviderConfig};
+use crate::config::ProviderConfig;
+use crate::wire::{url, Wire};
 
 /// A client for probes and pings: no pool cap, no redirects, explicit per-request timeouts.
 fn client() -> awc::Client {
@@ -32,27 +33,14 @@ fn client() -> awc::Client {
         .finish()
 }
 
-/// `api_host` + an OpenAI-style path, tolerating hosts configured with a trailing `/v1`.
-fn url(p: &ProviderConfig, path: &str) -> String {
-    let host = &p.api_host;
-    match (host.ends_with("/v1"), path.strip_prefix("/v1")) {
-        (true, Some(rest)) => format!("{host}{rest}"),
-        _ => format!("{host}{path}"),
-    }
-}
-
-/// Adds the provider's credentials the way its type expects them.
-fn authorise(req: awc::ClientRequest, p: &ProviderConfig) -> awc::ClientRequest {
-    if p.api_type == ApiType::Anthropic {
-        let req = req.insert_header(("anthropic-version", "2023-06-01"));
-        if p.api_token.is_empty() {
-            req
-        } else {
-            req.insert_header(("x-api-key", p.api_token.expose()))
-        }
-    } else if p.api_token.is_empty() {
-        req
-    } else {
-        req.bearer_auth(p.api_token.expose())
-    }
+/// A probe or ping to `path` of `p`, with the provider's credentials as its wire expects them.
+fn request(
+    client: &awc::Client,
+    method: awc::http::Method,
+    p: &ProviderConfig,
+    path: &str,
+) -> awc::ClientRequest {
+    Wire::of(p.api_type)
+        .profile()
+        .authorise(client.request(method, url(p, path)), p)
 }

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::{authorise, client, url};
-use crate::config::{ApiType, ProviderConfig};
+use super::{client, request};
+use crate::config::ProviderConfig;
 use crate::provider::{ProbeResult, ProviderActor, ProviderSnapshot};
+use crate::wire::Wire;
+use awc::http::Method;
 
 pub struct ProviderMonitor {
     providers: Vec<(Arc<ProviderSnapshot>, Addr<ProviderActor>)>,
@@ -21,15 +23,6 @@ pub struct ProviderMonitor {
     /// Indexes of providers with a probe out.
     in_flight: HashSet<usize>,
     client: Option<awc::Client>,
-}
-
-/// The probe path for a provider type.
-pub fn probe_path(t: ApiType) -> &'static str {
-    match t {
-        ApiType::Vllm | ApiType::LlamaCpp => "/health",
-        ApiType::Ollama => "/",
-        ApiType::OpenAi | ApiType::LmStudio | ApiType::Anthropic => "/v1/models",
-    }
 }
 
 impl ProviderMonitor {
@@ -54,12 +47,8 @@ impl ProviderMonitor {
                 continue;
             }
             let p: &ProviderConfig = &snap.config;
-            let req = authorise(
-                client
-                    .get(url(p, probe_path(p.api_type)))
-                    .timeout(self.timeout),
-                p,
-            );
+            let path = Wire::of(p.api_type).profile().probe_path(p.api_type);
+            let req = request(&client, Method::GET, p, path).timeout(self.timeout);
             let actor = actor.clone();
             let id = p.id.clone();
             let fut = async move {

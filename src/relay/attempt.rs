@@ -1,0 +1,273 @@
+//! Attempts and failover. A request is committed to a provider only once that provider has
+//! produced its first body chunk: until then nothing has reached the client, so a connect error,
+//! a timeout, a 5xx, a 429 or a broken first read is retried on another provider of the model (at
+//! most once per provider, within the request's deadline). An upstream 4xx caused by the request
+//! is returned as it is.
+
+use std::time::{Duration, Instant};
+
+use actix_web::HttpMessage as _;
+use awc::error::SendRequestError;
+use awc::http::{header, StatusCode};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use llm_router_actors::wire::Wire;
+use llm_router_actors::{ChooseError, ChooseProvider, FailureKind, Lease, Outcome};
+
+use super::client::UpstreamPayload;
+use super::finish::finish;
+use super::plan::{Outgoing, Route};
+use super::Call;
+use crate::errors::{Attempt, RouterError};
+use crate::handlers::AppState;
+
+/// A provider committed to this request: its response head, the first body chunk, the rest, and
+/// how the answer is handled (decided when the request was built).
+pub struct Committed {
+    pub lease: Lease,
+    pub wire: Wire,
+    pub route: Route,
+    pub status: StatusCode,
+    pub content_type: Option<header::HeaderValue>,
+    pub content_length: Option<u64>,
+    pub first: Bytes,
+    pub rest: UpstreamPayload,
+}
+
+/// Why an attempt did not commit.
+enum NotCommitted {
+    /// The provider is at fault or unreachable; try another.
+    Failed(FailureKind),
+    /// The provider refused the request itself (this 4xx): the client gets it, no failover.
+    Refused(u16, RouterError),
+}
+
+/// Chooses providers and sends the request until one commits or every one has failed.
+pub async fn failover(
+    client: &awc::Client,
+    state: &AppState,
+    call: &Call<'_>,
+) -> Result<Committed, RouterError> {
+    let metrics = state.metrics.as_ref();
+    let model = &call.plan.model;
+    let mut attempts: Vec<Attempt> = Vec::new();
+    loop {
+        let queue_deadline = call
+            .deadline
+            .unwrap_or(call.started + call.external_timeout);
+        if Instant::now() >= queue_deadline && !attempts.is_empty() {
+            break;
+        }
+        let choice = state
+            .registry
+            .send(ChooseProvider {
+                model: model.clone(),
+                exclude: attempts.iter().map(|a| a.provider.clone()).collect(),
+                deadline: queue_deadline,
+            })
+            .await
+            .map_err(|e| RouterError::Internal(format!("registry unavailable: {e}")))?;
+        let lease = match choice.resolve().await {
+            Ok(lease) => lease,
+            Err(e) => match refusal(e, attempts.is_empty()) {
+                Some(err) => return Err(err),
+                None => break,
+            },
+        };
+        if let Some(m) = metrics {
+            m.observe_choice(model);
+        }
+        let out = match call.plan.outgoing(lease.provider()) {
+            Ok(out) => out,
+            // Nothing was sent: the lease goes back as cancelled, not held against the provider.
+            Err(e) => {
+                finish(lease, Outcome::Cancelled, metrics);
+                return Err(e);
+            }
+        };
+        match attempt(client, lease, out, call).await {
+            Ok(committed) => return Ok(committed),
+            Err((lease, NotCommitted::Refused(status, err))) => {
+                finish(lease, Outcome::ClientError(status), metrics);
+                return Err(err);
+            }
+            Err((mut lease, NotCommitted::Failed(kind))) => {
+                let provider = lease.provider().id.clone();
+                tracing::warn!(provider = %provider, model = %model, reason = %kind,
+                    "upstream attempt failed");
+                if let FailureKind::RateLimited(Some(wait)) = kind {
+                    // Skipped by every request until then.
+                    lease.set_retry_after(wait);
+                }
+                finish(lease, Outcome::Failure(kind), metrics);
+                if let Some(m) = metrics {
+                    m.retries.inc();
+                }
+                attempts.push(Attempt { provider, kind });
+            }
+        }
+    }
+    if let Some(d) = call.deadline {
+        if Instant::now() >= d {
+            return Err(RouterError::RequestTimeout {
+                limit: d.saturating_duration_since(call.started),
+            });
+        }
+    }
+    Err(RouterError::UpstreamFailed {
+        model: model.clone(),
+        attempts,
+    })
+}
+
+/// The client's error when no provider could be leased; `None` when failover simply ran out of
+/// providers after some were tried (the attempts tell the story).
+fn refusal(e: ChooseError, first: bool) -> Option<RouterError> {
+    match e {
+        ChooseError::UnknownModel { model, available } => {
+            Some(RouterError::UnknownModel { model, available })
+        }
+        ChooseError::Exhausted { .. } => None,
+        ChooseError::NoHealthyProvider { model, unhealthy } => {
+            first.then_some(RouterError::NoHealthyProvider { model, unhealthy })
+        }
+        ChooseError::RateLimited { model, retry_after } => {
+            first.then_some(RouterError::RateLimited { model, retry_after })
+        }
+        // Waited for capacity until the deadline: no provider was tried, none timed out — the
+        // model is full (503 with Retry-After), not a gateway timeout.
+        ChooseError::AllBusy { model } => first.then_some(RouterError::AllBusy { model }),
+    }
+}
+
+fn failure_of(e: &SendRequestError, waited: Duration) -> FailureKind {
+    match e {
+        SendRequestError::Timeout => FailureKind::Timeout(waited),
+        // Anything else before a response head (refused, reset, a broken send, a malformed
+        // head) is the connection's failure. (awc's error enum is foreign and may grow.)
+        _ => FailureKind::Connect,
+    }
+}
+
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Extracts a human message from a provider's error body (OpenAI, Anthropic, Ollama shapes).
+pub fn provider_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let m = v
+            .pointer("/error/message")
+            .or_else(|| v.get("error").filter(|e| e.is_string()))
+            .or_else(|| v.get("message"))
+            .or_else(|| v.get("detail"));
+        if let Some(m) = m {
+            return m.as_str().map_or_else(|| m.to_string(), String::from);
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        "the provider rejected the request".to_string()
+    } else {
+        text.chars().take(500).collect()
+    }
+}
+
+/// Sends one attempt and waits for its commit point (the first body chunk).
+async fn attempt(
+    client: &awc::Client,
+    mut lease: Lease,
+    out: Outgoing,
+    call: &Call<'_>,
+) -> Result<Committed, (Lease, NotCommitted)> {
+    let snapshot = lease.snapshot().clone();
+    let p = &snapshot.config;
+    let wire = Wire::of(p.api_type);
+    let sent = Instant::now();
+    // Time allowed until the first body byte: the provider's TTFT bound, else its timeout, else
+    // the router's, never past the request's own deadline.
+    let mut budget = p
+        .ttft_timeout
+        .or(p.timeout)
+        .unwrap_or(call.external_timeout);
+    if let Some(d) = call.deadline {
+        budget = budget.min(d.saturating_duration_since(sent));
+    }
+    let first_deadline = sent + budget;
+    let req = client
+        .post(llm_router_actors::wire::url(p, out.path))
+        .timeout(budget)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::ACCEPT, wire.accept(call.plan.stream)))
+        .insert_header(("x-request-id", call.request_id));
+    let req = wire.profile().authorise(req, p);
+    let resp = match req.send_body(out.body).await {
+        Ok(r) => r,
+        Err(e) => return Err((lease, NotCommitted::Failed(failure_of(&e, sent.elapsed())))),
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let code = status.as_u16();
+        let wait = retry_after(resp.headers());
+        let remaining = first_deadline.saturating_duration_since(Instant::now());
+        let body = resp
+            .timeout(remaining)
+            .body()
+            .limit(64 * 1024)
+            .await
+            .unwrap_or_default();
+        // 401/403/404 from a provider mean the router's credentials or `model_path` are wrong:
+        // the provider's fault, not the client's.
+        let kind = match code {
+            429 => Some(FailureKind::RateLimited(wait)),
+            401 | 403 | 404 | 408 => Some(FailureKind::Status(code)),
+            c if c >= 500 => Some(FailureKind::Status(code)),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return Err((lease, NotCommitted::Failed(kind)));
+        }
+        let err = RouterError::UpstreamRejected {
+            status: code,
+            message: provider_message(&body),
+            provider: p.id.clone(),
+        };
+        return Err((lease, NotCommitted::Refused(code, err)));
+    }
+    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let content_length = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut resp = resp;
+    let mut rest = resp.take_payload();
+    let remaining = first_deadline.saturating_duration_since(Instant::now());
+    let first = match tokio::time::timeout(remaining, rest.next()).await {
+        Err(_) => {
+            let kind = FailureKind::Timeout(sent.elapsed());
+            return Err((lease, NotCommitted::Failed(kind)));
+        }
+        Ok(None) | Ok(Some(Err(_))) => {
+            return Err((lease, NotCommitted::Failed(FailureKind::Body)))
+        }
+        Ok(Some(Ok(chunk))) => chunk,
+    };
+    lease.first_byte(Instant::now());
+    Ok(Committed {
+        lease,
+        wire,
+        route: out.route,
+        status,
+        content_type,
+        content_length,
+        first,
+        rest,
+    })
+}

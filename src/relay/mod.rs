@@ -1,0 +1,81 @@
+//! The request's path through the router, top to bottom:
+//!
+//! 1. **read** the client's body (≤ `LLM_ROUTER_MAX_REQUEST_BODY_SIZE`);
+//! 2. **request stages** ([`stages`]): the pipeline's seam — utils plugins, guardrails, masking;
+//! 3. **plan** ([`plan`]): parse what routing needs, once; per attempt, decide what goes to the
+//!    chosen provider's wire (passthrough or conversion) and carry that decision ([`plan::Route`])
+//!    with the committed response;
+//! 4. **attempts** ([`attempt`]): choose a provider (a `Lease`), send, wait for the commit point,
+//!    fail over before it;
+//! 5. **respond** ([`respond`]): the answer through [`body::RelayBody`] (passthrough or
+//!    frame-by-frame conversion, then the frame stages), or read whole and converted;
+//! 6. **finish** ([`finish`]): the one place that records the outcome and metrics and lets the
+//!    lease go (exactly once, on every path).
+//!
+//! Handlers only pick the client API and call [`run`].
+
+mod attempt;
+pub mod body;
+pub mod client;
+mod finish;
+pub mod plan;
+mod respond;
+pub mod stages;
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub use attempt::provider_message;
+pub use plan::{ClientApi, Ingress};
+
+use crate::errors::RouterError;
+use crate::handlers::{read_body, request_id, AppState};
+
+/// One proxied request, as the attempts see it.
+pub struct Call<'a> {
+    pub plan: &'a plan::Plan<'a>,
+    pub request_id: &'a str,
+    pub started: Instant,
+    /// Bound on the whole client request (`LLM_ROUTER_TIMEOUT`), if any.
+    pub deadline: Option<Instant>,
+    pub external_timeout: Duration,
+}
+
+/// Serves one request of a proxied client API; errors are rendered in the client's dialect.
+pub async fn run(
+    api: ClientApi,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    match serve(api, &req, payload, &state, &client).await {
+        Ok(r) => r,
+        Err(e) => e.render(api.dialect()),
+    }
+}
+
+async fn serve(
+    api: ClientApi,
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    client: &awc::Client,
+) -> Result<HttpResponse, RouterError> {
+    let started = Instant::now();
+    let s = &state.settings;
+    let mut body = read_body(req, payload, s.max_body).await?;
+    state.stages.run_request(api, &mut body)?;
+    let plan = plan::Plan::new(api, &body)?;
+    let rid = request_id(req);
+    let call = Call {
+        plan: &plan,
+        request_id: &rid,
+        started,
+        deadline: s.request_timeout.map(|t| started + t),
+        external_timeout: s.external_timeout,
+    };
+    let committed = attempt::failover(client, state, &call).await?;
+    respond::respond(committed, state, &call).await
+}

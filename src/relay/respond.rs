@@ -1,0 +1,283 @@
+//! The committed answer on its way to the client, handled the way its request was built
+//! ([`Route`]): passed through untouched, or converted — frame by frame for streams, whole
+//! otherwise.
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::SizedStream;
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use llm_router_actors::wire::{EndTracker, Wire};
+use llm_router_actors::{FailureKind, Outcome};
+
+use super::attempt::Committed;
+use super::body::{BodyLimits, Mode, RelayBody};
+use super::finish::{failed, finish};
+use super::plan::{decoder, read_answer, ClientApi, Ingress, Route};
+use super::Call;
+use crate::dialects::canonical::{Collector, Event, Request, Response};
+use crate::dialects::embeddings::{self, EmbedRequest};
+use crate::errors::RouterError;
+use crate::handlers::AppState;
+
+/// Largest provider answer buffered for a non-stream conversion.
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
+
+pub async fn respond(
+    mut c: Committed,
+    state: &AppState,
+    call: &Call<'_>,
+) -> Result<HttpResponse, RouterError> {
+    match std::mem::replace(&mut c.route, Route::Pass) {
+        Route::Pass => Ok(passthrough(c, state, call, call.plan.api)),
+        Route::Chat(ingress, req) => convert_chat(c, state, call, ingress, &req).await,
+        Route::Embed(req) => convert_embed(c, state, call, &req).await,
+    }
+}
+
+fn routed_headers(
+    res: &mut actix_web::HttpResponseBuilder,
+    c: &Committed,
+    model: &str,
+    stream: bool,
+) {
+    res.insert_header(("x-llm-router-provider", c.lease.provider().id.as_str()));
+    res.insert_header(("x-llm-router-model", model));
+    if stream {
+        res.insert_header((header::CACHE_CONTROL, "no-cache"));
+        res.insert_header(("x-accel-buffering", "no"));
+        // Never let a compression layer hold frames back.
+        res.insert_header((header::CONTENT_ENCODING, "identity"));
+    }
+}
+
+fn limits(c: &Committed, state: &AppState, call: &Call<'_>) -> BodyLimits {
+    BodyLimits {
+        idle: c.lease.provider().timeout.unwrap_or(call.external_timeout),
+        deadline: call.deadline,
+        heartbeat: state.settings.heartbeat,
+    }
+}
+
+/// Sends the provider's response on unchanged, holding the lease until the body is done.
+fn passthrough(c: Committed, state: &AppState, call: &Call<'_>, api: ClientApi) -> HttpResponse {
+    let ct = c.content_type.as_ref().and_then(|v| v.to_str().ok());
+    let framing = c.wire.framing_of(ct, c.content_length);
+    let status = StatusCode::from_u16(c.status.as_u16()).unwrap_or(StatusCode::OK);
+    let mut res = HttpResponse::build(status);
+    routed_headers(&mut res, &c, &call.plan.model, framing.is_stream());
+    match &c.content_type {
+        Some(ct) => res.insert_header((header::CONTENT_TYPE, ct.clone())),
+        None => res.insert_header((header::CONTENT_TYPE, "application/json")),
+    };
+    let limits = limits(&c, state, call);
+    let len = c.content_length;
+    let mode = Mode::Pass {
+        end: EndTracker::new(framing),
+        error_frame: api.error_frame(),
+    };
+    let stages = state.stages.start_frames(api);
+    let body = RelayBody::new(
+        c.lease,
+        c.first,
+        c.rest,
+        mode,
+        stages,
+        limits,
+        state.metrics.clone(),
+    );
+    match (framing.is_stream(), len, state.stages.frames.is_empty()) {
+        // A frame stage may change the length: only an untouched body keeps its size.
+        (false, Some(len), true) => res.body(SizedStream::new(len, body)),
+        _ => res.streaming(body),
+    }
+}
+
+/// Reads the rest of a provider's answer (idle-bounded); a failure finishes the lease.
+async fn read_whole(
+    mut c: Committed,
+    state: &AppState,
+    call: &Call<'_>,
+) -> Result<(Committed, Bytes), RouterError> {
+    let idle = limits(&c, state, call).idle;
+    let mut buf = BytesMut::from(&c.first[..]);
+    let failure = loop {
+        let next = match call.deadline {
+            Some(d) => idle.min(d.saturating_duration_since(Instant::now())),
+            None => idle,
+        };
+        match tokio::time::timeout(next, c.rest.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > MAX_ANSWER {
+                    break (
+                        FailureKind::Body,
+                        "the answer is too large to convert".to_string(),
+                    );
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok((c, buf.freeze())),
+            Ok(Some(Err(e))) => break (FailureKind::Body, format!("connection broke ({e})")),
+            Err(_) => {
+                break (
+                    FailureKind::Timeout(idle),
+                    format!("no data for {:.1}s", next.as_secs_f64()),
+                )
+            }
+        }
+    };
+    let (kind, why) = failure;
+    Err(failed(
+        c.lease,
+        kind,
+        &call.plan.model,
+        &why,
+        state.metrics.as_ref(),
+    ))
+}
+
+/// A complete answer replayed as stream events (a provider that answered a stream request whole).
+fn events_of(r: &Response) -> Vec<Event> {
+    let mut ev = vec![Event::Start {
+        id: r.id.clone(),
+        model: r.model.clone(),
+    }];
+    if !r.text.is_empty() {
+        ev.push(Event::Text(r.text.clone()));
+    }
+    for (index, (id, name, args)) in r.tool_calls.iter().enumerate() {
+        ev.push(Event::ToolStart {
+            index,
+            id: id.clone(),
+            name: name.clone(),
+        });
+        ev.push(Event::ToolArgs {
+            index,
+            fragment: args.clone(),
+        });
+    }
+    ev.push(Event::Stop(r.stop));
+    if let Some(u) = r.usage {
+        ev.push(Event::Usage(u));
+    }
+    ev.push(Event::Done);
+    ev
+}
+
+/// Converts a generation answer into the client's dialect (stream frame by frame, or whole).
+async fn convert_chat(
+    c: Committed,
+    state: &AppState,
+    call: &Call<'_>,
+    ingress: Ingress,
+    req: &Request,
+) -> Result<HttpResponse, RouterError> {
+    let ct = c.content_type.as_ref().and_then(|v| v.to_str().ok());
+    let wire = c.wire;
+    let upstream_streams = wire.framing_of(ct, c.content_length).is_stream();
+    let mut res = HttpResponse::Ok();
+    routed_headers(&mut res, &c, &call.plan.model, req.stream);
+    if req.stream && upstream_streams {
+        res.insert_header((header::CONTENT_TYPE, ingress.stream_content_type()));
+        let limits = limits(&c, state, call);
+        let mode = Mode::Convert {
+            decoder: decoder(wire),
+            encoder: ingress.encoder(req),
+        };
+        let stages = state.stages.start_frames(call.plan.api);
+        let body = RelayBody::new(
+            c.lease,
+            c.first,
+            c.rest,
+            mode,
+            stages,
+            limits,
+            state.metrics.clone(),
+        );
+        return Ok(res.streaming(body));
+    }
+    let (c, bytes) = read_whole(c, state, call).await?;
+    let answer = if upstream_streams {
+        // A provider that streamed although asked not to: collect its events.
+        collect(wire, &bytes)
+    } else {
+        read_answer(wire, &bytes)
+    };
+    let answer = match answer {
+        Ok(a) => a,
+        Err(why) => {
+            let why = format!("unreadable answer: {why}");
+            let metrics = state.metrics.as_ref();
+            return Err(failed(
+                c.lease,
+                FailureKind::Body,
+                &call.plan.model,
+                &why,
+                metrics,
+            ));
+        }
+    };
+    finish(c.lease, Outcome::Success, state.metrics.as_ref());
+    if req.stream {
+        // The client asked for a stream but the provider answered whole: replay it as one.
+        let mut enc = ingress.encoder(req);
+        let mut out = BytesMut::new();
+        for e in events_of(&answer) {
+            enc.encode(&e, &mut out);
+        }
+        res.insert_header((header::CONTENT_TYPE, ingress.stream_content_type()));
+        return Ok(res.body(out.freeze()));
+    }
+    let took = duration_ns(call.started.elapsed());
+    let v = ingress.write_response(&answer, req, took);
+    res.insert_header((header::CONTENT_TYPE, "application/json"));
+    Ok(res.body(v.to_string()))
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn collect(wire: Wire, bytes: &[u8]) -> Result<Response, String> {
+    let mut d = decoder(wire);
+    let mut events = Vec::new();
+    d.feed(bytes, &mut events);
+    let mut col = Collector::default();
+    events.iter().for_each(|e| col.push(e));
+    match (d.finished(), col.response) {
+        (true, Some(r)) => Ok(r),
+        _ => Err("the stream ended before its final frame".to_string()),
+    }
+}
+
+/// Converts an embeddings answer into the client's shape.
+async fn convert_embed(
+    c: Committed,
+    state: &AppState,
+    call: &Call<'_>,
+    req: &EmbedRequest,
+) -> Result<HttpResponse, RouterError> {
+    let (c, bytes) = read_whole(c, state, call).await?;
+    let mut res = HttpResponse::Ok();
+    routed_headers(&mut res, &c, &call.plan.model, false);
+    let answer = match embeddings::read_response(&bytes) {
+        Ok(a) => a,
+        Err(why) => {
+            let why = format!("unreadable embeddings answer: {why}");
+            let metrics = state.metrics.as_ref();
+            return Err(failed(
+                c.lease,
+                FailureKind::Body,
+                &call.plan.model,
+                &why,
+                metrics,
+            ));
+        }
+    };
+    finish(c.lease, Outcome::Success, state.metrics.as_ref());
+    let v = embeddings::write_response(req, &answer);
+    res.insert_header((header::CONTENT_TYPE, "application/json"));
+    Ok(res.body(v.to_string()))
+}
