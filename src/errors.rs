@@ -254,10 +254,7 @@ mod tests {
             (vec![attempt("a", FailureKind::Connect)], 502),
             (vec![attempt("a", t), attempt("b", t)], 504),
             (
-                vec![
-                    attempt("a", t),
-                    attempt("b", FailureKind::Status(500)),
-                ],
+                vec![attempt("a", t), attempt("b", FailureKind::Status(500))],
                 502,
             ),
             (
