@@ -46,6 +46,16 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "seconds: whole client request, 0 = none",
     ),
     (
+        "LLM_ROUTER_MAX_ATTEMPTS",
+        "4",
+        "most upstream attempts per request (failover included)",
+    ),
+    (
+        "LLM_ROUTER_MAX_RETRY_AFTER_SECONDS",
+        "5",
+        "longest provider Retry-After a request waits out instead of failing",
+    ),
+    (
         "LLM_ROUTER_MAX_REQUEST_BODY_SIZE",
         "10485760",
         "bytes; larger request bodies get 413",
@@ -243,6 +253,10 @@ pub struct Settings {
     pub external_timeout: Duration,
     pub request_timeout: Option<Duration>,
     pub max_body: usize,
+    /// Most upstream attempts per request (`LLM_ROUTER_MAX_ATTEMPTS`, ≥ 1).
+    pub max_attempts: usize,
+    /// Longest `Retry-After` a request waits out (`LLM_ROUTER_MAX_RETRY_AFTER_SECONDS`).
+    pub max_retry_after: Duration,
     pub strategy: StrategyKind,
     pub redis: Option<RedisSettings>,
     pub prometheus: bool,
@@ -312,6 +326,8 @@ impl Settings {
         let external = num("LLM_ROUTER_EXTERNAL_TIMEOUT", 0.001);
         let timeout = num("LLM_ROUTER_TIMEOUT", 0.0);
         let max_body = num("LLM_ROUTER_MAX_REQUEST_BODY_SIZE", 1.0);
+        let max_attempts = num("LLM_ROUTER_MAX_ATTEMPTS", 1.0);
+        let max_retry_after = num("LLM_ROUTER_MAX_RETRY_AFTER_SECONDS", 0.0);
         // 0 turns the monitor off.
         let monitor = num("LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS", 0.0);
         let redis_port = num("LLM_ROUTER_REDIS_PORT", 1.0);
@@ -447,6 +463,8 @@ impl Settings {
             external_timeout: Duration::from_secs_f64(external),
             request_timeout: (timeout > 0.0).then(|| Duration::from_secs_f64(timeout)),
             max_body: max_body as usize,
+            max_attempts: max_attempts as usize,
+            max_retry_after: Duration::from_secs_f64(max_retry_after),
             strategy,
             redis,
             prometheus: parse_bool(&get("LLM_ROUTER_USE_PROMETHEUS")),

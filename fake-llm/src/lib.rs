@@ -98,6 +98,9 @@ pub enum Fault {
     CutMidStream {
         after_chunks: usize,
     },
+    /// An OpenAI-wire stream that ends after its final chunk without `data: [DONE]` (some
+    /// servers do; the answer is complete).
+    NoDoneFrame,
 }
 
 #[derive(Clone, Debug)]
@@ -574,7 +577,15 @@ async fn respond(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let frames: Vec<Bytes> = if stream {
-        reply.frames(include_usage)
+        let mut frames = reply.frames(include_usage);
+        if matches!(cfg.fault, Fault::NoDoneFrame)
+            && frames
+                .last()
+                .is_some_and(|f| f.starts_with(b"data: [DONE]"))
+        {
+            frames.pop();
+        }
+        frames
     } else {
         vec![Bytes::from(reply.whole().to_string())]
     };

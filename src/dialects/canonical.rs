@@ -292,6 +292,12 @@ pub trait Decoder {
     fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>);
     /// The provider sent its terminal frame.
     fn finished(&self) -> bool;
+    /// The provider's body ended without its terminal frame: when what arrived is nonetheless a
+    /// complete answer (e.g. an OpenAI stream whose final chunk came but not `data: [DONE]`),
+    /// pushes the closing events and returns true.
+    fn eof(&mut self, _out: &mut Vec<Event>) -> bool {
+        false
+    }
 }
 
 /// Writes events as a client's stream bytes.

@@ -530,6 +530,8 @@ pub struct ChatDecoder {
     sse: Sse,
     started: bool,
     done: bool,
+    /// A `finish_reason` arrived: the answer is complete even if `[DONE]` never does.
+    stopped: bool,
     /// OpenAI tool-call index → canonical index (in order of appearance).
     tools: Vec<u64>,
 }
@@ -540,6 +542,7 @@ impl Decoder for ChatDecoder {
             sse,
             started,
             done,
+            stopped,
             tools,
         } = self;
         sse.feed(chunk, |_, data| {
@@ -571,6 +574,7 @@ impl Decoder for ChatDecoder {
                         }
                     }
                     if let Some(f) = choice.finish_reason.as_deref() {
+                        *stopped = true;
                         out.push(Event::Stop(StopReason::from_openai(f)));
                     }
                     return;
@@ -635,6 +639,7 @@ impl Decoder for ChatDecoder {
                     }
                 }
                 if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+                    *stopped = true;
                     out.push(Event::Stop(StopReason::from_openai(f)));
                 }
             }
@@ -645,6 +650,14 @@ impl Decoder for ChatDecoder {
     }
 
     fn finished(&self) -> bool {
+        self.done
+    }
+
+    fn eof(&mut self, out: &mut Vec<Event>) -> bool {
+        if self.stopped && !self.done {
+            self.done = true;
+            out.push(Event::Done);
+        }
         self.done
     }
 }

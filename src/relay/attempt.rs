@@ -1,17 +1,20 @@
-//! Attempts and failover. A request is committed to a provider only once that provider has
-//! produced its first body chunk: until then nothing has reached the client, so a connect error,
-//! a timeout, a 5xx, a 429 or a broken first read is retried on another provider of the model (at
-//! most once per provider, within the request's deadline). An upstream 4xx caused by the request
-//! is returned as it is.
+//! Attempts and failover. A request is committed to a provider only at the commit point — its
+//! first body chunk for a stream, its whole answer otherwise: until then nothing has reached the
+//! client, so a connect error, a timeout, a 5xx, a 429, a broken first read or a non-stream body
+//! cut short is retried on another provider of the model (at most once per provider, at most
+//! `LLM_ROUTER_MAX_ATTEMPTS` attempts, within `LLM_ROUTER_TIMEOUT` when set). When every untried
+//! provider is waiting out a `Retry-After` no longer than `LLM_ROUTER_MAX_RETRY_AFTER_SECONDS`,
+//! the request waits for the first to come free. An upstream 4xx caused by the request is
+//! returned as it is.
 
 use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage as _;
 use awc::error::SendRequestError;
 use awc::http::{header, StatusCode};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use llm_router_actors::wire::Wire;
+use llm_router_actors::wire::{EndTracker, Framing, Wire};
 use llm_router_actors::{ChooseError, ChooseProvider, FailureKind, Lease, Outcome};
 
 use super::client::UpstreamPayload;
@@ -50,14 +53,19 @@ pub async fn failover(
 ) -> Result<Committed, RouterError> {
     let metrics = state.metrics.as_ref();
     let model = &call.plan.model;
+    let s = &state.settings;
     let mut attempts: Vec<Attempt> = Vec::new();
-    loop {
-        let queue_deadline = call
-            .deadline
-            .unwrap_or(call.started + call.external_timeout);
-        if Instant::now() >= queue_deadline && !attempts.is_empty() {
+    // Time spent waiting out providers' `Retry-After`, bounded by the same setting in total.
+    let mut waited = Duration::ZERO;
+    // Each attempt has its own bounds; only `LLM_ROUTER_TIMEOUT` bounds the request, so a
+    // timed-out attempt is followed by the next provider while one remains.
+    while attempts.len() < s.max_attempts {
+        let now = Instant::now();
+        if call.deadline.is_some_and(|d| now >= d) && !attempts.is_empty() {
             break;
         }
+        // How long this request may wait for capacity before its next attempt.
+        let queue_deadline = call.deadline.unwrap_or(now + call.external_timeout);
         let choice = state
             .registry
             .send(ChooseProvider {
@@ -69,6 +77,18 @@ pub async fn failover(
             .map_err(|e| RouterError::Internal(format!("registry unavailable: {e}")))?;
         let lease = match choice.resolve().await {
             Ok(lease) => lease,
+            // Every untried provider asked for a short pause: wait it out, then look again.
+            Err(ChooseError::RateLimited { retry_after, .. })
+                if waited + retry_after <= s.max_retry_after
+                    && call
+                        .deadline
+                        .is_none_or(|d| Instant::now() + retry_after < d) =>
+            {
+                let pause = retry_after.max(Duration::from_millis(1));
+                waited += pause;
+                tokio::time::sleep(pause).await;
+                continue;
+            }
             Err(e) => match refusal(e, attempts.is_empty()) {
                 Some(err) => return Err(err),
                 None => break,
@@ -156,6 +176,40 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
+}
+
+/// Largest non-stream answer read whole before the commit.
+const MAX_WHOLE: usize = 64 * 1024 * 1024;
+
+/// Reads a non-stream answer to its end (idle-bounded, and within the request's deadline);
+/// a cut, a stall or a body that ends unfinished is the provider's failure.
+async fn read_rest(
+    first: Bytes,
+    mut rest: UpstreamPayload,
+    framing: Framing,
+    idle: Duration,
+    deadline: Option<Instant>,
+) -> Result<Bytes, FailureKind> {
+    let mut end = EndTracker::new(framing);
+    end.feed(&first);
+    let mut buf = BytesMut::from(&first[..]);
+    loop {
+        let wait = deadline.map_or(idle, |d| {
+            idle.min(d.saturating_duration_since(Instant::now()))
+        });
+        match tokio::time::timeout(wait, rest.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > MAX_WHOLE {
+                    return Err(FailureKind::Body);
+                }
+                end.feed(&chunk);
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) if end.incomplete().is_none() => return Ok(buf.freeze()),
+            Ok(None) | Ok(Some(Err(_))) => return Err(FailureKind::Body),
+            Err(_) => return Err(FailureKind::Timeout(wait)),
+        }
+    }
 }
 
 /// Extracts a human message from a provider's error body (OpenAI, Anthropic, Ollama shapes).
@@ -260,6 +314,21 @@ async fn attempt(
         Ok(Some(Ok(chunk))) => chunk,
     };
     lease.first_byte(Instant::now());
+    let framing = wire.framing_of(
+        content_type.as_ref().and_then(|v| v.to_str().ok()),
+        content_length,
+    );
+    let (first, rest) = if framing.is_stream() {
+        (first, rest)
+    } else {
+        // Nothing needs to stream: read the answer whole before committing, so a body cut
+        // half-way fails over like a connect error instead of reaching the client truncated.
+        let idle = p.timeout.unwrap_or(call.external_timeout);
+        match read_rest(first, rest, framing, idle, call.deadline).await {
+            Ok(whole) => (whole, actix_http::Payload::None),
+            Err(kind) => return Err((lease, NotCommitted::Failed(kind))),
+        }
+    };
     Ok(Committed {
         lease,
         wire,

@@ -174,27 +174,43 @@ impl RelayBody {
         (!out.is_empty()).then_some(Ok(out))
     }
 
-    /// What the frame stages still hold when the answer ended.
-    fn stages_end(&mut self) -> Option<Item> {
+    /// The provider's body ended: what the client still needs for a complete answer (a `[DONE]`
+    /// the provider left out, a converted stream's closing frames, what frame stages hold back),
+    /// or why the answer is incomplete.
+    fn at_eof(&mut self) -> Result<BytesMut, String> {
         let mut out = BytesMut::new();
-        for i in 0..self.stages.len() {
-            match self.stages[i].end() {
-                Ok(b) => out.extend_from_slice(&b),
-                Err(why) => return self.fail(FailureKind::Body, why),
+        match &mut self.mode {
+            Mode::Pass { end, .. } => {
+                if let Some(why) = end.incomplete() {
+                    return Err(format!("connection broke ({why})"));
+                }
+                if end.missing_done() {
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                }
+            }
+            Mode::Convert { decoder, encoder } => {
+                if !decoder.finished() {
+                    if !decoder.eof(&mut self.events) {
+                        let why = "the stream ended before its final frame";
+                        return Err(format!("connection broke ({why})"));
+                    }
+                    for e in self.events.drain(..) {
+                        encoder.encode(&e, &mut out);
+                    }
+                }
             }
         }
-        (!out.is_empty()).then(|| Ok(out.freeze()))
-    }
-
-    /// Why a body the provider ended is incomplete, if it is.
-    fn incomplete(&self) -> Option<&'static str> {
-        match &self.mode {
-            Mode::Pass { end, .. } => end.incomplete(),
-            Mode::Convert { decoder, .. } if !decoder.finished() => {
-                Some("the stream ended before its final frame")
+        if !self.stages.is_empty() {
+            let mut staged = out.freeze();
+            for stage in &mut self.stages {
+                staged = stage.frame(staged)?;
             }
-            Mode::Convert { .. } => None,
+            out = BytesMut::from(&staged[..]);
+            for stage in &mut self.stages {
+                out.extend_from_slice(&stage.end()?);
+            }
         }
+        Ok(out)
     }
 
     fn succeed(&mut self) {
@@ -326,14 +342,14 @@ impl Stream for RelayBody {
                     )
                 }
                 Poll::Ready(None) => {
-                    if let Some(why) = this.incomplete() {
-                        return Poll::Ready(
-                            this.fail(FailureKind::Body, format!("connection broke ({why})")),
-                        );
-                    }
-                    this.done = true;
-                    this.succeed();
-                    return Poll::Ready(this.stages_end());
+                    return Poll::Ready(match this.at_eof() {
+                        Err(why) => this.fail(FailureKind::Body, why),
+                        Ok(out) => {
+                            this.done = true;
+                            this.succeed();
+                            (!out.is_empty()).then(|| Ok(out.freeze()))
+                        }
+                    });
                 }
                 Poll::Pending => break,
             }

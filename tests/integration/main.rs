@@ -11,6 +11,7 @@ mod errors;
 mod lease;
 mod observability;
 mod process;
+mod resilience;
 mod routes;
 mod shared;
 mod strategies;

@@ -37,6 +37,16 @@ pub struct EndTracker {
     /// NDJSON: the line being received, and whether the last full line had `"done": true`.
     line: Vec<u8>,
     last_line_done: bool,
+    /// OpenAI SSE: a frame with a non-null `finish_reason` went by.
+    finish_seen: bool,
+}
+
+/// A non-null `finish_reason` in an OpenAI chunk (the key cannot occur unescaped inside a string).
+const FINISH: &[u8] = b"\"finish_reason\":\"";
+const FINISH_SPACED: &[u8] = b"\"finish_reason\": \"";
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 impl EndTracker {
@@ -48,6 +58,7 @@ impl EndTracker {
             json: JsonEnd::default(),
             line: Vec::new(),
             last_line_done: false,
+            finish_seen: false,
         }
     }
 
@@ -59,6 +70,15 @@ impl EndTracker {
     /// dropped without a final poll, so its success is known here).
     pub fn feed(&mut self, chunk: &[u8]) -> bool {
         self.sent += chunk.len() as u64;
+        if self.framing == Framing::Sse && !self.finish_seen {
+            // The key may straddle two chunks: look at the previous tail joined with this chunk.
+            let head = &chunk[..chunk.len().min(FINISH_SPACED.len())];
+            let mut seam = self.tail.bytes().to_vec();
+            seam.extend_from_slice(head);
+            self.finish_seen = [FINISH, FINISH_SPACED]
+                .iter()
+                .any(|n| contains(chunk, n) || contains(&seam, n));
+        }
         self.tail.push(chunk);
         match self.framing {
             Framing::Whole { len: Some(len) } => return self.sent >= len,
@@ -90,11 +110,17 @@ impl EndTracker {
         }
     }
 
+    /// An OpenAI stream that ended after its final chunk but without `data: [DONE]`: complete,
+    /// and the client should get the `[DONE]` the provider left out.
+    pub fn missing_done(&self) -> bool {
+        self.framing == Framing::Sse && self.finish_seen && !self.tail.ends_with(DONE_FRAME)
+    }
+
     /// Why a body that has ended is incomplete, if it is.
     pub fn incomplete(&self) -> Option<&'static str> {
         match self.framing {
-            Framing::Sse if !self.tail.ends_with(DONE_FRAME) => {
-                Some("the stream ended before [DONE]")
+            Framing::Sse if !self.tail.ends_with(DONE_FRAME) && !self.finish_seen => {
+                Some("the stream ended before its final chunk")
             }
             Framing::AnthropicSse if !self.tail.ends_with(b"\"message_stop\"}") => {
                 Some("the stream ended before message_stop")
@@ -285,6 +311,27 @@ mod tests {
             None,
             "a last line without its newline counts"
         );
+    }
+
+    #[test]
+    fn an_openai_stream_with_its_final_chunk_but_no_done_is_complete() {
+        let frame = br#"data: {"choices":[{"delta":{},"finish_reason":"stop"}]}"#;
+        for split in [1, 5, 13, 20, frame.len()] {
+            let mut t = EndTracker::new(Framing::Sse);
+            t.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n");
+            assert!(
+                t.incomplete().is_some(),
+                "a null finish_reason is not the end"
+            );
+            frame.chunks(split).for_each(|c| {
+                t.feed(c);
+            });
+            t.feed(b"\n\n");
+            assert_eq!(t.incomplete(), None, "split {split}");
+            assert!(t.missing_done());
+            t.feed(b"data: [DONE]\n\n");
+            assert!(!t.missing_done());
+        }
     }
 
     #[test]

@@ -1,0 +1,163 @@
+//! Faults as a user's traffic meets them (SPEC §11): each test sets up one fault and asserts
+//! what the client receives.
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+fn tiered(id: &str, up: &FakeUpstream, priority: u32) -> Value {
+    let mut p = provider(id, up);
+    p["priority"] = json!(priority);
+    p
+}
+
+fn served_by(res: &awc::ClientResponse) -> String {
+    res.headers()
+        .get("x-llm-router-provider")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[actix_rt::test]
+async fn a_provider_that_never_answers_times_out_and_the_next_one_serves() {
+    let hang = FakeUpstream::start(FakeConfig {
+        fault: Fault::Hang,
+        ..Default::default()
+    });
+    let ok = FakeUpstream::start(FakeConfig::default());
+    let r = Router::start(
+        &models_config(&[("m", vec![tiered("hang", &hang, 0), tiered("ok", &ok, 1)])]),
+        &[("LLM_ROUTER_EXTERNAL_TIMEOUT", "1")],
+    );
+    for stream in [false, true] {
+        let mut res = r.chat("m", stream).await;
+        assert_eq!(res.status(), 200, "stream {stream}");
+        assert_eq!(served_by(&res), "ok");
+        let body = res.body().await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains("t0 "),
+            "stream {stream}"
+        );
+    }
+    assert_eq!(ok.request_count(), 2);
+}
+
+#[actix_rt::test]
+async fn max_attempts_bounds_failover() {
+    let ups: Vec<FakeUpstream> = (0..3)
+        .map(|_| {
+            FakeUpstream::start(FakeConfig {
+                fault: Fault::Status {
+                    code: 500,
+                    message: "boom".into(),
+                    retry_after: None,
+                },
+                ..Default::default()
+            })
+        })
+        .collect();
+    let providers = ups
+        .iter()
+        .enumerate()
+        .map(|(i, u)| provider(&format!("p{i}"), u))
+        .collect();
+    let r = Router::start(
+        &models_config(&[("m", providers)]),
+        &[("LLM_ROUTER_MAX_ATTEMPTS", "2")],
+    );
+    let mut res = r.chat("m", false).await;
+    assert_eq!(res.status(), 502);
+    let v: Value = res.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert_eq!(msg.matches("HTTP 500").count(), 2, "{msg}");
+    let calls: usize = ups.iter().map(FakeUpstream::request_count).sum();
+    assert_eq!(calls, 2, "only two providers were asked");
+}
+
+#[actix_rt::test]
+async fn a_short_retry_after_on_every_provider_is_waited_out() {
+    let limited = || {
+        FakeUpstream::start(FakeConfig {
+            fault: Fault::Status {
+                code: 429,
+                message: "slow down".into(),
+                retry_after: Some(1),
+            },
+            ..Default::default()
+        })
+    };
+    let (a, b) = (limited(), limited());
+    let r = Router::start(
+        &models_config(&[("m", vec![provider("a", &a), provider("b", &b)])]),
+        &[],
+    );
+    // Both providers answer one request with 429 + Retry-After: 1 …
+    assert_eq!(r.chat("m", false).await.status(), 429);
+    a.set_fault(Fault::None);
+    b.set_fault(Fault::None);
+    // … so for the next second the router knows both are waiting: the next request waits for
+    // the first to come free instead of failing at once.
+    let mut res = r.chat("m", false).await;
+    assert_eq!(res.status(), 200, "{:?}", res.body().await);
+    assert_eq!(a.request_count() + b.request_count(), 3);
+}
+
+#[actix_rt::test]
+async fn a_non_stream_answer_cut_half_way_fails_over() {
+    let cut = FakeUpstream::start(FakeConfig {
+        fault: Fault::CutMidStream { after_chunks: 1 },
+        ..Default::default()
+    });
+    let ok = FakeUpstream::start(FakeConfig::default());
+    let r = Router::start(
+        &models_config(&[("m", vec![tiered("cut", &cut, 0), tiered("ok", &ok, 1)])]),
+        &[],
+    );
+    for path in ["/v1/chat/completions", "/api/chat"] {
+        let mut res = client()
+            .post(r.url(path))
+            .send_json(&chat_body("m", false))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(served_by(&res), "ok", "{path}");
+        let v: Value = res.json().await.unwrap();
+        let text = v
+            .pointer("/choices/0/message/content")
+            .or_else(|| v.pointer("/message/content"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert_eq!(text, "t0 t1 t2 t3 ", "{path}: {v}");
+    }
+    assert_eq!(cut.request_count(), 2);
+}
+
+#[actix_rt::test]
+async fn a_stream_that_ends_after_its_final_chunk_without_done_is_complete() {
+    let (_up, r) = single(
+        FakeConfig {
+            fault: Fault::NoDoneFrame,
+            ..Default::default()
+        },
+        &[],
+    );
+    // Passed through: the client gets the answer and the `[DONE]` the provider left out.
+    let mut res = r.chat("m", true).await;
+    assert_eq!(res.status(), 200);
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let data = sse_data(&body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{body}");
+    assert!(!body.contains("\"error\""), "{body}");
+    // Converted (an Ollama client): the last line is `"done": true`, no error line.
+    let mut res = client()
+        .post(r.url("/api/chat"))
+        .send_json(&chat_body("m", true))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let last: Value = serde_json::from_str(body.trim_end().lines().last().unwrap()).unwrap();
+    assert_eq!(last["done"], json!(true), "{body}");
+    assert!(!body.contains("\"error\""), "{body}");
+}
