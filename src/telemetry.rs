@@ -140,6 +140,8 @@ pub struct MetricsInner {
     healthy: IntGaugeVec,
     strategy_selected: IntCounterVec,
     pub retries: IntCounter,
+    /// `llm_router_fallbacks_total{model_name, reason}`: requests sent on to a fallback model.
+    pub fallbacks: IntCounterVec,
     latency_ewma: GaugeVec,
     snapshots: Vec<Arc<ProviderSnapshot>>,
     strategy: &'static str,
@@ -224,6 +226,13 @@ impl Metrics {
             &["strategy", "model_name"],
         )?;
         let retries = IntCounter::new("llm_router_retry_total", "Failovers to another provider")?;
+        let fallbacks = IntCounterVec::new(
+            Opts::new(
+                "llm_router_fallbacks_total",
+                "Requests sent on to a fallback model, by the model left and why",
+            ),
+            &["model_name", "reason"],
+        )?;
         let latency_ewma = GaugeVec::new(
             Opts::new(
                 "llm_router_provider_latency_ewma_seconds",
@@ -239,6 +248,7 @@ impl Metrics {
         registry.register(Box::new(healthy.clone()))?;
         registry.register(Box::new(strategy_selected.clone()))?;
         registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(fallbacks.clone()))?;
         registry.register(Box::new(latency_ewma.clone()))?;
         Ok(Metrics(Arc::new(MetricsInner {
             registry,
@@ -250,6 +260,7 @@ impl Metrics {
             healthy,
             strategy_selected,
             retries,
+            fallbacks,
             latency_ewma,
             snapshots,
             strategy,

@@ -138,13 +138,42 @@ impl ProviderConfig {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ModelConfig {
     pub name: String,
     pub group: String,
     pub providers: Vec<ProviderConfig>,
     /// Parsed and validated like `providers`, kept for later use (the Python gateway's sleeping pool).
     pub providers_sleep: Vec<ProviderConfig>,
+    /// Models tried in order when every provider of this one failed before the first byte.
+    pub fallbacks: Vec<String>,
+    /// Models used when a provider reports the context is too long, or the prompt's estimated
+    /// tokens exceed every provider's `input_size`.
+    pub context_window_fallbacks: Vec<String>,
+    /// Models used on a content-policy refusal (without one, the refusal is returned unchanged).
+    pub content_policy_fallbacks: Vec<String>,
+}
+
+/// The per-model fallback keys (SPEC §2), each a list of active model names.
+pub const FALLBACK_KEYS: [&str; 3] = [
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+];
+
+/// How deep a chain of fallbacks (of fallbacks …) may go.
+pub const MAX_FALLBACK_DEPTH: usize = 3;
+
+impl ModelConfig {
+    /// The fallback list under one of [`FALLBACK_KEYS`].
+    pub fn fallback_list(&self, key: &str) -> &[String] {
+        match key {
+            "fallbacks" => &self.fallbacks,
+            "context_window_fallbacks" => &self.context_window_fallbacks,
+            "content_policy_fallbacks" => &self.content_policy_fallbacks,
+            _ => &[],
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -172,6 +201,7 @@ impl ModelsConfig {
         })?;
         let mut v = Validator::default();
         let models = v.root(&root);
+        v.fallbacks(&models);
         if v.errors.is_empty() {
             Ok(ModelsConfig { models })
         } else {
@@ -327,7 +357,10 @@ impl Validator {
             return None;
         };
         for key in obj.keys() {
-            if key != "providers" && key != "providers_sleep" {
+            if key != "providers"
+                && key != "providers_sleep"
+                && !FALLBACK_KEYS.contains(&key.as_str())
+            {
                 tracing::debug!(model = name, key = %key, "ignoring unknown model key");
             }
         }
@@ -342,13 +375,100 @@ impl Validator {
             None | Some(Value::Null) => Some(Vec::new()),
             Some(list) => self.provider_list(&format!("{path}.providers_sleep"), list, false),
         };
+        let mut lists: [Vec<String>; 3] = Default::default();
+        for (key, list) in FALLBACK_KEYS.iter().zip(lists.iter_mut()) {
+            let kpath = format!("{path}.{key}");
+            match obj.get(*key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        match item.as_str() {
+                            Some(n) => list.push(n.to_string()),
+                            None => self
+                                .err(&format!("{kpath}[{i}]"), "must be a model name (a string)"),
+                        }
+                    }
+                }
+                Some(_) => self.err(&kpath, "must be a list of model names"),
+            }
+        }
         let providers = providers?;
+        let [fallbacks, context_window_fallbacks, content_policy_fallbacks] = lists;
         Some(ModelConfig {
             name: name.to_string(),
             group: group.to_string(),
             providers,
             providers_sleep: providers_sleep?,
+            fallbacks,
+            context_window_fallbacks,
+            content_policy_fallbacks,
         })
+    }
+
+    /// Every fallback names an active model other than its own; no chain (following every
+    /// fallback list) loops or goes deeper than [`MAX_FALLBACK_DEPTH`].
+    fn fallbacks(&mut self, models: &[ModelConfig]) {
+        let index = |name: &str| models.iter().position(|m| m.name == name);
+        for m in models {
+            for key in FALLBACK_KEYS {
+                for (i, f) in m.fallback_list(key).iter().enumerate() {
+                    let path = format!("{}.{}.{key}[{i}]", m.group, quote(&m.name));
+                    if index(f).is_none() {
+                        self.err(&path, format!("{} is not an active model", quote(f)));
+                    } else if *f == m.name {
+                        self.err(&path, "a model cannot fall back to itself");
+                    }
+                }
+            }
+        }
+        // Longest chain from each model, depth-first; a model met again on the path is a cycle.
+        fn depth(
+            models: &[ModelConfig],
+            at: usize,
+            path: &mut Vec<usize>,
+        ) -> Result<usize, Vec<usize>> {
+            if path.contains(&at) {
+                let mut cycle = path.clone();
+                cycle.push(at);
+                return Err(cycle);
+            }
+            path.push(at);
+            let mut deepest = 0;
+            for key in FALLBACK_KEYS {
+                for f in models[at].fallback_list(key) {
+                    if let Some(next) = models
+                        .iter()
+                        .position(|m| m.name == *f)
+                        .filter(|n| *n != at)
+                    {
+                        deepest = deepest.max(1 + depth(models, next, path)?);
+                    }
+                }
+            }
+            path.pop();
+            Ok(deepest)
+        }
+        let mut reported_cycle = false;
+        for (i, m) in models.iter().enumerate() {
+            let path = format!("{}.{}", m.group, quote(&m.name));
+            match depth(models, i, &mut Vec::new()) {
+                Ok(d) if d > MAX_FALLBACK_DEPTH => self.err(
+                    &path,
+                    format!("its fallback chain is {d} deep; at most {MAX_FALLBACK_DEPTH} allowed"),
+                ),
+                Ok(_) => {}
+                Err(cycle) if !reported_cycle => {
+                    reported_cycle = true;
+                    let names: Vec<String> =
+                        cycle.iter().map(|&c| quote(&models[c].name)).collect();
+                    self.err(
+                        &path,
+                        format!("fallbacks form a cycle: {}", names.join(" → ")),
+                    );
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     fn provider_list(
@@ -575,6 +695,7 @@ const KNOWN_PROVIDER_KEYS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn errors(text: &str) -> Vec<String> {
         ModelsConfig::from_json_str(text)
@@ -712,5 +833,62 @@ mod tests {
         assert_eq!(parse_duration("m"), None);
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_duration_or_secs("90"), Some(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn fallbacks_must_name_active_models_without_cycles_or_deep_chains() {
+        let provider = |id: &str| json!([{"id": id, "api_host": "http://h", "api_type": "vllm"}]);
+        let cfg = |defs: Value| {
+            let names: Vec<String> = defs.as_object().unwrap().keys().cloned().collect();
+            json!({"g": defs, "active_models": {"g": names}}).to_string()
+        };
+        let ok = cfg(json!({
+            "a": {"providers": provider("a"), "fallbacks": ["b"], "context_window_fallbacks": ["c"]},
+            "b": {"providers": provider("b")},
+            "c": {"providers": provider("c"), "content_policy_fallbacks": ["b"]},
+        }));
+        let m = ModelsConfig::from_json_str(&ok).unwrap();
+        assert_eq!(m.model("a").unwrap().fallbacks, vec!["b".to_string()]);
+        assert_eq!(
+            m.model("c").unwrap().content_policy_fallbacks,
+            vec!["b".to_string()]
+        );
+        let cases = [
+            (
+                json!({"a": {"providers": provider("a"), "fallbacks": ["nope"]}}),
+                "g.\"a\".fallbacks[0]: \"nope\" is not an active model",
+            ),
+            (
+                json!({"a": {"providers": provider("a"), "fallbacks": ["a"]}}),
+                "g.\"a\".fallbacks[0]: a model cannot fall back to itself",
+            ),
+            (
+                json!({"a": {"providers": provider("a"), "fallbacks": [1]}}),
+                "g.\"a\".fallbacks[0]: must be a model name (a string)",
+            ),
+            (
+                json!({
+                    "a": {"providers": provider("a"), "fallbacks": ["b"]},
+                    "b": {"providers": provider("b"), "context_window_fallbacks": ["a"]},
+                }),
+                "fallbacks form a cycle: \"a\" → \"b\" → \"a\"",
+            ),
+            (
+                json!({
+                    "a": {"providers": provider("a"), "fallbacks": ["b"]},
+                    "b": {"providers": provider("b"), "fallbacks": ["c"]},
+                    "c": {"providers": provider("c"), "fallbacks": ["d"]},
+                    "d": {"providers": provider("d"), "fallbacks": ["e"]},
+                    "e": {"providers": provider("e")},
+                }),
+                "g.\"a\": its fallback chain is 4 deep; at most 3 allowed",
+            ),
+        ];
+        for (defs, want) in cases {
+            let errs = ModelsConfig::from_json_str(&cfg(defs))
+                .unwrap_err()
+                .render("f.json");
+            assert!(errs.contains(want), "want {want:?} in:\n{errs}");
+        }
     }
 }

@@ -15,7 +15,7 @@ fn config(providers: Vec<ProviderConfig>) -> ModelsConfig {
             name: "m".into(),
             group: "g".into(),
             providers,
-            providers_sleep: vec![],
+            ..Default::default()
         }],
     }
 }

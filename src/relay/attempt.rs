@@ -45,16 +45,124 @@ enum NotCommitted {
     Refused(u16, RouterError),
 }
 
-/// Chooses providers and sends the request until one commits or every one has failed.
+/// Why a model could not serve the request, and so which of its fallback lists applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fallback {
+    /// Every provider failed (or none could be had) before the first byte: `fallbacks`.
+    Failed,
+    /// The prompt is too long for the model: `context_window_fallbacks`.
+    ContextWindow,
+    /// A provider refused the content: `content_policy_fallbacks`.
+    ContentPolicy,
+}
+
+impl Fallback {
+    fn key(self) -> &'static str {
+        match self {
+            Fallback::Failed => "fallbacks",
+            Fallback::ContextWindow => "context_window_fallbacks",
+            Fallback::ContentPolicy => "content_policy_fallbacks",
+        }
+    }
+}
+
+/// Serves the request from its model's providers, then, when they cannot, from the model's
+/// fallbacks (SPEC §2, §11): at most `LLM_ROUTER_MAX_ATTEMPTS` upstream attempts in all.
 pub async fn failover(
     client: &awc::Client,
     state: &AppState,
     call: &Call<'_>,
 ) -> Result<Committed, RouterError> {
-    let metrics = state.metrics.as_ref();
-    let model = &call.plan.model;
-    let s = &state.settings;
+    let models = &state.settings.models;
+    let mut model = call.plan.model.clone();
+    let mut visited = vec![model.clone()];
     let mut attempts: Vec<Attempt> = Vec::new();
+    // A prompt estimated too long for every provider of the model goes to a larger model at once.
+    if let Some(cfg) = models.model(&model) {
+        let estimate = call.plan.estimated_tokens();
+        let limit = cfg.providers.iter().map(|p| p.input_size).max().flatten();
+        let all_sized = cfg.providers.iter().all(|p| p.input_size.is_some());
+        if let (true, Some(limit), Some(next)) =
+            (all_sized, limit, cfg.context_window_fallbacks.first())
+        {
+            if estimate > limit {
+                tracing::info!(model = %model, estimate, limit, fallback = %next,
+                    "prompt longer than every provider's input_size; using a context-window fallback");
+                count_fallback(state, &model, Fallback::ContextWindow);
+                model = next.clone();
+                visited.push(model.clone());
+            }
+        }
+    }
+    loop {
+        let (why, err) = match serve_model(client, state, call, &model, &mut attempts).await {
+            Ok(c) => return Ok(c),
+            Err((Some(why), err)) => (why, err),
+            Err((None, err)) => return Err(err),
+        };
+        let next = models.model(&model).and_then(|cfg| {
+            cfg.fallback_list(why.key())
+                .iter()
+                .find(|m| !visited.contains(m))
+        });
+        match next {
+            Some(next) if attempts.len() < state.settings.max_attempts => {
+                tracing::info!(model = %model, fallback = %next, reason = why.key(), "falling back");
+                count_fallback(state, &model, why);
+                model = next.clone();
+                visited.push(model.clone());
+            }
+            _ => return Err(err),
+        }
+    }
+}
+
+fn count_fallback(state: &AppState, model: &str, why: Fallback) {
+    if let Some(m) = &state.metrics {
+        m.fallbacks.with_label_values(&[model, why.key()]).inc();
+    }
+}
+
+/// A provider's 4xx that says the prompt does not fit the model's context.
+fn is_context_too_long(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "context length",
+        "context_length",
+        "context window",
+        "maximum context",
+        "prompt is too long",
+        "too many tokens",
+        "input is too long",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
+}
+
+/// A provider's 4xx that refuses the content itself.
+fn is_content_policy(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "content policy",
+        "content_policy",
+        "content management policy",
+        "content_filter",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
+}
+
+/// Chooses providers of `model` and sends the request until one commits or every one has failed.
+async fn serve_model(
+    client: &awc::Client,
+    state: &AppState,
+    call: &Call<'_>,
+    model: &str,
+    attempts: &mut Vec<Attempt>,
+) -> Result<Committed, (Option<Fallback>, RouterError)> {
+    let metrics = state.metrics.as_ref();
+    let s = &state.settings;
+    let tried_before = attempts.len();
     // Time spent waiting out providers' `Retry-After`, bounded by the same setting in total.
     let mut waited = Duration::ZERO;
     // Each attempt has its own bounds; only `LLM_ROUTER_TIMEOUT` bounds the request, so a
@@ -69,12 +177,17 @@ pub async fn failover(
         let choice = state
             .registry
             .send(ChooseProvider {
-                model: model.clone(),
+                model: model.to_string(),
                 exclude: attempts.iter().map(|a| a.provider.clone()).collect(),
                 deadline: queue_deadline,
             })
             .await
-            .map_err(|e| RouterError::Internal(format!("registry unavailable: {e}")))?;
+            .map_err(|e| {
+                (
+                    None,
+                    RouterError::Internal(format!("registry unavailable: {e}")),
+                )
+            })?;
         let lease = match choice.resolve().await {
             Ok(lease) => lease,
             // Every untried provider asked for a short pause: wait it out, then look again.
@@ -89,27 +202,39 @@ pub async fn failover(
                 tokio::time::sleep(pause).await;
                 continue;
             }
-            Err(e) => match refusal(e, attempts.is_empty()) {
-                Some(err) => return Err(err),
+            Err(ChooseError::UnknownModel { model, available }) => {
+                // Not a failure of the model's providers: no fallback applies.
+                return Err((None, RouterError::UnknownModel { model, available }));
+            }
+            Err(e) => match refusal(e, attempts.len() == tried_before) {
+                Some(err) => return Err((Some(Fallback::Failed), err)),
                 None => break,
             },
         };
         if let Some(m) = metrics {
             m.observe_choice(model);
         }
-        let out = match call.plan.outgoing(lease.provider()) {
+        let out = match call.plan.outgoing(lease.provider(), lease.model()) {
             Ok(out) => out,
             // Nothing was sent: the lease goes back as cancelled, not held against the provider.
             Err(e) => {
                 finish(lease, Outcome::Cancelled, metrics);
-                return Err(e);
+                return Err((None, e));
             }
         };
         match attempt(client, lease, out, call).await {
             Ok(committed) => return Ok(committed),
             Err((lease, NotCommitted::Refused(status, err))) => {
                 finish(lease, Outcome::ClientError(status), metrics);
-                return Err(err);
+                let message = err.to_string();
+                let why = if is_context_too_long(&message) {
+                    Some(Fallback::ContextWindow)
+                } else if is_content_policy(&message) {
+                    Some(Fallback::ContentPolicy)
+                } else {
+                    None
+                };
+                return Err((why, err));
             }
             Err((mut lease, NotCommitted::Failed(kind))) => {
                 let provider = lease.provider().id.clone();
@@ -129,15 +254,17 @@ pub async fn failover(
     }
     if let Some(d) = call.deadline {
         if Instant::now() >= d {
-            return Err(RouterError::RequestTimeout {
-                limit: d.saturating_duration_since(call.started),
-            });
+            let limit = d.saturating_duration_since(call.started);
+            return Err((None, RouterError::RequestTimeout { limit }));
         }
     }
-    Err(RouterError::UpstreamFailed {
-        model: model.clone(),
-        attempts,
-    })
+    Err((
+        Some(Fallback::Failed),
+        RouterError::UpstreamFailed {
+            model: model.to_string(),
+            attempts: attempts[tried_before..].to_vec(),
+        },
+    ))
 }
 
 /// The client's error when no provider could be leased; `None` when failover simply ran out of

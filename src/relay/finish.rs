@@ -27,15 +27,15 @@ pub fn report(lease: &Lease, metrics: Option<&Metrics>) {
 pub fn failed(
     lease: Lease,
     kind: FailureKind,
-    model: &str,
     why: &str,
     metrics: Option<&Metrics>,
 ) -> RouterError {
     let provider = lease.provider().id.clone();
-    tracing::warn!(provider = %provider, model, "provider failed mid-response: {why}");
+    let model = lease.model().to_string();
+    tracing::warn!(provider = %provider, model = %model, "provider failed mid-response: {why}");
     finish(lease, Outcome::Failure(kind), metrics);
     RouterError::UpstreamFailed {
-        model: model.to_string(),
+        model,
         attempts: vec![Attempt { provider, kind }],
     }
 }

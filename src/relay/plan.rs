@@ -145,15 +145,15 @@ impl Ingress {
         }
     }
 
-    /// A complete answer in the client's dialect.
-    pub fn write_response(self, r: &Response, req: &Request, took_ns: u64) -> serde_json::Value {
+    /// A complete answer of `model` in the client's dialect.
+    pub fn write_response(self, r: &Response, model: &str, took_ns: u64) -> serde_json::Value {
         match self {
-            Ingress::OpenAiChat => openai::write_chat_response(r, &req.model),
-            Ingress::OpenAiCompletions => openai::write_completion_response(r, &req.model),
-            Ingress::Responses => responses::write_response(r, &req.model),
-            Ingress::Anthropic => anthropic::write_response(r, &req.model),
-            Ingress::OllamaChat => ollama::write_response(r, &req.model, false, took_ns),
-            Ingress::OllamaGenerate => ollama::write_response(r, &req.model, true, took_ns),
+            Ingress::OpenAiChat => openai::write_chat_response(r, model),
+            Ingress::OpenAiCompletions => openai::write_completion_response(r, model),
+            Ingress::Responses => responses::write_response(r, model),
+            Ingress::Anthropic => anthropic::write_response(r, model),
+            Ingress::OllamaChat => ollama::write_response(r, model, false, took_ns),
+            Ingress::OllamaGenerate => ollama::write_response(r, model, true, took_ns),
         }
     }
 }
@@ -277,12 +277,18 @@ impl<'b> Plan<'b> {
         })
     }
 
+    /// A cheap estimate of the prompt's tokens (about four bytes of request per token), for the
+    /// context-window pre-check against the providers' `input_size`.
+    pub fn estimated_tokens(&self) -> u64 {
+        self.body.len() as u64 / 4
+    }
+
     /// The request for provider `p`: passthrough when `p` speaks the client's format, else a
     /// conversion. An error is the request's fault for this provider (a 400, no failover).
-    pub fn outgoing(&self, p: &ProviderConfig) -> Result<Outgoing, RouterError> {
+    pub fn outgoing(&self, p: &ProviderConfig, model: &str) -> Result<Outgoing, RouterError> {
         let wire = Wire::of(p.api_type);
         let target = Target {
-            model: p.upstream_model(&self.model),
+            model: p.upstream_model(model),
             tools: p.tool_calling,
             top_k: p.api_type != ApiType::OpenAi,
             keep_alive: p.keep_alive,

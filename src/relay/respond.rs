@@ -37,14 +37,10 @@ pub async fn respond(
     }
 }
 
-fn routed_headers(
-    res: &mut actix_web::HttpResponseBuilder,
-    c: &Committed,
-    model: &str,
-    stream: bool,
-) {
+/// The provider that answered and the model it answered as (a fallback's name when one served).
+fn routed_headers(res: &mut actix_web::HttpResponseBuilder, c: &Committed, stream: bool) {
     res.insert_header(("x-llm-router-provider", c.lease.provider().id.as_str()));
-    res.insert_header(("x-llm-router-model", model));
+    res.insert_header(("x-llm-router-model", c.lease.model()));
     if stream {
         res.insert_header((header::CACHE_CONTROL, "no-cache"));
         res.insert_header(("x-accel-buffering", "no"));
@@ -67,7 +63,7 @@ fn passthrough(c: Committed, state: &AppState, call: &Call<'_>, api: ClientApi) 
     let framing = c.wire.framing_of(ct, c.content_length);
     let status = StatusCode::from_u16(c.status.as_u16()).unwrap_or(StatusCode::OK);
     let mut res = HttpResponse::build(status);
-    routed_headers(&mut res, &c, &call.plan.model, framing.is_stream());
+    routed_headers(&mut res, &c, framing.is_stream());
     match &c.content_type {
         Some(ct) => res.insert_header((header::CONTENT_TYPE, ct.clone())),
         None => res.insert_header((header::CONTENT_TYPE, "application/json")),
@@ -129,13 +125,7 @@ async fn read_whole(
         }
     };
     let (kind, why) = failure;
-    Err(failed(
-        c.lease,
-        kind,
-        &call.plan.model,
-        &why,
-        state.metrics.as_ref(),
-    ))
+    Err(failed(c.lease, kind, &why, state.metrics.as_ref()))
 }
 
 /// A complete answer replayed as stream events (a provider that answered a stream request whole).
@@ -178,7 +168,19 @@ async fn convert_chat(
     let wire = c.wire;
     let upstream_streams = wire.framing_of(ct, c.content_length).is_stream();
     let mut res = HttpResponse::Ok();
-    routed_headers(&mut res, &c, &call.plan.model, req.stream);
+    routed_headers(&mut res, &c, req.stream);
+    // A fallback model answered: the client sees its name.
+    let answering = c.lease.model().to_string();
+    let renamed;
+    let req = if answering == req.model {
+        req
+    } else {
+        renamed = Request {
+            model: answering.clone(),
+            ..req.clone()
+        };
+        &renamed
+    };
     if req.stream && upstream_streams {
         res.insert_header((header::CONTENT_TYPE, ingress.stream_content_type()));
         let limits = limits(&c, state, call);
@@ -210,13 +212,7 @@ async fn convert_chat(
         Err(why) => {
             let why = format!("unreadable answer: {why}");
             let metrics = state.metrics.as_ref();
-            return Err(failed(
-                c.lease,
-                FailureKind::Body,
-                &call.plan.model,
-                &why,
-                metrics,
-            ));
+            return Err(failed(c.lease, FailureKind::Body, &why, metrics));
         }
     };
     finish(c.lease, Outcome::Success, state.metrics.as_ref());
@@ -231,7 +227,7 @@ async fn convert_chat(
         return Ok(res.body(out.freeze()));
     }
     let took = duration_ns(call.started.elapsed());
-    let v = ingress.write_response(&answer, req, took);
+    let v = ingress.write_response(&answer, &answering, took);
     res.insert_header((header::CONTENT_TYPE, "application/json"));
     Ok(res.body(v.to_string()))
 }
@@ -261,19 +257,13 @@ async fn convert_embed(
 ) -> Result<HttpResponse, RouterError> {
     let (c, bytes) = read_whole(c, state, call).await?;
     let mut res = HttpResponse::Ok();
-    routed_headers(&mut res, &c, &call.plan.model, false);
+    routed_headers(&mut res, &c, false);
     let answer = match embeddings::read_response(&bytes) {
         Ok(a) => a,
         Err(why) => {
             let why = format!("unreadable embeddings answer: {why}");
             let metrics = state.metrics.as_ref();
-            return Err(failed(
-                c.lease,
-                FailureKind::Body,
-                &call.plan.model,
-                &why,
-                metrics,
-            ));
+            return Err(failed(c.lease, FailureKind::Body, &why, metrics));
         }
     };
     finish(c.lease, Outcome::Success, state.metrics.as_ref());

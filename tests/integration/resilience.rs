@@ -161,3 +161,192 @@ async fn a_stream_that_ends_after_its_final_chunk_without_done_is_complete() {
     assert_eq!(last["done"], json!(true), "{body}");
     assert!(!body.contains("\"error\""), "{body}");
 }
+
+fn failing(code: u16, message: &str) -> FakeUpstream {
+    FakeUpstream::start(FakeConfig {
+        fault: Fault::Status {
+            code,
+            message: message.into(),
+            retry_after: None,
+        },
+        ..Default::default()
+    })
+}
+
+fn with_fallbacks(providers: Vec<Value>, key: &str, to: &[&str]) -> Value {
+    json!({"providers": providers, "providers_sleep": [], key: to})
+}
+
+fn config(models: Vec<(&str, Value)>) -> Value {
+    let names: Vec<&str> = models.iter().map(|(n, _)| *n).collect();
+    let group: serde_json::Map<String, Value> = models
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    json!({"g": group, "active_models": {"g": names}})
+}
+
+fn answered_as(res: &awc::ClientResponse) -> String {
+    res.headers()
+        .get("x-llm-router-model")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[actix_rt::test]
+async fn every_provider_failing_sends_the_request_to_the_fallback_model() {
+    let broken = failing(500, "down");
+    let spare = FakeUpstream::start(FakeConfig::default());
+    let r = Router::start(
+        &config(vec![
+            (
+                "m",
+                with_fallbacks(vec![provider("broken", &broken)], "fallbacks", &["spare"]),
+            ),
+            (
+                "spare",
+                with_fallbacks(vec![provider("s", &spare)], "fallbacks", &[]),
+            ),
+        ]),
+        &[],
+    );
+    let mut res = r.chat("m", false).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        (served_by(&res), answered_as(&res)),
+        ("s".into(), "spare".into())
+    );
+    let _ = res.body().await;
+    // Converted for an Ollama client, the answering model is named in the body too.
+    let mut res = client()
+        .post(r.url("/api/chat"))
+        .send_json(&chat_body("m", false))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["model"], json!("spare"), "{v}");
+    assert_eq!(spare.request_count(), 2);
+}
+
+#[actix_rt::test]
+async fn context_too_long_goes_to_the_context_window_fallback_or_is_returned() {
+    let small = failing(
+        400,
+        "This model's maximum context length is 4096 tokens. However, your messages resulted in 9000 tokens.",
+    );
+    let big = FakeUpstream::start(FakeConfig::default());
+    let r = Router::start(
+        &config(vec![
+            (
+                "m",
+                with_fallbacks(
+                    vec![provider("small", &small)],
+                    "context_window_fallbacks",
+                    &["big"],
+                ),
+            ),
+            (
+                "plain",
+                with_fallbacks(vec![provider("small2", &small)], "fallbacks", &["big"]),
+            ),
+            (
+                "big",
+                with_fallbacks(vec![provider("b", &big)], "fallbacks", &[]),
+            ),
+        ]),
+        &[],
+    );
+    let res = r.chat("m", false).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(answered_as(&res), "big");
+    // Without a context-window fallback the provider's 400 is the answer (no other fallback).
+    let mut res = r.chat("plain", false).await;
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum context length"),
+        "{v}"
+    );
+    assert_eq!(big.request_count(), 1);
+}
+
+#[actix_rt::test]
+async fn a_prompt_longer_than_every_input_size_skips_the_doomed_round_trip() {
+    let small = FakeUpstream::start(FakeConfig::default());
+    let big = FakeUpstream::start(FakeConfig::default());
+    let mut p = provider("small", &small);
+    p["input_size"] = json!(40);
+    let r = Router::start(
+        &config(vec![
+            (
+                "m",
+                with_fallbacks(vec![p], "context_window_fallbacks", &["big"]),
+            ),
+            (
+                "big",
+                with_fallbacks(vec![provider("b", &big)], "fallbacks", &[]),
+            ),
+        ]),
+        &[],
+    );
+    let long = "a long question ".repeat(20);
+    let mut res = client()
+        .post(r.url("/v1/chat/completions"))
+        .send_json(&json!({"model": "m", "messages": [{"role": "user", "content": long}]}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(answered_as(&res), "big");
+    let _ = res.body().await;
+    assert_eq!(small.request_count(), 0, "the small model was never asked");
+    // A short prompt still goes to the model asked for.
+    let res = r.chat("m", false).await;
+    assert_eq!(answered_as(&res), "m");
+    assert_eq!(small.request_count(), 1);
+}
+
+#[actix_rt::test]
+async fn a_content_policy_refusal_uses_its_fallback_and_is_otherwise_returned_unchanged() {
+    let strict = failing(
+        400,
+        "Your request was rejected as a result of our content policy (content_policy_violation).",
+    );
+    let lenient = FakeUpstream::start(FakeConfig::default());
+    let r = Router::start(
+        &config(vec![
+            (
+                "m",
+                with_fallbacks(
+                    vec![provider("strict", &strict)],
+                    "content_policy_fallbacks",
+                    &["other"],
+                ),
+            ),
+            (
+                "n",
+                with_fallbacks(vec![provider("strict2", &strict)], "fallbacks", &["other"]),
+            ),
+            (
+                "other",
+                with_fallbacks(vec![provider("o", &lenient)], "fallbacks", &[]),
+            ),
+        ]),
+        &[],
+    );
+    let res = r.chat("m", false).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(answered_as(&res), "other");
+    let res = r.chat("n", false).await;
+    assert_eq!(
+        res.status(),
+        400,
+        "returned unchanged, not retried elsewhere"
+    );
+    assert_eq!(strict.request_count(), 2);
+    assert_eq!(lenient.request_count(), 1);
+}
