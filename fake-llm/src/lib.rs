@@ -35,6 +35,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::{json, Value};
 
+pub mod golden;
 mod wire;
 
 use wire::Reply;
