@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use llm_router_actors::config::Secret;
 use llm_router_actors::{ModelsConfig, StrategyKind};
 
 /// `(name, default, meaning)`; the single source for parsing defaults and `--help`.
@@ -206,52 +207,40 @@ pub struct LogSettings {
     pub to_file: Option<PathBuf>,
 }
 
+/// Shared state in Redis. The parts are kept apart so the password, a [`Secret`], never sits
+/// inside a printable URL.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
     pub host: String,
+    /// 1–65535.
     pub port: u16,
-    pub db: i64,
-    pub password: String,
+    pub db: u32,
+    /// Empty = no `AUTH`.
+    pub password: Secret,
     pub lease_ttl: Duration,
     pub prefix: String,
-}
-
-impl RedisSettings {
-    /// `redis://[:password@]host:port/db` (the password is percent-encoded).
-    pub fn url(&self) -> String {
-        let auth = if self.password.is_empty() {
-            String::new()
-        } else {
-            let enc: String = self
-                .password
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!(":{enc}@")
-        };
-        format!("redis://{auth}{}:{}/{}", self.host, self.port, self.db)
-    }
 }
 
 /// A loaded, validated configuration. Constructing one is the only way to start the router.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub host: String,
+    /// 0 = an ephemeral port chosen by the OS.
     pub port: u16,
+    /// ≥ 1.
     pub workers: usize,
+    /// Where `models` came from (the hot reload re-reads it).
     pub models_config_path: PathBuf,
     pub models: ModelsConfig,
+    /// Root of the prompt tree, for the built-in endpoints (SPEC §5).
     pub prompts_dir: PathBuf,
+    /// `pl` or `en`: the built-in endpoints' language when a request names none (SPEC §5).
     pub default_language: String,
     /// Normalised: starts with `/`, no trailing `/` (empty when set to `/`).
     pub prefix: String,
     pub external_timeout: Duration,
     pub request_timeout: Option<Duration>,
+    /// Bytes, ≥ 1.
     pub max_body: usize,
     /// Most upstream attempts per request (`LLM_ROUTER_MAX_ATTEMPTS`, ≥ 1).
     pub max_attempts: usize,
@@ -261,8 +250,13 @@ pub struct Settings {
     pub redis: Option<RedisSettings>,
     pub prometheus: bool,
     pub log: LogSettings,
+    /// Zero = no active provider probes.
     pub provider_monitor_interval: Duration,
+    /// Zero = no keep-alive scheduler.
     pub keepalive_interval: Duration,
+    /// Probe period of the guard/masker services (`LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS`).
+    /// Nothing reads it yet: the privacy pipeline (SPEC §6) that probes those services does.
+    pub services_monitor_interval: Duration,
     /// Idle gap after which an SSE heartbeat comment is sent on a stream.
     pub heartbeat: Duration,
     /// How long in-flight requests may take to finish on shutdown.
@@ -312,44 +306,66 @@ impl Settings {
                     .unwrap_or_default()
             })
         };
-        let mut num = |name: &str, min: f64| -> f64 {
-            let raw = get(name);
-            match raw.trim().parse::<f64>() {
-                Ok(v) if v >= min && v.is_finite() => v,
-                _ => {
-                    errs.push(format!("{name}: expected a number ≥ {min}, got \"{raw}\""));
-                    min
-                }
-            }
-        };
-        let port = num("LLM_ROUTER_SERVER_PORT", 0.0);
-        let external = num("LLM_ROUTER_EXTERNAL_TIMEOUT", 0.001);
-        let timeout = num("LLM_ROUTER_TIMEOUT", 0.0);
-        let max_body = num("LLM_ROUTER_MAX_REQUEST_BODY_SIZE", 1.0);
-        let max_attempts = num("LLM_ROUTER_MAX_ATTEMPTS", 1.0);
-        let max_retry_after = num("LLM_ROUTER_MAX_RETRY_AFTER_SECONDS", 0.0);
-        // 0 turns the monitor off.
-        let monitor = num("LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS", 0.0);
-        let redis_port = num("LLM_ROUTER_REDIS_PORT", 1.0);
-        let redis_db = num("LLM_ROUTER_REDIS_DB", 0.0);
-        let lease_ttl = num("LLM_ROUTER_REDIS_LEASE_TTL_SECONDS", 0.1);
-        let keepalive = num("LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS", 0.0);
-        num("LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS", 0.05);
-        if port > 65535.0 || port.fract() != 0.0 {
-            errs.push(format!("LLM_ROUTER_SERVER_PORT: not a port number: {port}"));
-        }
+        // Each value is parsed into its type here; a bad one is reported (named, with the raw
+        // value) and replaced by a placeholder that is never used, since errors abort below.
+        let port = report(
+            &mut errs,
+            "LLM_ROUTER_SERVER_PORT",
+            whole_number(&get("LLM_ROUTER_SERVER_PORT"), 0u16, Some(u16::MAX)),
+        );
+        let max_body = report(
+            &mut errs,
+            "LLM_ROUTER_MAX_REQUEST_BODY_SIZE",
+            whole_number(&get("LLM_ROUTER_MAX_REQUEST_BODY_SIZE"), 1usize, None),
+        );
+        let redis_port = report(
+            &mut errs,
+            "LLM_ROUTER_REDIS_PORT",
+            whole_number(&get("LLM_ROUTER_REDIS_PORT"), 1u16, Some(u16::MAX)),
+        );
+        let redis_db = report(
+            &mut errs,
+            "LLM_ROUTER_REDIS_DB",
+            whole_number(&get("LLM_ROUTER_REDIS_DB"), 0u32, None),
+        );
+        let max_attempts = report(
+            &mut errs,
+            "LLM_ROUTER_MAX_ATTEMPTS",
+            whole_number(&get("LLM_ROUTER_MAX_ATTEMPTS"), 1usize, Some(100)),
+        );
         let workers = match vars.get("LLM_ROUTER_SERVER_WORKERS_COUNT") {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            Some(raw) => match raw.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => {
-                    errs.push(format!(
-                        "LLM_ROUTER_SERVER_WORKERS_COUNT: expected a whole number ≥ 1, got \"{raw}\""
-                    ));
-                    1
-                }
-            },
+            Some(raw) => report(
+                &mut errs,
+                "LLM_ROUTER_SERVER_WORKERS_COUNT",
+                whole_number(raw, 1usize, Some(4096)),
+            ),
         };
+        let mut secs = |name: &str, min: Duration| -> Duration {
+            let r = seconds(&get(name), min);
+            report(&mut errs, name, r)
+        };
+        let external = secs("LLM_ROUTER_EXTERNAL_TIMEOUT", Duration::from_millis(1));
+        // 0 = no whole-request deadline.
+        let timeout = secs("LLM_ROUTER_TIMEOUT", Duration::ZERO);
+        // 0 turns the monitor off.
+        let monitor = secs(
+            "LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS",
+            Duration::ZERO,
+        );
+        let keepalive = secs(
+            "LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS",
+            Duration::ZERO,
+        );
+        let services_monitor = secs(
+            "LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS",
+            Duration::from_millis(50),
+        );
+        let lease_ttl = secs(
+            "LLM_ROUTER_REDIS_LEASE_TTL_SECONDS",
+            Duration::from_millis(100),
+        );
+        let max_retry_after = secs("LLM_ROUTER_MAX_RETRY_AFTER_SECONDS", Duration::ZERO);
         let strategy = match StrategyKind::parse(&get("LLM_ROUTER_BALANCE_STRATEGY")) {
             Ok(k) => k,
             Err(e) => {
@@ -423,10 +439,10 @@ impl Settings {
         let redis_host = get("LLM_ROUTER_REDIS_HOST").trim().to_string();
         let redis = (!redis_host.is_empty()).then(|| RedisSettings {
             host: redis_host,
-            port: redis_port as u16,
-            db: redis_db as i64,
-            password: get("LLM_ROUTER_REDIS_PASSWORD"),
-            lease_ttl: Duration::from_secs_f64(lease_ttl),
+            port: redis_port,
+            db: redis_db,
+            password: Secret::new(get("LLM_ROUTER_REDIS_PASSWORD")),
+            lease_ttl,
             prefix: get("LLM_ROUTER_REDIS_PREFIX"),
         });
 
@@ -453,18 +469,18 @@ impl Settings {
         }
         Ok(Settings {
             host: get("LLM_ROUTER_SERVER_HOST").trim().to_string(),
-            port: port as u16,
+            port,
             workers,
             models_config_path,
             models,
             prompts_dir: PathBuf::from(get("LLM_ROUTER_PROMPTS_DIR")),
             default_language,
             prefix,
-            external_timeout: Duration::from_secs_f64(external),
-            request_timeout: (timeout > 0.0).then(|| Duration::from_secs_f64(timeout)),
-            max_body: max_body as usize,
-            max_attempts: max_attempts as usize,
-            max_retry_after: Duration::from_secs_f64(max_retry_after),
+            external_timeout: external,
+            request_timeout: (!timeout.is_zero()).then_some(timeout),
+            max_body,
+            max_attempts,
+            max_retry_after,
             strategy,
             redis,
             prometheus: parse_bool(&get("LLM_ROUTER_USE_PROMETHEUS")),
@@ -473,12 +489,78 @@ impl Settings {
                 format,
                 to_file,
             },
-            provider_monitor_interval: Duration::from_secs_f64(monitor),
-            keepalive_interval: Duration::from_secs_f64(keepalive),
+            provider_monitor_interval: monitor,
+            keepalive_interval: keepalive,
+            services_monitor_interval: services_monitor,
             heartbeat: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
         })
     }
+}
+
+/// Records a bad value's error under its variable's name; the placeholder returned is never
+/// used, since any error stops start-up.
+fn report<T: Default>(errs: &mut Vec<String>, name: &str, r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| {
+        errs.push(format!("{name}: {e}"));
+        T::default()
+    })
+}
+
+/// A whole number of type `T`, at least `min` and at most `max` (else `T`'s own maximum); digits
+/// only, so `6379.5` or `-1` is an error and `70000` for a port overflows into one: never
+/// truncated or clamped.
+fn whole_number<T>(raw: &str, min: T, max: Option<T>) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let t = raw.trim();
+    let expected = || match max {
+        Some(max) => format!("expected a whole number from {min} to {max}, got \"{raw}\""),
+        None => format!("expected a whole number ≥ {min}, got \"{raw}\""),
+    };
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(expected());
+    }
+    let v: T = t
+        .parse()
+        .map_err(|_| format!("{} (too large for this setting)", expected()))?;
+    if v < min || max.is_some_and(|m| v > m) {
+        return Err(expected());
+    }
+    Ok(v)
+}
+
+/// Seconds as a decimal (`5`, `0.5`), at least `min`; negative, non-finite and too-large values
+/// are errors. The second count has no sign or exponent.
+fn seconds(raw: &str, min: Duration) -> Result<Duration, String> {
+    let t = raw.trim();
+    let expected = || {
+        format!(
+            "expected seconds ≥ {} (a decimal number such as 5 or 0.5), got \"{raw}\"",
+            min.as_secs_f64()
+        )
+    };
+    let well_formed = !t.is_empty()
+        && t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && t.bytes().filter(|&b| b == b'.').count() <= 1
+        && t.bytes().any(|b| b.is_ascii_digit());
+    if !well_formed {
+        return Err(expected());
+    }
+    let v: f64 = t.parse().map_err(|_| expected())?;
+    // A year is far beyond any sensible timeout or period, and keeps `Instant` arithmetic safe.
+    const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+    if v > MAX_SECS {
+        return Err(format!(
+            "expected seconds ≤ {MAX_SECS} (one year), got \"{raw}\""
+        ));
+    }
+    let d = Duration::from_secs_f64(v);
+    if d < min {
+        return Err(expected());
+    }
+    Ok(d)
 }
 
 /// The `--help` text: every variable with its default.
@@ -556,7 +638,7 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(errs.len(), 5, "{errs:#?}");
-        assert!(errs[0].starts_with("LLM_ROUTER_SERVER_PORT: expected a number"));
+        assert!(errs[0].starts_with("LLM_ROUTER_SERVER_PORT: expected a whole number"));
         assert!(errs
             .iter()
             .any(|e| e.contains("unknown balance strategy \"random\"; valid: balanced")));
@@ -566,6 +648,121 @@ mod tests {
         assert!(errs
             .iter()
             .any(|e| e.starts_with("/nonexistent/models.json: cannot read")));
+    }
+
+    #[test]
+    fn bad_values_are_start_up_errors_naming_the_variable_and_the_value() {
+        let table: &[(&str, &str, &str)] = &[
+            ("LLM_ROUTER_SERVER_PORT", "70000", "from 0 to 65535"),
+            ("LLM_ROUTER_SERVER_PORT", "8080.5", "whole number"),
+            ("LLM_ROUTER_SERVER_PORT", "-1", "whole number"),
+            ("LLM_ROUTER_SERVER_PORT", "", "whole number"),
+            ("LLM_ROUTER_REDIS_PORT", "6379.5", "whole number"),
+            ("LLM_ROUTER_REDIS_PORT", "70000", "from 1 to 65535"),
+            ("LLM_ROUTER_REDIS_PORT", "0", "from 1 to 65535"),
+            ("LLM_ROUTER_REDIS_DB", "-2", "whole number"),
+            ("LLM_ROUTER_REDIS_DB", "1.5", "whole number"),
+            ("LLM_ROUTER_REDIS_DB", "99999999999", "too large"),
+            ("LLM_ROUTER_SERVER_WORKERS_COUNT", "0", "from 1 to 4096"),
+            ("LLM_ROUTER_SERVER_WORKERS_COUNT", "2.5", "whole number"),
+            (
+                "LLM_ROUTER_SERVER_WORKERS_COUNT",
+                "100000",
+                "from 1 to 4096",
+            ),
+            ("LLM_ROUTER_MAX_REQUEST_BODY_SIZE", "0", "≥ 1"),
+            ("LLM_ROUTER_MAX_REQUEST_BODY_SIZE", "1e6", "whole number"),
+            ("LLM_ROUTER_MAX_REQUEST_BODY_SIZE", "10.5", "whole number"),
+            ("LLM_ROUTER_EXTERNAL_TIMEOUT", "0", "seconds ≥ 0.001"),
+            ("LLM_ROUTER_EXTERNAL_TIMEOUT", "-5", "seconds"),
+            ("LLM_ROUTER_EXTERNAL_TIMEOUT", "NaN", "seconds"),
+            ("LLM_ROUTER_EXTERNAL_TIMEOUT", "inf", "seconds"),
+            ("LLM_ROUTER_EXTERNAL_TIMEOUT", "1e400", "seconds"),
+            ("LLM_ROUTER_EXTERNAL_TIMEOUT", "99999999999", "one year"),
+            ("LLM_ROUTER_TIMEOUT", "-0.5", "seconds"),
+            ("LLM_ROUTER_TIMEOUT", "30s", "seconds"),
+            ("LLM_ROUTER_TIMEOUT", "1.2.3", "seconds"),
+            (
+                "LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS",
+                "-1",
+                "seconds",
+            ),
+            (
+                "LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS",
+                ".",
+                "seconds",
+            ),
+            (
+                "LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS",
+                "0",
+                "seconds ≥ 0.05",
+            ),
+            (
+                "LLM_ROUTER_REDIS_LEASE_TTL_SECONDS",
+                "0.01",
+                "seconds ≥ 0.1",
+            ),
+            ("LLM_ROUTER_REDIS_LEASE_TTL_SECONDS", "ten", "seconds"),
+        ];
+        for &(name, raw, says) in table {
+            let errs = Settings::from_vars(&vars(&[(name, raw)]))
+                .err()
+                .unwrap_or_else(|| panic!("{name}={raw:?} was accepted"));
+            assert_eq!(errs.len(), 1, "{name}={raw:?}: {errs:#?}");
+            let e = &errs[0];
+            assert!(e.starts_with(&format!("{name}: ")), "{name}={raw:?}: {e}");
+            assert!(e.contains(&format!("\"{raw}\"")), "names the value: {e}");
+            assert!(e.contains(says), "{name}={raw:?}: {e} (wanted {says:?})");
+        }
+    }
+
+    #[test]
+    fn good_values_keep_their_type_and_precision() {
+        let s = Settings::from_vars(&vars(&[
+            ("LLM_ROUTER_SERVER_PORT", " 65535 "),
+            ("LLM_ROUTER_SERVER_WORKERS_COUNT", "3"),
+            ("LLM_ROUTER_MAX_REQUEST_BODY_SIZE", "1"),
+            ("LLM_ROUTER_EXTERNAL_TIMEOUT", "0.25"),
+            ("LLM_ROUTER_TIMEOUT", "2"),
+            ("LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS", "0"),
+            ("LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS", "0.1"),
+            ("LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS", "7"),
+            ("LLM_ROUTER_REDIS_HOST", "redis.internal"),
+            ("LLM_ROUTER_REDIS_PORT", "6380"),
+            ("LLM_ROUTER_REDIS_DB", "15"),
+            ("LLM_ROUTER_REDIS_PASSWORD", "p@ss:w/rd"),
+            ("LLM_ROUTER_REDIS_LEASE_TTL_SECONDS", "2.5"),
+        ]))
+        .unwrap();
+        assert_eq!((s.port, s.workers, s.max_body), (65535, 3, 1));
+        assert_eq!(s.external_timeout, Duration::from_millis(250));
+        assert_eq!(s.request_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(s.provider_monitor_interval, Duration::ZERO);
+        assert_eq!(s.keepalive_interval, Duration::from_millis(100));
+        assert_eq!(s.services_monitor_interval, Duration::from_secs(7));
+        let r = s.redis.as_ref().expect("a host turns Redis on");
+        assert_eq!(
+            (r.host.as_str(), r.port, r.db),
+            ("redis.internal", 6380, 15)
+        );
+        assert_eq!(r.password.expose(), "p@ss:w/rd");
+        assert_eq!(r.lease_ttl, Duration::from_millis(2500));
+        // The password is a `Secret`: no printed form of the settings carries it.
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("p@ss"), "{printed}");
+        assert!(printed.contains("redis.internal"));
+    }
+
+    #[test]
+    fn defaults_of_the_typed_intervals() {
+        let s = Settings::from_vars(&vars(&[])).unwrap();
+        assert_eq!(s.services_monitor_interval, Duration::from_secs(5));
+        assert_eq!(s.provider_monitor_interval, Duration::from_secs(5));
+        assert_eq!(s.keepalive_interval, Duration::from_secs(1));
+        let s = Settings::from_vars(&vars(&[("LLM_ROUTER_REDIS_HOST", "h")])).unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!((r.port, r.db, r.password.is_empty()), (6379, 0, true));
+        assert_eq!(r.lease_ttl, Duration::from_secs(10));
     }
 
     #[test]

@@ -35,6 +35,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::{json, Value};
 
+pub mod golden;
 mod wire;
 
 use wire::Reply;
@@ -112,6 +113,8 @@ pub struct RecordedRequest {
     pub body: Value,
     /// The client's TCP port: requests with the same port came over the same connection.
     pub peer_port: u16,
+    /// When the request arrived (for tests of the spacing between requests).
+    pub received: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -300,6 +303,7 @@ fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) {
         headers,
         body: serde_json::from_slice(body).unwrap_or(Value::Null),
         peer_port: req.peer_addr().map_or(0, |a| a.port()),
+        received: std::time::Instant::now(),
     });
 }
 

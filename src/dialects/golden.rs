@@ -32,31 +32,9 @@ fn check(name: &str, got: &str) {
     assert_eq!(got, want, "golden file {name} differs");
 }
 
-/// Replaces generated ids, timestamps and durations with placeholders.
-fn normalise(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for (k, val) in m.iter_mut() {
-                let volatile = match k.as_str() {
-                    "created" | "created_at" | "total_duration" | "eval_duration" => true,
-                    "id" | "item_id" => val.as_str().is_some_and(|s| {
-                        ["chatcmpl-", "cmpl-", "msg_", "resp_", "fc_"]
-                            .iter()
-                            .any(|p| s.starts_with(p))
-                    }),
-                    _ => false,
-                };
-                if volatile {
-                    *val = Value::String(format!("<{k}>"));
-                } else {
-                    normalise(val);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(normalise),
-        _ => {}
-    }
-}
+// Replaces generated ids, timestamps and durations with placeholders (the one normaliser,
+// shared with the conformance goldens).
+use fake_llm::golden::normalise;
 
 fn pretty(bytes: &[u8]) -> String {
     let mut v: Value = serde_json::from_slice(bytes).expect("JSON");

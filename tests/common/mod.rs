@@ -9,7 +9,7 @@ pub mod router;
 use std::time::{Duration, Instant};
 
 pub use fake_llm::{FakeConfig, FakeUpstream, Fault};
-pub use redis_server::RedisServer;
+pub use redis_server::{MonitorLine, RedisServer};
 pub use router::Router;
 use serde_json::{json, Value};
 

@@ -3,6 +3,7 @@
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct RedisServer {
@@ -64,6 +65,26 @@ impl RedisServer {
         }
     }
 
+    /// Starts recording every command the server runs (Redis `MONITOR`), from now on.
+    pub fn monitor(&self) -> Monitor {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("redis answers");
+        s.write_all(b"MONITOR\r\n").unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut ok = String::new();
+        reader.read_line(&mut ok).unwrap();
+        assert_eq!(ok.trim_end(), "+OK", "MONITOR refused");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(MonitorLine::parse(&line));
+            }
+        });
+        Monitor { lines, _conn: s }
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
@@ -72,5 +93,50 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The commands a Redis server ran, as `MONITOR` reported them (in order).
+pub struct Monitor {
+    lines: Arc<Mutex<Vec<MonitorLine>>>,
+    _conn: TcpStream,
+}
+
+impl Monitor {
+    pub fn commands(&self) -> Vec<MonitorLine> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// One command: the client's address and the words, e.g. `["HSET", "key", "field", "1"]`.
+#[derive(Clone, Debug)]
+pub struct MonitorLine {
+    pub client: String,
+    pub words: Vec<String>,
+}
+
+impl MonitorLine {
+    /// Parses `+1700000000.123 [0 127.0.0.1:5000] "HSET" "k" "f" "1"` (escapes are left as sent).
+    fn parse(line: &str) -> MonitorLine {
+        let client = line
+            .split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .and_then(|(inside, _)| inside.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string();
+        let args = line.split_once("] ").map_or("", |(_, a)| a);
+        let words = args
+            .split("\" \"")
+            .map(|w| w.trim_matches('"').to_string())
+            .collect();
+        MonitorLine { client, words }
+    }
+
+    /// The command name, upper-case.
+    pub fn command(&self) -> String {
+        self.words
+            .first()
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default()
     }
 }

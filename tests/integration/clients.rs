@@ -1,16 +1,26 @@
 //! The real client libraries — the `openai`, `anthropic` and `ollama` Python packages — drive the
-//! router (`tests/clients/check_clients.py`). CI installs them (`.ci/run`); when they are missing
-//! this test fails with the install command rather than passing quietly.
+//! router (`tests/clients/check_clients.py`). `scripts/test.sh` installs them, pinned, into a
+//! virtualenv and names its interpreter in `LLM_ROUTER_TEST_PYTHON` (else `python3` is used); when
+//! they are missing this test fails with the install command rather than passing quietly.
 
 use std::process::Command;
 
 use crate::common::*;
 
+/// The interpreter with the client libraries: `LLM_ROUTER_TEST_PYTHON`, else `python3`.
+fn python() -> String {
+    std::env::var("LLM_ROUTER_TEST_PYTHON")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
 fn python_clients_available() -> Result<(), String> {
-    let out = Command::new("python3")
+    let py = python();
+    let out = Command::new(&py)
         .args(["-c", "import openai, anthropic, ollama"])
         .output()
-        .map_err(|e| format!("python3 not runnable: {e}"))?;
+        .map_err(|e| format!("{py} not runnable: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -22,7 +32,9 @@ fn python_clients_available() -> Result<(), String> {
 async fn run_clients(r: &Router, text: &str, models: &str, extra: &[&str]) -> String {
     if let Err(e) = python_clients_available() {
         panic!(
-            "the Python client libraries are needed: `pip install openai anthropic ollama` ({e})"
+            "the Python client libraries are needed: run scripts/test.sh (it builds target/py-venv \
+             and sets LLM_ROUTER_TEST_PYTHON), or `pip install -r scripts/requirements-test.txt` \
+             ({e})"
         );
     }
     let script = concat!(
@@ -38,10 +50,11 @@ async fn run_clients(r: &Router, text: &str, models: &str, extra: &[&str]) -> St
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     // The router runs on this test's threads: wait for the script off the runtime.
-    let out = actix_rt::task::spawn_blocking(move || Command::new("python3").args(&args).output())
+    let py = python();
+    let out = actix_rt::task::spawn_blocking(move || Command::new(python()).args(&args).output())
         .await
         .unwrap()
-        .expect("python3 runs");
+        .unwrap_or_else(|e| panic!("{py} runs: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}");

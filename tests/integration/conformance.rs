@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use fake_llm::golden::normalise;
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -65,36 +66,6 @@ fn request(client: &str, model: &str, stream: bool, tools: bool) -> (&'static st
         };
     }
     (path, body)
-}
-
-fn normalise(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            for (k, val) in m.iter_mut() {
-                let volatile = match k.as_str() {
-                    "created"
-                    | "created_at"
-                    | "total_duration"
-                    | "eval_duration"
-                    | "load_duration"
-                    | "prompt_eval_duration" => true,
-                    "id" | "item_id" => val.as_str().is_some_and(|s| {
-                        ["chatcmpl-", "cmpl-", "msg_", "resp_", "fc_"]
-                            .iter()
-                            .any(|p| s.starts_with(p))
-                    }),
-                    _ => false,
-                };
-                if volatile {
-                    *val = Value::String(format!("<{k}>"));
-                } else {
-                    normalise(val);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(normalise),
-        _ => {}
-    }
 }
 
 /// The response as reviewed text: status, content type, then one normalised line per frame.
