@@ -141,8 +141,10 @@ async fn provider_dying_mid_stream_ends_with_an_in_band_error_frame() {
     );
 }
 
+/// A non-stream answer is committed only when it is whole (SPEC §11): a body cut short is the
+/// provider's failure before anything reached the client — never a truncated 200.
 #[actix_rt::test]
-async fn non_stream_body_cut_short_aborts_the_client_connection() {
+async fn non_stream_body_cut_short_is_a_clean_error_not_a_truncated_success() {
     let (_up, r) = single(
         FakeConfig {
             chunks: 10,
@@ -157,18 +159,19 @@ async fn non_stream_body_cut_short_aborts_the_client_connection() {
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         sock,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut raw = Vec::new();
     let _ = sock.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw);
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.contains("transfer-encoding: chunked"), "{text}");
-    assert!(
-        !text.ends_with("0\r\n\r\n"),
-        "no terminating chunk: the client sees a broken body: {text}"
+    assert!(text.starts_with("HTTP/1.1 502"), "{text}");
+    let json = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(
+        v["error"]["message"],
+        "model \"m\": every provider failed; tried a (response broke off)"
     );
     assert!(settles_to_zero(&r, "a").await);
     assert_eq!(r.provider_status("a").await["failures"], 1);

@@ -1,5 +1,7 @@
 //! Prometheus metrics.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::common::*;
@@ -28,6 +30,13 @@ async fn metrics_expose_http_and_provider_series_on_both_paths() {
         .send()
         .await
         .unwrap();
+    // Leases are released just after their responses are written.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            r.in_flight("gemma-a").await == 0
+        })
+        .await
+    );
     for path in ["/metrics", "/api/metrics"] {
         let mut res = client().get(r.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
