@@ -226,6 +226,29 @@ pub(crate) fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<()
     Ok(())
 }
 
+/// Sampling options outside OpenAI's API, under each self-hosted server's own name; OpenAI
+/// itself gets none of them (it rejects unknown parameters).
+fn write_sampling_extras(
+    o: &crate::dialects::canonical::Options,
+    api_type: llm_router_actors::ApiType,
+    body: &mut Map<String, Value>,
+) {
+    use llm_router_actors::ApiType;
+    let (penalty, typical) = match api_type {
+        // vLLM has no typical sampling.
+        ApiType::Vllm => ("repetition_penalty", None),
+        ApiType::LlamaCpp => ("repeat_penalty", Some("typical_p")),
+        ApiType::LmStudio => ("repeat_penalty", None),
+        ApiType::OpenAi | ApiType::Ollama | ApiType::Anthropic => return,
+    };
+    if let Some(v) = o.repetition_penalty {
+        body.insert(penalty.into(), json!(v));
+    }
+    if let (Some(v), Some(name)) = (o.typical_p, typical) {
+        body.insert(name.into(), json!(v));
+    }
+}
+
 /// The Chat Completions body for an OpenAI-wire provider.
 pub fn write_chat(req: &Request, provider: &ProviderConfig) -> Bytes {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
@@ -266,6 +289,7 @@ fn write_common(req: &Request, provider: &ProviderConfig, body: &mut Map<String,
     if let Some(v) = o.seed {
         body.insert("seed".into(), json!(v));
     }
+    write_sampling_extras(o, provider.api_type, body);
     if provider.tool_calling && !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools

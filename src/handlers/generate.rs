@@ -62,8 +62,15 @@ const TOOL_FIELDS: &[&str] = &[
     "function_call",
     "parallel_tool_calls",
 ];
-/// Router-level request fields that are never sent upstream.
-const ROUTER_FIELDS: &[&str] = &["anonymize"];
+/// Router-level request fields that are never sent upstream. The Python gateway read system
+/// prompts from `prompt_str_force` / `prompt_str_postfix` / `map_prompt` on any route (SPEC §9):
+/// here no route honours them, and passthrough strips them so no upstream does either.
+const ROUTER_FIELDS: &[&str] = &[
+    "anonymize",
+    "prompt_str_force",
+    "prompt_str_postfix",
+    "map_prompt",
+];
 
 impl Ingress {
     pub fn dialect(self) -> Dialect {
@@ -538,4 +545,40 @@ async fn convert(
     let v = ingress.write_response(&answer, &req, started.elapsed());
     res.insert_header((header::CONTENT_TYPE, "application/json"));
     Ok(res.body(v.to_string()))
+}
+
+/// Runs a request the router built itself (the built-in endpoints, `handlers/builtin.rs`) the way
+/// a converted OpenAI chat request runs: on any provider type, with failover, the answer as
+/// OpenAI chat JSON, or as OpenAI chat SSE when `req.stream`.
+pub async fn run_canonical(
+    state: &AppState,
+    client: &awc::Client,
+    request_id: &str,
+    started: Instant,
+    req: Request,
+) -> Result<HttpResponse, RouterError> {
+    let s = &state.settings;
+    let build = |p: &ProviderConfig| -> Result<Outgoing, RouterError> {
+        Ok(write_request(Wire::of(p.api_type), &req, p))
+    };
+    let spec = CallSpec {
+        model: &req.model,
+        stream: req.stream,
+        request_id,
+        build: &build,
+        started,
+        request_deadline: s.request_timeout.map(|t| started + t),
+        external_timeout: s.external_timeout,
+    };
+    let committed = upstream::call(client, &state.registry, state.metrics.as_ref(), &spec).await?;
+    let wire = Wire::of(committed.lease.provider().api_type);
+    convert(
+        committed,
+        state,
+        &spec,
+        Ingress::OpenAiChat,
+        wire,
+        req.clone(),
+    )
+    .await
 }
