@@ -1025,7 +1025,8 @@ mod tests {
                 &[
                     ("/max_tokens", json!(7)),
                     ("/temperature", json!(0.1)),
-                    ("/top_p", json!(0.5)),
+                    // Current Claude models refuse temperature and top_p together.
+                    ("/top_p", Value::Null),
                     ("/top_k", json!(3)),
                     ("/typical_p", Value::Null),
                     ("/repetition_penalty", Value::Null),
@@ -1043,6 +1044,13 @@ mod tests {
                 );
             }
         }
+        // Without a temperature, Anthropic gets top_p.
+        let mut only_top_p = req.clone();
+        only_top_p.options.temperature = None;
+        let prov = ProviderConfig::new("p", "http://h", ApiType::Anthropic);
+        let b: Value =
+            serde_json::from_slice(&anthropic::write_request(&only_top_p, &prov)).unwrap();
+        assert_eq!((b.get("temperature"), &b["top_p"]), (None, &json!(0.5)));
         // The system prompt goes where each wire format keeps it.
         let sys = req.system.clone().unwrap();
         assert_eq!(
