@@ -11,7 +11,8 @@
 //!   its call completes, in completion order, `choices[0].index` = the text's index and the
 //!   content its whole result (questions one per line). The response starts with the first
 //!   completed text, so a failure before that is an ordinary HTTP error; a later failure ends the
-//!   stream with an in-band error frame naming the text, never a silent `[DONE]`.
+//!   stream with an in-band error frame naming the text, never a silent `[DONE]`; while texts are
+//!   pending, an SSE comment is sent every `heartbeat` (10 s).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -238,6 +239,7 @@ async fn per_text_stream(
     started: Instant,
     plan: Plan,
 ) -> Result<HttpResponse, Failure> {
+    let heartbeat = state.settings.heartbeat;
     let Plan {
         model,
         calls,
@@ -264,9 +266,18 @@ async fn per_text_stream(
         Bytes::from(format!("data: {v}\n\n"))
     };
     let head = frame(first_index, &first);
-    let rest = stream::unfold(Some((results, frame)), |st| async move {
+    let rest = stream::unfold(Some((results, frame)), move |st| async move {
         let (mut results, frame) = st?;
-        let last = match results.next().await {
+        // While texts are still being worked on, an SSE comment now and then: proxies keep the
+        // connection, and a client that left is noticed (dropping the body cancels the calls).
+        // `next()` is cancel-safe: the calls in flight stay in `results`.
+        let Ok(next) = tokio::time::timeout(heartbeat, results.next()).await else {
+            return Some((
+                Bytes::from_static(b": keep-alive\n\n"),
+                Some((results, frame)),
+            ));
+        };
+        let last = match next {
             Some((i, Ok(a))) => {
                 let chunk = frame(i, &a);
                 return Some((chunk, Some((results, frame))));

@@ -502,6 +502,28 @@ async fn per_text_results_keep_input_order_and_spread_over_the_providers() {
 }
 
 #[actix_rt::test]
+async fn a_per_text_stream_waiting_for_its_texts_sends_heartbeats() {
+    let e = Echo::start();
+    let r = Router::start_with(
+        &models_config(&[("m", vec![e.provider("echo")])]),
+        &[],
+        |s| s.heartbeat = Duration::from_millis(50),
+    );
+    let body = json!({"model_name": "m", "stream": true, "texts": ["now", "wait:400 later"]});
+    let (status, _, text) = post(&r, "/api/translate", &body).await;
+    assert_eq!(status, 200, "{text}");
+    let first_data = text.find("data: ").unwrap();
+    let beat = text
+        .find(": keep-alive\n\n")
+        .expect("a heartbeat while waiting");
+    let second_data = text[first_data + 1..].find("data: ").unwrap() + first_data + 1;
+    assert!(first_data < beat && beat < second_data, "{text}");
+    let frames = sse_data(&text);
+    assert_eq!(frames.len(), 3, "two texts and [DONE]: {text}");
+    assert_eq!(frames[2], "[DONE]");
+}
+
+#[actix_rt::test]
 async fn per_text_calls_run_concurrently_but_at_most_eight_at_once() {
     let e = Echo::start();
     let r = Router::start(&models_config(&[("m", vec![e.provider("echo")])]), &[]);
