@@ -524,6 +524,44 @@ async fn a_per_text_stream_waiting_for_its_texts_sends_heartbeats() {
 }
 
 #[actix_rt::test]
+async fn a_client_that_leaves_cancels_every_per_text_call() {
+    let (up, r) = single(
+        FakeConfig {
+            latency: Duration::from_secs(5),
+            ..Default::default()
+        },
+        &[],
+    );
+    for stream in [false, true] {
+        let before = up.cancelled();
+        let body = json!({"model_name": "m", "texts": ["a", "b", "c"], "stream": stream});
+        let sent = awc::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .finish()
+            .post(r.url("/api/simplify_text"))
+            .send_json(&body)
+            .await;
+        assert!(sent.is_err(), "the client gave up first");
+        assert!(
+            eventually(Duration::from_secs(3), || async {
+                up.cancelled() == before + 3 && up.active() == 0
+            })
+            .await,
+            "stream {stream}: cancelled {} of 3, active {}",
+            up.cancelled() - before,
+            up.active()
+        );
+        assert!(
+            eventually(Duration::from_secs(2), || async {
+                r.in_flight("a").await == 0
+            })
+            .await,
+            "slots released"
+        );
+    }
+}
+
+#[actix_rt::test]
 async fn per_text_calls_run_concurrently_but_at_most_eight_at_once() {
     let e = Echo::start();
     let r = Router::start(&models_config(&[("m", vec![e.provider("echo")])]), &[]);
