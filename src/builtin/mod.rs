@@ -87,6 +87,15 @@ mod tests {
     }
 
     #[test]
+    fn help_lists_this_modules_variables() {
+        let h = crate::settings::help_text();
+        for (name, default, _) in VARS {
+            assert!(h.contains(name), "{name}");
+            assert!(h.contains(&format!("[default: {default}]")), "{name}");
+        }
+    }
+
+    #[test]
     fn a_missing_prompt_tree_names_the_files() {
         let errs = BuiltinSettings::from_vars(&vars(&[(
             "LLM_ROUTER_PROMPTS_DIR",
