@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod builtin;
 pub mod dialects;
 pub mod errors;
 pub mod handlers;

@@ -261,6 +261,8 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// The built-in endpoints: loaded prompts, optional routes.
+    pub builtin: crate::builtin::BuiltinSettings,
 }
 
 /// True for `1,true,t,yes,y,tak` in any case (the Python gateway's rule).
@@ -464,6 +466,11 @@ impl Settings {
             }
         };
 
+        let builtin = crate::builtin::BuiltinSettings::from_vars(vars);
+        if let Err(e) = &builtin {
+            errs.extend(e.iter().cloned());
+        }
+
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -494,6 +501,7 @@ impl Settings {
             services_monitor_interval: services_monitor,
             heartbeat: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            builtin: builtin?,
         })
     }
 }
@@ -571,8 +579,13 @@ pub fn help_text() -> String {
          Configured only through environment variables (booleans are true for 1,true,t,yes,y,tak):\n\n",
         env!("CARGO_PKG_VERSION")
     );
-    let width = VARS.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
-    for (name, default, meaning) in VARS {
+    let width = VARS
+        .iter()
+        .chain(crate::builtin::VARS)
+        .map(|(n, _, _)| n.len())
+        .max()
+        .unwrap_or(0);
+    for (name, default, meaning) in VARS.iter().chain(crate::builtin::VARS) {
         let default = if default.is_empty() { "\"\"" } else { default };
         s.push_str(&format!(
             "  {name:width$}  {meaning} [default: {default}]\n"

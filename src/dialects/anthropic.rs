@@ -203,7 +203,9 @@ pub fn write_request(req: &Request, target: &Target<'_>) -> Bytes {
     if let Some(v) = o.temperature {
         body.insert("temperature".into(), json!(v));
     }
-    if let Some(v) = o.top_p {
+    // Current Claude models refuse `temperature` and `top_p` together (400 "cannot both be
+    // specified"); Anthropic's advice is to set one: temperature wins.
+    if let (Some(v), None) = (o.top_p, o.temperature) {
         body.insert("top_p".into(), json!(v));
     }
     if let Some(v) = o.top_k {

@@ -117,7 +117,7 @@ pub enum ToolChoice {
     Named(String),
 }
 
-/// Generation options every dialect has a name for.
+/// Generation options every dialect has a name for (the last two only some provider types).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Options {
     pub max_tokens: Option<u64>,
@@ -126,6 +126,11 @@ pub struct Options {
     pub top_k: Option<u64>,
     pub stop: Vec<String>,
     pub seed: Option<i64>,
+    /// Typical sampling (Ollama `typical_p`, llama.cpp); set by the built-in endpoints.
+    pub typical_p: Option<f64>,
+    /// HF-style repetition penalty (vLLM `repetition_penalty`, Ollama / llama.cpp / LM Studio
+    /// `repeat_penalty`); set by the built-in endpoints.
+    pub repetition_penalty: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -238,6 +238,8 @@ mod tests {
             tools: true,
             top_k: true,
             keep_alive: None,
+            repetition_penalty: None,
+            typical_p: false,
         };
         assert_eq!(
             json(&write_openai_request(&req, &target("bge"))),

@@ -75,6 +75,8 @@ const TARGET: Target<'static> = Target {
     tools: true,
     top_k: true,
     keep_alive: None,
+    repetition_penalty: None,
+    typical_p: false,
 };
 
 type Reader = fn(&[u8]) -> Result<Request, Invalid>;

@@ -58,6 +58,11 @@ pub struct Target<'a> {
     pub top_k: bool,
     /// Ollama `keep_alive` to ask for.
     pub keep_alive: Option<Duration>,
+    /// The name an OpenAI-wire server takes a repetition penalty under (vLLM
+    /// `repetition_penalty`, llama.cpp / LM Studio `repeat_penalty`), if it takes one.
+    pub repetition_penalty: Option<&'static str>,
+    /// The server takes `typical_p` (llama.cpp).
+    pub typical_p: bool,
 }
 
 /// A 400 naming the JSON path that is wrong.

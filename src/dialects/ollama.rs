@@ -277,6 +277,12 @@ pub fn write_chat(req: &Request, target: &Target<'_>) -> Bytes {
     if let Some(v) = o.seed {
         options.insert("seed".into(), json!(v));
     }
+    if let Some(v) = o.typical_p {
+        options.insert("typical_p".into(), json!(v));
+    }
+    if let Some(v) = o.repetition_penalty {
+        options.insert("repeat_penalty".into(), json!(v));
+    }
     if !options.is_empty() {
         body.insert("options".into(), Value::Object(options));
     }

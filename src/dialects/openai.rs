@@ -224,6 +224,22 @@ pub(crate) fn read_tools(req: &mut Request, m: &Map<String, Value>) -> Result<()
     Ok(())
 }
 
+/// Sampling options outside OpenAI's API, under each self-hosted server's own name; OpenAI
+/// itself gets none of them (it rejects unknown parameters).
+/// Sampling options only some OpenAI-wire servers take, under the names each takes.
+fn write_sampling_extras(
+    o: &crate::dialects::canonical::Options,
+    target: &Target<'_>,
+    body: &mut Map<String, Value>,
+) {
+    if let (Some(v), Some(name)) = (o.repetition_penalty, target.repetition_penalty) {
+        body.insert(name.into(), json!(v));
+    }
+    if let (Some(v), true) = (o.typical_p, target.typical_p) {
+        body.insert("typical_p".into(), json!(v));
+    }
+}
+
 /// The Chat Completions body for an OpenAI-wire provider.
 pub fn write_chat(req: &Request, target: &Target<'_>) -> Bytes {
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
@@ -262,6 +278,7 @@ fn write_common(req: &Request, target: &Target<'_>, body: &mut Map<String, Value
     if let Some(v) = o.seed {
         body.insert("seed".into(), json!(v));
     }
+    write_sampling_extras(o, target, body);
     if target.tools && !req.tools.is_empty() {
         let tools: Vec<Value> = req
             .tools

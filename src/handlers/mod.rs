@@ -1,6 +1,7 @@
 //! The HTTP surface: the route table and one module per route family, all thin. Proxied routes
 //! name their client API and hand the request to [`crate::relay`].
 
+pub mod builtin;
 pub mod embeddings;
 pub mod generate;
 pub mod info;
@@ -110,6 +111,38 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
     add(&[p("/embeddings")], Method::POST, || {
         web::route().to(embeddings::ollama_legacy)
     });
+    // Built-in endpoints (SPEC §5); `anonymize_text_genai` answers 404 unless enabled.
+    {
+        use crate::builtin::routes::Route as B;
+        let builtin: [(B, fn() -> Route); 9] = [
+            (B::Conversation, || {
+                web::route().to(builtin::conversation_with_model)
+            }),
+            (B::ExtendedConversation, || {
+                web::route().to(builtin::extended_conversation_with_model)
+            }),
+            (B::GenerativeAnswer, || {
+                web::route().to(builtin::generative_answer)
+            }),
+            (B::ArticleFromText, || {
+                web::route().to(builtin::generate_article_from_text)
+            }),
+            (B::FullArticle, || {
+                web::route().to(builtin::create_full_article_from_texts)
+            }),
+            (B::Translate, || web::route().to(builtin::translate)),
+            (B::SimplifyText, || web::route().to(builtin::simplify_text)),
+            (B::GenerateQuestions, || {
+                web::route().to(builtin::generate_questions)
+            }),
+            (B::AnonymizeText, || {
+                web::route().to(builtin::anonymize_text_genai)
+            }),
+        ];
+        for (r, handler) in builtin {
+            add(&[p(r.path())], Method::POST, handler);
+        }
+    }
     if prometheus {
         add(&["/metrics".into(), p("/metrics")], Method::GET, || {
             web::route().to(info::metrics)

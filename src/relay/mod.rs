@@ -56,6 +56,29 @@ pub async fn run(
     }
 }
 
+/// Runs a request the router built itself (the built-in endpoints) on the model's providers, as
+/// a converted OpenAI chat request runs: failover, fallbacks, the answer as OpenAI chat JSON, or
+/// SSE chunks when `req.stream`.
+pub async fn run_built(
+    state: &AppState,
+    client: &awc::Client,
+    request_id: &str,
+    started: Instant,
+    req: crate::dialects::canonical::Request,
+) -> Result<HttpResponse, RouterError> {
+    let s = &state.settings;
+    let plan = plan::Plan::built(req);
+    let call = Call {
+        plan: &plan,
+        request_id,
+        started,
+        deadline: s.request_timeout.map(|t| started + t),
+        external_timeout: s.external_timeout,
+    };
+    let committed = attempt::failover(client, state, &call).await?;
+    respond::respond(committed, state, &call).await
+}
+
 async fn serve(
     api: ClientApi,
     req: &HttpRequest,

@@ -46,8 +46,15 @@ const TOOL_FIELDS: &[&str] = &[
     "function_call",
     "parallel_tool_calls",
 ];
-/// Router-level request fields that are never sent upstream.
-const ROUTER_FIELDS: &[&str] = &["anonymize"];
+/// Router-level request fields that are never sent upstream. The Python gateway read system
+/// prompts from `prompt_str_force` / `prompt_str_postfix` / `map_prompt` on any route (SPEC §9):
+/// here no route honours them, and passthrough strips them so no upstream does either.
+const ROUTER_FIELDS: &[&str] = &[
+    "anonymize",
+    "prompt_str_force",
+    "prompt_str_postfix",
+    "map_prompt",
+];
 
 /// In-band stream error frame, in a client dialect.
 pub type ErrorFrame = fn(&str) -> Bytes;
@@ -206,6 +213,25 @@ pub fn read_answer(wire: Wire, body: &[u8]) -> Result<Response, String> {
     }
 }
 
+/// What a request writer needs to know about provider `p`, serving public model `model`.
+pub fn target_of<'a>(p: &'a ProviderConfig, model: &'a str) -> Target<'a> {
+    // Sampling options beyond OpenAI's own API, under the names each server type takes them.
+    let (repetition_penalty, typical_p) = match p.api_type {
+        ApiType::Vllm => (Some("repetition_penalty"), false),
+        ApiType::LlamaCpp => (Some("repeat_penalty"), true),
+        ApiType::LmStudio => (Some("repeat_penalty"), false),
+        ApiType::OpenAi | ApiType::Ollama | ApiType::Anthropic => (None, false),
+    };
+    Target {
+        model: p.upstream_model(model),
+        tools: p.tool_calling,
+        top_k: p.api_type != ApiType::OpenAi,
+        keep_alive: p.keep_alive,
+        repetition_penalty,
+        typical_p,
+    }
+}
+
 /// How the answer of an attempt is handled.
 pub enum Route {
     /// Same format: the provider's bytes go to the client untouched.
@@ -238,6 +264,8 @@ enum Parsed {
     Generate(Ingress, OnceCell<Rc<Request>>),
     /// Embeddings requests are validated whole up front (small, and every conversion needs them).
     Embed(Rc<EmbedRequest>),
+    /// A request the router built itself (the built-in endpoints): always written per provider.
+    Built(Rc<Request>),
 }
 
 impl<'b> Plan<'b> {
@@ -277,23 +305,45 @@ impl<'b> Plan<'b> {
         })
     }
 
-    /// A cheap estimate of the prompt's tokens (about four bytes of request per token), for the
+    /// A request the router built (the built-in endpoints), answered as an OpenAI chat client
+    /// would be answered: whole JSON, or SSE chunks when `req.stream`.
+    pub fn built(req: Request) -> Plan<'static> {
+        Plan {
+            api: ClientApi::Generate(Ingress::OpenAiChat),
+            model: req.model.clone(),
+            stream: req.stream,
+            body: b"",
+            raw: RawObject::parse(b"{}").expect("an empty object parses"),
+            parsed: Parsed::Built(Rc::new(req)),
+        }
+    }
+
+    /// A cheap estimate of the prompt's tokens (about four bytes of text per token), for the
     /// context-window pre-check against the providers' `input_size`.
     pub fn estimated_tokens(&self) -> u64 {
-        self.body.len() as u64 / 4
+        let bytes = match &self.parsed {
+            Parsed::Built(r) => {
+                r.system.as_ref().map_or(0, String::len)
+                    + r.messages
+                        .iter()
+                        .map(|m| m.joined_text().len())
+                        .sum::<usize>()
+            }
+            Parsed::Generate(..) | Parsed::Embed(_) => self.body.len(),
+        };
+        bytes as u64 / 4
     }
 
     /// The request for provider `p`: passthrough when `p` speaks the client's format, else a
     /// conversion. An error is the request's fault for this provider (a 400, no failover).
     pub fn outgoing(&self, p: &ProviderConfig, model: &str) -> Result<Outgoing, RouterError> {
         let wire = Wire::of(p.api_type);
-        let target = Target {
-            model: p.upstream_model(model),
-            tools: p.tool_calling,
-            top_k: p.api_type != ApiType::OpenAi,
-            keep_alive: p.keep_alive,
+        let target = target_of(p, model);
+        let native = match self.parsed {
+            Parsed::Built(_) => None,
+            Parsed::Generate(..) | Parsed::Embed(_) => self.api.native(),
         };
-        if let Some((native, endpoint)) = self.api.native().filter(|(w, _)| *w == wire) {
+        if let Some((native, endpoint)) = native.filter(|(w, _)| *w == wire) {
             let path = native
                 .profile()
                 .path(endpoint)
@@ -309,7 +359,7 @@ impl<'b> Plan<'b> {
                 route: Route::Pass,
             });
         }
-        match &self.parsed {
+        let (ingress, req) = match &self.parsed {
             Parsed::Generate(ingress, canonical) => {
                 let req = match canonical.get() {
                     Some(r) => r.clone(),
@@ -319,20 +369,9 @@ impl<'b> Plan<'b> {
                         canonical.get_or_init(|| Rc::new(r)).clone()
                     }
                 };
-                let body = match wire {
-                    Wire::OpenAi => openai::write_chat(&req, &target),
-                    Wire::Ollama => ollama::write_chat(&req, &target),
-                    Wire::Anthropic => anthropic::write_request(&req, &target),
-                };
-                Ok(Outgoing {
-                    path: wire
-                        .profile()
-                        .path(Endpoint::Chat)
-                        .expect("every wire chats"),
-                    body,
-                    route: Route::Chat(*ingress, req),
-                })
+                (*ingress, req)
             }
+            Parsed::Built(req) => (Ingress::OpenAiChat, req.clone()),
             Parsed::Embed(req) => {
                 let req = req.clone();
                 let body = match wire {
@@ -349,12 +388,23 @@ impl<'b> Plan<'b> {
                     }
                 };
                 let path = wire.profile().path(Endpoint::Embeddings);
-                Ok(Outgoing {
+                return Ok(Outgoing {
                     path: path.expect("embeddings wires have the endpoint"),
                     body,
                     route: Route::Embed(req),
-                })
+                });
             }
-        }
+        };
+        let body = match wire {
+            Wire::OpenAi => openai::write_chat(&req, &target),
+            Wire::Ollama => ollama::write_chat(&req, &target),
+            Wire::Anthropic => anthropic::write_request(&req, &target),
+        };
+        let path = wire.profile().path(Endpoint::Chat);
+        Ok(Outgoing {
+            path: path.expect("every wire chats"),
+            body,
+            route: Route::Chat(ingress, req),
+        })
     }
 }
