@@ -2,10 +2,11 @@
 
 use std::borrow::Cow;
 
-use regex::Regex;
+use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input};
 
-use crate::rules::{self, Rule, Span};
-use crate::scan::{self, Features};
+use crate::rules::{self, Hit, Rule, Span};
+use crate::scan;
 use crate::session::{placeholder_len, MaskSession};
 
 /// The compiled fast_masker rules. Build once (tens of milliseconds), share in
@@ -13,6 +14,7 @@ use crate::session::{placeholder_len, MaskSession};
 /// [`MaskSession`] passed in.
 pub struct FastMasker {
     rules: Vec<Rule>,
+    combined: Regex,
     currency_after: Regex,
 }
 
@@ -32,10 +34,11 @@ impl Default for FastMasker {
 
 impl FastMasker {
     pub fn new() -> Self {
-        let (rules, currency_after) = rules::compile();
+        let c = rules::compile();
         FastMasker {
-            rules,
-            currency_after,
+            rules: c.rules,
+            combined: c.combined,
+            currency_after: c.currency_after,
         }
     }
 
@@ -46,8 +49,8 @@ impl FastMasker {
 
     /// Mask `text`, recording each placeholder in `session`. Borrowed when nothing matched.
     pub fn mask<'t>(&self, text: &'t str, session: &mut MaskSession) -> Cow<'t, str> {
-        let protected = reserve_existing(text, session);
-        let spans = self.find(text, &protected);
+        reserve_existing(text, session);
+        let spans = self.find(text);
         if spans.is_empty() {
             return Cow::Borrowed(text);
         }
@@ -62,74 +65,108 @@ impl FastMasker {
         Cow::Owned(out)
     }
 
-    /// The spans to replace, ascending and disjoint, earlier rules first on overlaps.
-    fn find(&self, text: &str, protected: &[(usize, usize)]) -> Vec<Span> {
+    /// The spans to replace, ascending and disjoint. Inside each window, one
+    /// leftmost-first pass of the combined regex proposes where a match can
+    /// start and which rule (the earliest in the table) matches there; if its
+    /// checks fail, the later rules are tried at the same position.
+    fn find(&self, text: &str) -> Vec<Span> {
         let mut windows = Vec::new();
         scan::windows(text, &mut windows);
         let mut spans = Vec::new();
-        let mut taken: Vec<(usize, usize)> = Vec::new();
-        let mut hits: Vec<Span> = Vec::new();
         for &(ws, we) in &windows {
-            let w = &text[ws..we];
-            let f = Features::of(w.as_bytes());
-            taken.clear();
-            hits.clear();
-            taken.extend(protected.iter().copied().filter(|&(s, e)| s < we && e > ws));
-            let hay = &text[..we];
-            for rule in &self.rules {
-                if !rule.kind.may_match(&f, w) {
+            let mut i = ws;
+            while i < we {
+                let Some(m) = self.combined.search(&Input::new(text).range(i..we)) else {
+                    break;
+                };
+                let s = m.start();
+                let pid = m.pattern().as_usize();
+                if pid == 0 {
+                    i = m.end(); // a placeholder already in the text
                     continue;
                 }
-                let mut at = ws;
-                while at < we {
-                    let Some(m) = rule.re.find_at(hay, at) else {
-                        break;
-                    };
-                    let (s, e) = (m.start(), m.end());
-                    let hit = rule.accept(text, s, e, &self.currency_after).filter(|h| {
-                        free(&taken, h.main) && h.extra.is_none_or(|x| free(&taken, x))
-                    });
-                    match hit {
-                        Some(h) => {
-                            for sp in std::iter::once(h.main).chain(h.extra) {
-                                taken.push((sp.s, sp.e));
-                                hits.push(sp);
-                            }
-                            at = h.extra.map_or(h.main.e, |x| x.e).max(s + 1);
-                            at = ceil_char(text, at);
-                        }
-                        None => at = ceil_char(text, s + 1),
+                match self.best_at(text, s, we, pid - 1, m.end()) {
+                    Some(h) => {
+                        spans.push(h.main);
+                        spans.extend(h.extra);
+                        i = h.extra.map_or(h.main.e, |x| x.e).max(s + 1);
                     }
+                    None => i = skip(text, s),
                 }
             }
-            hits.sort_unstable_by_key(|h| h.s);
-            spans.extend_from_slice(&hits);
         }
         spans
     }
+
+    /// The first rule from `first` on whose match at `s` passes its checks.
+    fn best_at(
+        &self,
+        text: &str,
+        s: usize,
+        we: usize,
+        first: usize,
+        first_end: usize,
+    ) -> Option<Hit> {
+        if !start_ok(text, s) {
+            return None;
+        }
+        if let Some(h) = self.rules[first].accept(text, s, first_end, &self.currency_after) {
+            return Some(h);
+        }
+        let c = text.as_bytes()[s];
+        for rule in &self.rules[first + 1..] {
+            if !rule.kind.may_start(c) {
+                continue;
+            }
+            let input = Input::new(text).range(s..we).anchored(Anchored::Yes);
+            if let Some(m) = rule.re.search(&input) {
+                if let Some(h) = rule.accept(text, s, m.end(), &self.currency_after) {
+                    return Some(h);
+                }
+            }
+        }
+        None
+    }
 }
 
-fn free(taken: &[(usize, usize)], sp: Span) -> bool {
-    sp.s < sp.e && taken.iter().all(|&(s, e)| sp.e <= s || sp.s >= e)
+/// No rule accepts a match glued to a preceding ASCII digit, and only
+/// digit-first rules accept one glued to a preceding letter (`NIP1234567890`).
+fn start_ok(text: &str, s: usize) -> bool {
+    let Some(p) = text[..s].chars().next_back() else {
+        return true;
+    };
+    if p.is_ascii_digit() {
+        return false;
+    }
+    text.as_bytes()[s].is_ascii_digit() || !p.is_alphanumeric()
 }
 
-fn ceil_char(text: &str, mut i: usize) -> usize {
-    while i < text.len() && !text.is_char_boundary(i) {
+/// Next position worth a look after a rejected start: the rest of a digit run
+/// or an ASCII letter run cannot start a match (see [`start_ok`]).
+fn skip(text: &str, s: usize) -> usize {
+    let b = text.as_bytes();
+    let mut i = s + 1;
+    if b[s].is_ascii_digit() {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+    } else if b[s].is_ascii_alphabetic() {
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+    }
+    while i < b.len() && !text.is_char_boundary(i) {
         i += 1;
     }
     i
 }
 
-/// Placeholders already in `text`: reserved in the session (never issued
-/// anew) and returned as spans no rule may touch.
-pub(crate) fn reserve_existing(text: &str, session: &mut MaskSession) -> Vec<(usize, usize)> {
+/// Placeholders already in `text` are reserved in the session: never issued anew.
+pub(crate) fn reserve_existing(text: &str, session: &mut MaskSession) {
     let b = text.as_bytes();
-    let mut out = Vec::new();
     for i in memchr::memchr_iter(b'{', b) {
         if let Some(n) = placeholder_len(&b[i..]) {
             session.reserve(&text[i..i + n]);
-            out.push((i, i + n));
         }
     }
-    out
 }

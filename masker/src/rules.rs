@@ -6,9 +6,8 @@
 //! (checksums, ranges). A rejected candidate is retried one character later,
 //! so a bad shape never hides a good one that starts inside it.
 
-use regex::Regex;
+use regex_automata::meta::Regex;
 
-use crate::scan::Features;
 use crate::validators as v;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,65 +269,110 @@ impl Kind {
         }
     }
 
-    /// Cheap test on the window's contents: can this rule match here at all?
-    pub fn may_match(self, f: &Features, w: &str) -> bool {
+    /// Whether a match of this rule can start with byte `c` (filters the
+    /// fallback tries at a position).
+    pub fn may_start(self, c: u8) -> bool {
         use Kind::*;
+        let d = c.is_ascii_digit();
+        let up = c.is_ascii_uppercase();
         match self {
-            Email => f.at,
-            Url => {
-                (f.colon && f.slash)
-                    || (f.dot && memchr::memmem::find(w.as_bytes(), b"ww.").is_some())
+            Email => {
+                c.is_ascii_alphanumeric()
+                    || c >= 0x80
+                    || matches!(c, b'.' | b'%' | b'+' | b'-' | b'_')
             }
-            Ip => {
-                (f.dot && f.digits >= 4)
-                    || (f.colon && f.digits > 0)
-                    || memchr::memmem::find(w.as_bytes(), b"ocalhost").is_some()
-                    || memchr::memmem::find(w.as_bytes(), b"OCALHOST").is_some()
-            }
-            PeselTagged | Pesel => f.run(11),
-            Nip => f.run(10) || (f.dash && f.run(3) && f.run(2)),
-            Regon => f.run(9) || f.run(14) || (f.run(2) && f.run(3) && f.run(4)),
-            DateWords => (f.run(1) || f.run(2)) && f.run(4),
-            DateNumeric => (f.run(1) || f.run(2)) && f.run(4) && (f.dash || f.dot || f.slash),
-            Time => (f.colon || f.dot) && (f.run(1) || f.run(2)),
-            Money => f.digits > 0,
-            Vin => f.updig_run >= 17,
-            BankAccount => f.upper && f.digits >= 10,
-            CarPlate => f.upper && f.digits > 0,
-            PostalCode => (f.dash && f.run(2) && f.run(3)) || f.run(5),
-            Nrb => f.digits >= 26,
-            Krs => f.run(10) || (f.dash && f.run(3)),
-            Passport => f.upper && f.run(7),
-            IdCard => f.upper && f.run(6),
-            Ssn => f.dash && f.run(3) && f.run(2) && f.run(4),
-            HealthCode => f.slash && f.run(8) && f.run(3),
-            PhoneInternational => f.plus,
-            Phone => f.digits >= 9,
-            MacAddress => ((f.colon || f.dash) && f.digits > 0) || f.b64_run >= 12,
-            CreditCard => f.digits >= 13,
-            SslCert => f.updig_run >= 16,
-            Jwt => f.dot && f.b64_run >= 10,
-            InvoiceNumber => (f.slash || f.dash) && f.digits >= 2,
-            OrderNumber => f.max_run >= 3,
-            TransactionRef => (f.dash || f.underscore) && f.upper && f.digits >= 6,
-            SimCard => f.digits >= 19,
-            SocialId => f.max_run >= 8,
-            EuVat => f.upper && f.digits >= 4,
+            Url => matches!(c, b'h' | b'H' | b'w' | b'W'),
+            Ip => c.is_ascii_hexdigit() || c == b'l' || c == b'L',
+            PeselTagged => c == b'p' || c == b'P',
+            Pesel | Nip | Regon | DateNumeric | Time | PostalCode | Nrb | Krs | Ssn
+            | HealthCode | CreditCard | SimCard => d,
+            DateWords => d || c.is_ascii_alphabetic(),
+            Money => d || up || c == b'$' || c >= 0x80,
+            Vin | SslCert => d || up,
+            BankAccount | CarPlate | Passport | IdCard | TransactionRef | EuVat => up,
+            PhoneInternational => c == b'+' || c == b'(',
+            Phone => d || c == b'(',
+            MacAddress => c.is_ascii_hexdigit(),
+            Jwt => c.is_ascii_alphanumeric() || c == b'_' || c == b'-',
+            InvoiceNumber => matches!(c, b'f' | b'F' | b'i' | b'I'),
+            OrderNumber => c == b'o' || c == b'O',
+            SocialId => c == b'f' || c == b'F',
         }
     }
 }
 
-pub(crate) fn compile() -> (Vec<Rule>, Regex) {
+/// ASCII word boundaries the acceptance checks would demand anyway, put into
+/// the pattern so the combined pass proposes fewer doomed candidates: before
+/// patterns that always start with a letter (`\b` is ASCII: `ą` counts as a
+/// non-word char here and the Unicode check in `accept` catches it), after
+/// patterns that always end with an ASCII letter or digit.
+fn guarded(kind: Kind) -> String {
+    use Kind::*;
+    let left = matches!(
+        kind,
+        Url | PeselTagged
+            | Vin
+            | BankAccount
+            | CarPlate
+            | Passport
+            | IdCard
+            | InvoiceNumber
+            | OrderNumber
+            | TransactionRef
+            | SocialId
+            | EuVat
+    );
+    let right = !matches!(
+        kind,
+        Email | Url | PeselTagged | Pesel | Money | BankAccount | Jwt
+    );
+    format!(
+        "{}(?:{}){}",
+        if left { r"(?-u:\b)" } else { "" },
+        pattern(kind),
+        if right { r"(?-u:\b)" } else { "" }
+    )
+}
+
+/// Pattern 0 of the combined regex: a placeholder already in the text.
+pub(crate) const PLACEHOLDER: &str = r"\{[A-Z][A-Z_]*_[0-9]{1,6}\}";
+
+pub(crate) struct Compiled {
+    pub rules: Vec<Rule>,
+    /// placeholder + every rule, leftmost-first in table order
+    pub combined: Regex,
+    pub currency_after: Regex,
+}
+
+pub(crate) fn compile() -> Compiled {
+    use regex_automata::{meta, MatchKind};
+    let patterns: Vec<String> = ORDER.iter().map(|&k| guarded(k)).collect();
     let rules = ORDER
         .iter()
-        .map(|&kind| Rule {
+        .zip(&patterns)
+        .map(|(&kind, p)| Rule {
             kind,
-            re: Regex::new(&pattern(kind))
-                .unwrap_or_else(|e| panic!("built-in pattern {kind:?}: {e}")),
+            re: Regex::new(p).unwrap_or_else(|e| panic!("built-in pattern {kind:?}: {e}")),
         })
         .collect();
+    let all: Vec<&str> = std::iter::once(PLACEHOLDER)
+        .chain(patterns.iter().map(String::as_str))
+        .collect();
+    let combined = meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid_cache_capacity(16 << 20),
+        )
+        .build_many(&all)
+        .expect("built-in combined pattern");
     let currency_after = Regex::new(&currency_after_pattern()).expect("built-in currency pattern");
-    (rules, currency_after)
+    Compiled {
+        rules,
+        combined,
+        currency_after,
+    }
 }
 
 // ---- boundaries ----------------------------------------------------------

@@ -123,91 +123,6 @@ pub(crate) fn windows(text: &str, out: &mut Vec<(usize, usize)>) {
     }
 }
 
-/// What a window contains, so each rule can be skipped without running its regex.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Features {
-    pub digits: u32,
-    /// bit `k` set when there is a maximal digit run of length `k` (`k` capped at 63)
-    pub runs: u64,
-    pub max_run: u32,
-    /// longest run of `[A-Z0-9]`
-    pub updig_run: u32,
-    /// longest run of `[A-Za-z0-9_-]`
-    pub b64_run: u32,
-    pub upper: bool,
-    pub at: bool,
-    pub colon: bool,
-    pub slash: bool,
-    pub dash: bool,
-    pub dot: bool,
-    pub plus: bool,
-    pub underscore: bool,
-}
-
-impl Features {
-    pub fn run(&self, k: u32) -> bool {
-        self.runs & (1u64 << k.min(63)) != 0
-    }
-
-    pub fn of(w: &[u8]) -> Features {
-        let mut f = Features::default();
-        let (mut run, mut updig, mut b64) = (0u32, 0u32, 0u32);
-        for &c in w {
-            if c.is_ascii_digit() {
-                f.digits += 1;
-                run += 1;
-                updig += 1;
-                b64 += 1;
-                continue;
-            }
-            if run > 0 {
-                f.runs |= 1u64 << run.min(63);
-                f.max_run = f.max_run.max(run);
-                run = 0;
-            }
-            if c.is_ascii_uppercase() {
-                f.upper = true;
-                updig += 1;
-                b64 += 1;
-                continue;
-            }
-            f.updig_run = f.updig_run.max(updig);
-            updig = 0;
-            match c {
-                b'a'..=b'z' => {
-                    b64 += 1;
-                    continue;
-                }
-                b'-' => {
-                    f.dash = true;
-                    b64 += 1;
-                    continue;
-                }
-                b'_' => {
-                    f.underscore = true;
-                    b64 += 1;
-                    continue;
-                }
-                b'@' => f.at = true,
-                b':' => f.colon = true,
-                b'/' => f.slash = true,
-                b'.' => f.dot = true,
-                b'+' => f.plus = true,
-                _ => {}
-            }
-            f.b64_run = f.b64_run.max(b64);
-            b64 = 0;
-        }
-        if run > 0 {
-            f.runs |= 1u64 << run.min(63);
-            f.max_run = f.max_run.max(run);
-        }
-        f.updig_run = f.updig_run.max(updig);
-        f.b64_run = f.b64_run.max(b64);
-        f
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,14 +160,5 @@ mod tests {
         );
         assert_eq!(win("a@b"), vec!["a@b"]);
         assert_eq!(win("on localhost"), vec!["on localhost"]);
-    }
-
-    #[test]
-    fn features_runs() {
-        let f = Features::of(b"PL61 1090-12345678901 x");
-        assert!(f.run(2) && f.run(4) && f.run(11) && !f.run(3));
-        assert_eq!(f.max_run, 11);
-        assert!(f.upper && f.dash && !f.at);
-        assert_eq!(f.updig_run, 11);
     }
 }

@@ -547,8 +547,8 @@ fn business_numbers() {
         ("ORD123456", "{ID_CARD_1}"),
         ("ref TRX-20240101-123456", "ref {TRANSACTION_REF_1}"),
         ("fbid123456789012", "{SOCIAL_ID_1}"),
-        // ten digits are a KRS first (rule order)
-        ("fbid1234567890", "fbid{KRS_1}"),
+        // leftmost wins: the whole id, not its ten digits as a KRS
+        ("fbid1234567890", "{SOCIAL_ID_1}"),
         (
             "VAT DE123456789 i ATU12345678",
             "VAT {EU_VAT_1} i {EU_VAT_2}",
@@ -743,4 +743,86 @@ fn masker_is_send_sync() {
     is::<FastMasker>();
     is::<MaskSession>();
     assert_eq!(FastMasker::rule_names().count(), 33);
+}
+
+#[test]
+fn corpora_pii_is_masked_and_clean_text_is_not() {
+    for clean in [
+        include_str!("../testdata/pl_clean.txt"),
+        include_str!("../testdata/en_clean.txt"),
+    ] {
+        let (_, maps) = mask(clean);
+        assert!(maps.is_empty(), "false positives: {maps:?}");
+    }
+    let pl = include_str!("../testdata/pl_pii.txt");
+    let en = include_str!("../testdata/en_pii.txt");
+    let secrets = [
+        "85010112345",
+        "jan.kowalski85@poczta.pl",
+        "600 123 456",
+        "+48 22 123 45 67",
+        "PL61 1090 1014 0000 0712 1981 2874",
+        "526-104-08-28",
+        "123456785",
+        "0000123456",
+        "1 200,50 zł",
+        "31.01.2024",
+        "350 EUR",
+        "FV/2024/00123",
+        "ewa.zielinska@firma.com.pl",
+        "ORD-2024-001234",
+        "TRX-20240115-987654",
+        "WA 12345",
+        "1HGBH41JXMN109186",
+        "14:30",
+        "31-564",
+        "00-950",
+        "https://reklamacje.firma.pl/zgloszenie?id=98765",
+        "192.168.10.25",
+        "8443",
+        "anna.nowak@firma.pl",
+        "501-234-567",
+        "DE89 3704 0044 0532 0130 00",
+        "$2,450.00",
+        "2024-02-15",
+        "4532 0151 1283 0366",
+        "ABC123456",
+        "AB1234567",
+        "22 987 65 43",
+        "17.00",
+        "15 stycznia 2024",
+        "January 15th, 2024",
+        "123-45-6789",
+        "john.smith84@example.com",
+        "+1-202-555-0143",
+        "$1,200.50",
+        "GB29 NWBK 6016 1331 9268 19",
+        "2024-01-31",
+        "INV-2024-0456",
+        "billing@example.co.uk",
+        "ORDER-2024-7781",
+        "4532-0151-1283-0366",
+        "TRX-20240115-554433",
+        "+44 20 7946 0958",
+        "09:45",
+        "https://support.example.com/tickets/5521?ref=mail",
+        "10.20.30.40",
+        "00:1A:2B:3C:4D:5E",
+        "eyJhbGciOiJIUzI1NiJ9",
+        "4F3A9C2B7D1E8F60A5B4",
+        "DE123456789",
+        "EUR 3,400.00",
+        "March 3, 2024",
+    ];
+    let (pl_out, pl_maps) = mask(pl);
+    let (en_out, en_maps) = mask(en);
+    for s in secrets {
+        assert!(pl.contains(s) || en.contains(s), "test data lacks {s}");
+        assert!(
+            !pl_out.contains(s) && !en_out.contains(s),
+            "{s} survived:\n{pl_out}\n{en_out}"
+        );
+    }
+    assert_eq!(unmask(&pl_out, &Mappings::new(pl_maps)), pl);
+    assert_eq!(unmask(&en_out, &Mappings::new(en_maps)), en);
 }
