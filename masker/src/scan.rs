@@ -9,117 +9,127 @@
 //! end on token boundaries. Prose without digits costs one byte-table lookup
 //! per byte.
 
-use memchr::memmem;
-
 /// Non-trigger tokens a match may include next to its trigger tokens.
 pub(crate) const CONTEXT_TOKENS: usize = 3;
 
-const OTHER: u8 = 0;
-const SPACE: u8 = 1;
-const TRIGGER: u8 = 2;
+const H: u64 = 0x8080_8080_8080_8080;
+const L: u64 = 0x0101_0101_0101_0101;
 
-const fn class_table() -> [u8; 256] {
-    let mut t = [OTHER; 256];
-    t[b' ' as usize] = SPACE;
-    t[b'\t' as usize] = SPACE;
-    t[b'\n' as usize] = SPACE;
-    t[b'\r' as usize] = SPACE;
-    t[0x0b] = SPACE;
-    t[0x0c] = SPACE;
-    let mut d = b'0';
-    while d <= b'9' {
-        t[d as usize] = TRIGGER;
-        d += 1;
-    }
-    t[b'@' as usize] = TRIGGER;
-    t[b':' as usize] = TRIGGER;
-    t
+/// Trigger bytes: ASCII digits, `:` (0x30–0x3A) and `@`.
+fn is_trigger(c: u8) -> bool {
+    (b'0'..=b':').contains(&c) || c == b'@'
 }
 
-static CLASS: [u8; 256] = class_table();
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// Position of the first trigger byte at or after `from`, eight bytes at a
+/// time: for lanes below 0x80, `(x | 0x80) - k` has its high bit set exactly
+/// when `x >= k`, and no lane borrows from its neighbour.
+fn next_trigger_byte(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let v = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let ge_30 = (v | H).wrapping_sub(0x30 * L);
+        let ge_3b = (v | H).wrapping_sub(0x3b * L);
+        let digit_colon = ge_30 & !ge_3b & !v & H;
+        let z = v ^ (0x40 * L);
+        let at = !((z | H).wrapping_sub(L)) & !z & H;
+        let m = digit_colon | at;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..b.len()).find(|&j| is_trigger(b[j]))
+}
+
+fn token_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && !is_space(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn token_start(b: &[u8], mut i: usize) -> usize {
+    while i > 0 && !is_space(b[i - 1]) {
+        i -= 1;
+    }
+    i
+}
 
 /// Byte ranges `[start, end)` of the text to run the rules on, ascending and disjoint.
 pub(crate) fn windows(text: &str, out: &mut Vec<(usize, usize)>) {
     out.clear();
     let b = text.as_bytes();
+    let n = b.len();
     // Literal triggers without a digit/`@`/`:` (rare): positions, ascending.
     let mut literals: Vec<usize> = Vec::new();
     for needle in ["www.", "localhost", "LOCALHOST"] {
-        literals.extend(memmem::find_iter(b, needle));
+        literals.extend(memchr::memmem::find_iter(b, needle));
     }
     literals.sort_unstable();
-    let mut lit = literals.into_iter().peekable();
-
-    let mut recent = [0usize; CONTEXT_TOKENS]; // starts of the last tokens, ring
-    let mut recent_len = 0usize;
-    let mut recent_pos = 0usize;
-    let mut cur: Option<(usize, usize)> = None;
-    let mut after = 0usize;
-
-    let n = b.len();
-    let mut i = 0;
-    while i < n {
-        // skip whitespace
-        while i < n && CLASS[b[i] as usize] == SPACE {
-            i += 1;
+    let has_literal = |s: usize, e: usize| {
+        let i = literals.partition_point(|&p| p < s);
+        literals.get(i).is_some_and(|&p| p < e)
+    };
+    let next_trigger = |from: usize| {
+        let byte = next_trigger_byte(b, from);
+        let i = literals.partition_point(|&p| p < from);
+        match (byte, literals.get(i)) {
+            (Some(x), Some(&y)) => Some(x.min(y)),
+            (x, y) => x.or(y.copied()),
         }
-        if i >= n {
-            break;
-        }
-        let start = i;
-        let mut trig = false;
-        while i < n {
-            let c = CLASS[b[i] as usize];
-            if c == SPACE {
+    };
+    let mut pos = 0;
+    while let Some(t) = next_trigger(pos) {
+        // back over the trigger token and CONTEXT_TOKENS tokens before it
+        let mut ws = token_start(b, t);
+        for _ in 0..CONTEXT_TOKENS {
+            let mut j = ws;
+            while j > 0 && is_space(b[j - 1]) {
+                j -= 1;
+            }
+            if j == 0 {
                 break;
             }
-            trig |= c == TRIGGER;
-            i += 1;
+            ws = token_start(b, j);
         }
-        let end = i;
-        while lit.peek().is_some_and(|&p| p < end) {
-            trig |= lit.next().is_some_and(|p| p >= start);
-        }
-        if trig {
-            match cur.as_mut() {
-                Some(w) => w.1 = end,
+        // forward while another trigger token follows within CONTEXT_TOKENS
+        let mut end = token_end(b, t);
+        loop {
+            let mut j = end;
+            let mut last = end;
+            let mut found = None;
+            for _ in 0..CONTEXT_TOKENS {
+                while j < n && is_space(b[j]) {
+                    j += 1;
+                }
+                if j >= n {
+                    break;
+                }
+                let e = token_end(b, j);
+                if b[j..e].iter().any(|&c| is_trigger(c)) || has_literal(j, e) {
+                    found = Some(e);
+                    break;
+                }
+                last = e;
+                j = e;
+            }
+            match found {
+                Some(e) => end = e,
                 None => {
-                    let ws = match recent_len {
-                        0 => start,
-                        k if k < CONTEXT_TOKENS => recent[0],
-                        _ => recent[recent_pos],
-                    };
-                    // touching the previous window: extend it instead
-                    if let Some(last) = out.last_mut().filter(|w| ws <= w.1) {
-                        let prev = *last;
-                        out.pop();
-                        cur = Some((prev.0, end));
-                    } else {
-                        cur = Some((ws, end));
-                    }
+                    end = last;
+                    break;
                 }
             }
-            after = CONTEXT_TOKENS;
-        } else if let Some(w) = cur.as_mut() {
-            if after > 0 {
-                w.1 = end;
-                after -= 1;
-            } else {
-                out.push(*w);
-                cur = None;
-            }
         }
-        // remember this token start (ring of the last CONTEXT_TOKENS)
-        if recent_len < CONTEXT_TOKENS {
-            recent[recent_len] = start;
-            recent_len += 1;
-        } else {
-            recent[recent_pos] = start;
-            recent_pos = (recent_pos + 1) % CONTEXT_TOKENS;
+        match out.last_mut() {
+            Some(w) if ws <= w.1 => w.1 = end,
+            _ => out.push((ws, end)),
         }
-    }
-    if let Some(w) = cur {
-        out.push(w);
+        pos = end.max(t + 1);
     }
 }
 
@@ -150,6 +160,19 @@ mod tests {
     fn close_triggers_merge_far_ones_do_not() {
         assert_eq!(win("x 1 a b 2 y"), vec!["x 1 a b 2 y"]);
         assert_eq!(win("1 a b c d e f g h 2"), vec!["1 a b c", "f g h 2"]);
+    }
+
+    #[test]
+    fn swar_trigger_search_matches_a_byte_loop() {
+        let text = "zażółć gęślą jaźń ;<=>?@ABC 0 9 : / { ~ \u{7f} \u{a0}x1";
+        let b = text.as_bytes();
+        for from in 0..b.len() {
+            assert_eq!(next_trigger_byte(b, from), (from..b.len()).find(|&j| is_trigger(b[j])), "from {from}");
+        }
+        for c in 0..=255u8 {
+            let buf = [b'x', b'x', b'x', c, b'x', b'x', b'x', b'x', b'x'];
+            assert_eq!(next_trigger_byte(&buf, 0), is_trigger(c).then_some(3), "byte {c:#x}");
+        }
     }
 
     #[test]
