@@ -1,0 +1,172 @@
+//! [`FastMasker`]: the compiled rule table and the masking pass over one text.
+
+use std::borrow::Cow;
+
+use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input};
+
+use crate::rules::{self, Hit, Rule, Span};
+use crate::scan;
+use crate::session::{placeholder_len, MaskSession};
+
+/// The compiled fast_masker rules. Build once (tens of milliseconds), share in
+/// an `Arc`; `mask*` take `&self` and keep all per-request state in the
+/// [`MaskSession`] passed in.
+pub struct FastMasker {
+    rules: Vec<Rule>,
+    combined: Regex,
+    currency_after: Regex,
+}
+
+impl std::fmt::Debug for FastMasker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastMasker")
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+impl Default for FastMasker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FastMasker {
+    pub fn new() -> Self {
+        let c = rules::compile();
+        FastMasker {
+            rules: c.rules,
+            combined: c.combined,
+            currency_after: c.currency_after,
+        }
+    }
+
+    /// The rule type names, in application order (`PESEL_TAGGED` masks as `PESEL`).
+    pub fn rule_names() -> impl Iterator<Item = &'static str> {
+        rules::ORDER.iter().map(|k| k.name())
+    }
+
+    /// Mask `text`, recording each placeholder in `session`. Borrowed when nothing matched.
+    pub fn mask<'t>(&self, text: &'t str, session: &mut MaskSession) -> Cow<'t, str> {
+        reserve_existing(text, session);
+        let spans = self.find(text);
+        if spans.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len() + spans.len() * 8);
+        let mut last = 0;
+        for sp in spans {
+            out.push_str(&text[last..sp.s]);
+            out.push_str(session.placeholder(sp.tag, &text[sp.s..sp.e]));
+            last = sp.e;
+        }
+        out.push_str(&text[last..]);
+        Cow::Owned(out)
+    }
+
+    /// The spans to replace, ascending and disjoint. Inside each window, one
+    /// leftmost-first pass of the combined regex proposes where a match can
+    /// start and which rule (the earliest in the table) matches there; if its
+    /// checks fail, the later rules are tried at the same position.
+    fn find(&self, text: &str) -> Vec<Span> {
+        let mut windows = Vec::new();
+        scan::windows(text, &mut windows);
+        let mut spans = Vec::new();
+        for &(ws, we) in &windows {
+            let mut i = ws;
+            while i < we {
+                let Some(m) = self.combined.search(&Input::new(text).range(i..we)) else {
+                    break;
+                };
+                let s = m.start();
+                let pid = m.pattern().as_usize();
+                if pid == 0 {
+                    i = m.end(); // a placeholder already in the text
+                    continue;
+                }
+                match self.best_at(text, s, we, pid - 1, m.end()) {
+                    Some(h) => {
+                        spans.push(h.main);
+                        spans.extend(h.extra);
+                        i = h.extra.map_or(h.main.e, |x| x.e).max(s + 1);
+                    }
+                    None => i = skip(text, s),
+                }
+            }
+        }
+        spans
+    }
+
+    /// The first rule from `first` on whose match at `s` passes its checks.
+    fn best_at(
+        &self,
+        text: &str,
+        s: usize,
+        we: usize,
+        first: usize,
+        first_end: usize,
+    ) -> Option<Hit> {
+        if !start_ok(text, s) {
+            return None;
+        }
+        if let Some(h) = self.rules[first].accept(text, s, first_end, &self.currency_after) {
+            return Some(h);
+        }
+        let c = text.as_bytes()[s];
+        for rule in &self.rules[first + 1..] {
+            if !rule.kind.may_start(c) {
+                continue;
+            }
+            let input = Input::new(text).range(s..we).anchored(Anchored::Yes);
+            if let Some(m) = rule.re.search(&input) {
+                if let Some(h) = rule.accept(text, s, m.end(), &self.currency_after) {
+                    return Some(h);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// No rule accepts a match glued to a preceding ASCII digit, and only
+/// digit-first rules accept one glued to a preceding letter (`NIP1234567890`).
+fn start_ok(text: &str, s: usize) -> bool {
+    let Some(p) = text[..s].chars().next_back() else {
+        return true;
+    };
+    if p.is_ascii_digit() {
+        return false;
+    }
+    text.as_bytes()[s].is_ascii_digit() || !p.is_alphanumeric()
+}
+
+/// Next position worth a look after a rejected start: the rest of a digit run
+/// or an ASCII letter run cannot start a match (see [`start_ok`]).
+fn skip(text: &str, s: usize) -> usize {
+    let b = text.as_bytes();
+    let mut i = s + 1;
+    if b[s].is_ascii_digit() {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+    } else if b[s].is_ascii_alphabetic() {
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+    }
+    while i < b.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Placeholders already in `text` are reserved in the session: never issued anew.
+pub(crate) fn reserve_existing(text: &str, session: &mut MaskSession) {
+    let b = text.as_bytes();
+    for i in memchr::memchr_iter(b'{', b) {
+        if let Some(n) = placeholder_len(&b[i..]) {
+            session.reserve(&text[i..i + n]);
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The one pass over the whole text that finds where PII can be.
+//!
+//! Every rule's match contains a *trigger*: an ASCII digit, `@`, `:`, or one of
+//! the literals `www.` / `localhost`. The scan splits the text into tokens
+//! (runs of non-ASCII-whitespace), marks the tokens holding a trigger, and
+//! returns *windows*: each run of trigger tokens widened by [`CONTEXT_TOKENS`]
+//! tokens on each side (so `15 stycznia 2024`, `1,5 mln zł`, `PESEL: …` fit),
+//! merged when they touch. Rules then run only inside windows, which start and
+//! end on token boundaries. Prose without digits costs one byte-table lookup
+//! per byte.
+
+/// Non-trigger tokens a match may include next to its trigger tokens.
+pub(crate) const CONTEXT_TOKENS: usize = 3;
+
+const H: u64 = 0x8080_8080_8080_8080;
+const L: u64 = 0x0101_0101_0101_0101;
+
+/// Trigger bytes: ASCII digits, `:` (0x30–0x3A) and `@`.
+fn is_trigger(c: u8) -> bool {
+    (b'0'..=b':').contains(&c) || c == b'@'
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// Position of the first trigger byte at or after `from`, eight bytes at a
+/// time: for lanes below 0x80, `(x | 0x80) - k` has its high bit set exactly
+/// when `x >= k`, and no lane borrows from its neighbour.
+fn next_trigger_byte(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let v = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let ge_30 = (v | H).wrapping_sub(0x30 * L);
+        let ge_3b = (v | H).wrapping_sub(0x3b * L);
+        let digit_colon = ge_30 & !ge_3b & !v & H;
+        let z = v ^ (0x40 * L);
+        let at = !((z | H).wrapping_sub(L)) & !z & H;
+        let m = digit_colon | at;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..b.len()).find(|&j| is_trigger(b[j]))
+}
+
+fn token_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && !is_space(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn token_start(b: &[u8], mut i: usize) -> usize {
+    while i > 0 && !is_space(b[i - 1]) {
+        i -= 1;
+    }
+    i
+}
+
+/// Byte ranges `[start, end)` of the text to run the rules on, ascending and disjoint.
+pub(crate) fn windows(text: &str, out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    let b = text.as_bytes();
+    let n = b.len();
+    // Literal triggers without a digit/`@`/`:` (rare): positions, ascending.
+    let mut literals: Vec<usize> = Vec::new();
+    for needle in ["www.", "localhost", "LOCALHOST"] {
+        literals.extend(memchr::memmem::find_iter(b, needle));
+    }
+    literals.sort_unstable();
+    let has_literal = |s: usize, e: usize| {
+        let i = literals.partition_point(|&p| p < s);
+        literals.get(i).is_some_and(|&p| p < e)
+    };
+    let next_trigger = |from: usize| {
+        let byte = next_trigger_byte(b, from);
+        let i = literals.partition_point(|&p| p < from);
+        match (byte, literals.get(i)) {
+            (Some(x), Some(&y)) => Some(x.min(y)),
+            (x, y) => x.or(y.copied()),
+        }
+    };
+    let mut pos = 0;
+    while let Some(t) = next_trigger(pos) {
+        // back over the trigger token and CONTEXT_TOKENS tokens before it
+        let mut ws = token_start(b, t);
+        for _ in 0..CONTEXT_TOKENS {
+            let mut j = ws;
+            while j > 0 && is_space(b[j - 1]) {
+                j -= 1;
+            }
+            if j == 0 {
+                break;
+            }
+            ws = token_start(b, j);
+        }
+        // forward while another trigger token follows within CONTEXT_TOKENS
+        let mut end = token_end(b, t);
+        loop {
+            let mut j = end;
+            let mut last = end;
+            let mut found = None;
+            for _ in 0..CONTEXT_TOKENS {
+                while j < n && is_space(b[j]) {
+                    j += 1;
+                }
+                if j >= n {
+                    break;
+                }
+                let e = token_end(b, j);
+                if b[j..e].iter().any(|&c| is_trigger(c)) || has_literal(j, e) {
+                    found = Some(e);
+                    break;
+                }
+                last = e;
+                j = e;
+            }
+            match found {
+                Some(e) => end = e,
+                None => {
+                    end = last;
+                    break;
+                }
+            }
+        }
+        match out.last_mut() {
+            Some(w) if ws <= w.1 => w.1 = end,
+            _ => out.push((ws, end)),
+        }
+        pos = end.max(t + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn win(text: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        windows(text, &mut v);
+        v.into_iter().map(|(s, e)| &text[s..e]).collect()
+    }
+
+    #[test]
+    fn prose_without_triggers_has_no_window() {
+        assert!(win("Szanowni Państwo, uprzejmie proszę o kontakt.").is_empty());
+    }
+
+    #[test]
+    fn windows_take_context_tokens_both_sides() {
+        assert_eq!(
+            win("a b c d e f 15 stycznia 2024 r. g h i j k"),
+            vec!["d e f 15 stycznia 2024 r. g h"]
+        );
+    }
+
+    #[test]
+    fn close_triggers_merge_far_ones_do_not() {
+        assert_eq!(win("x 1 a b 2 y"), vec!["x 1 a b 2 y"]);
+        assert_eq!(win("1 a b c d e f g h 2"), vec!["1 a b c", "f g h 2"]);
+    }
+
+    #[test]
+    fn swar_trigger_search_matches_a_byte_loop() {
+        let text = "zażółć gęślą jaźń ;<=>?@ABC 0 9 : / { ~ \u{7f} \u{a0}x1";
+        let b = text.as_bytes();
+        for from in 0..b.len() {
+            assert_eq!(next_trigger_byte(b, from), (from..b.len()).find(|&j| is_trigger(b[j])), "from {from}");
+        }
+        for c in 0..=255u8 {
+            let buf = [b'x', b'x', b'x', c, b'x', b'x', b'x', b'x', b'x'];
+            assert_eq!(next_trigger_byte(&buf, 0), is_trigger(c).then_some(3), "byte {c:#x}");
+        }
+    }
+
+    #[test]
+    fn literal_triggers() {
+        assert_eq!(
+            win("see www.example.com now"),
+            vec!["see www.example.com now"]
+        );
+        assert_eq!(win("a@b"), vec!["a@b"]);
+        assert_eq!(win("on localhost"), vec!["on localhost"]);
+    }
+}
