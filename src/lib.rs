@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod dialects;
 pub mod errors;
 pub mod handlers;
+pub mod pipeline;
 pub mod relay;
 pub mod settings;
 pub mod telemetry;
@@ -131,6 +132,7 @@ pub async fn run(
         None
     };
 
+    let (stages, masking) = pipeline::build(&settings);
     let settings = Arc::new(settings);
     let state = web::Data::new(AppState {
         settings: settings.clone(),
@@ -138,7 +140,8 @@ pub async fn run(
         metrics,
         started_at: SystemTime::now(),
         shared: shared_health,
-        stages: relay::stages::Stages::default(),
+        stages,
+        masking,
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;

@@ -128,17 +128,22 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_FORCE_MASKING",
         "false",
-        "mask every request (not available in this build: refuses to start)",
+        "mask every request (alias: LLM_ROUTER_FORCE_ANONYMISATION)",
     ),
     (
         "LLM_ROUTER_MASKING_STRATEGY_PIPELINE",
         "",
-        "masking plugins in order",
+        "masking plugins in order (fast_masker; empty = fast_masker)",
+    ),
+    (
+        "LLM_ROUTER_MASKING_RESTORE",
+        "false",
+        "put the masked originals back into what the client receives",
     ),
     (
         "LLM_ROUTER_MASKING_WITH_AUDIT",
         "false",
-        "audit masking events",
+        "audit masking events (not available in this build: refuses to start)",
     ),
     (
         "LLM_ROUTER_FORCE_GUARDRAIL_REQUEST",
@@ -263,6 +268,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The built-in endpoints: loaded prompts, optional routes.
     pub builtin: crate::builtin::BuiltinSettings,
+    /// When and how requests are masked (SPEC §6).
+    pub masking: crate::pipeline::masking::MaskingSettings,
 }
 
 /// True for `1,true,t,yes,y,tak` in any case (the Python gateway's rule).
@@ -417,10 +424,11 @@ impl Settings {
         let to_file = parse_bool(&get("LLM_ROUTER_LOG_TO_FILE"))
             .then(|| PathBuf::from(get("LLM_ROUTER_LOG_FILENAME")));
 
+        let masking = crate::pipeline::masking::MaskingSettings::from_vars(&get, &mut errs);
         // Privacy features this build does not have must never be silently skipped.
         for (name, what) in [
-            ("LLM_ROUTER_FORCE_MASKING", "masking"),
             ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "request guardrails"),
+            ("LLM_ROUTER_MASKING_WITH_AUDIT", "the masking audit"),
         ] {
             if parse_bool(&get(name)) {
                 errs.push(format!(
@@ -501,6 +509,7 @@ impl Settings {
             services_monitor_interval: services_monitor,
             heartbeat: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            masking,
             builtin: builtin?,
         })
     }
@@ -646,7 +655,7 @@ mod tests {
             ("LLM_ROUTER_SERVER_PORT", "eighty"),
             ("LLM_ROUTER_BALANCE_STRATEGY", "random"),
             ("LLM_ROUTER_LOG_LEVEL", "loud"),
-            ("LLM_ROUTER_FORCE_MASKING", "tak"),
+            ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "tak"),
             ("LLM_ROUTER_MODELS_CONFIG", "/nonexistent/models.json"),
         ]))
         .unwrap_err();
@@ -655,9 +664,9 @@ mod tests {
         assert!(errs
             .iter()
             .any(|e| e.contains("unknown balance strategy \"random\"; valid: balanced")));
-        assert!(errs
-            .iter()
-            .any(|e| e.starts_with("LLM_ROUTER_FORCE_MASKING: masking is not available")));
+        assert!(errs.iter().any(|e| e.starts_with(
+            "LLM_ROUTER_FORCE_GUARDRAIL_REQUEST: request guardrails is not available"
+        )));
         assert!(errs
             .iter()
             .any(|e| e.starts_with("/nonexistent/models.json: cannot read")));

@@ -832,18 +832,35 @@ fn zz_timing_probe() {
     use regex_automata::Input;
     let base = include_str!("../testdata/pl_pii.txt");
     let mut t = String::new();
-    while t.len() < 65536 { t.push_str(base); t.push('\n'); }
+    while t.len() < 65536 {
+        t.push_str(base);
+        t.push('\n');
+    }
     let c = crate::rules::compile();
     for _ in 0..3 {
         let st = std::time::Instant::now();
-        let mut n = 0; let mut i = 0;
-        while let Some(m) = c.combined.search(&Input::new(&t).range(i..)) { n += 1; i = m.end(); }
+        let mut n = 0;
+        let mut i = 0;
+        while let Some(m) = c.combined.search(&Input::new(&t).range(i..)) {
+            n += 1;
+            i = m.end();
+        }
         let el = st.elapsed();
         let st2 = std::time::Instant::now();
         let mut s = MaskSession::new();
         let out = masker().mask(&t, &mut s);
-        eprintln!("combined find_iter: {n} matches in {el:?}; mask: {:?} ({} maps, {} bytes)", st2.elapsed(), s.mappings().len(), out.len());
+        eprintln!(
+            "combined find_iter: {n} matches in {el:?}; mask: {:?} ({} maps, {} bytes)",
+            st2.elapsed(),
+            s.mappings().len(),
+            out.len()
+        );
     }
-    let mut w = Vec::new(); crate::scan::windows(&t, &mut w);
-    eprintln!("windows: {} covering {} bytes", w.len(), w.iter().map(|(a,b)| b-a).sum::<usize>());
+    let mut w = Vec::new();
+    crate::scan::windows(&t, &mut w);
+    eprintln!(
+        "windows: {} covering {} bytes",
+        w.len(),
+        w.iter().map(|(a, b)| b - a).sum::<usize>()
+    );
 }

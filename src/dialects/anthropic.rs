@@ -12,7 +12,7 @@ use super::canonical::{
     Request, Response, Role, Sse, StopReason, ToolChoice, Usage,
 };
 use super::openai::push_tool_result;
-use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields, Invalid, Target};
+use super::{as_text, bad, parse_object, read_tool, Fields, Invalid, Target};
 
 /// `max_tokens` is required by Anthropic; used when the client's dialect has no value.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -22,7 +22,6 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 pub fn read_request(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
-    refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
     req.options.max_tokens = Some(m.opt_u64("max_tokens")?.ok_or_else(|| {
         Invalid::new("missing required field \"max_tokens\"", Some("max_tokens"))

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::{as_text, bad, parse_object, refuse_anonymize, Fields, Invalid, Target};
+use super::{as_text, bad, parse_object, Fields, Invalid, Target};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -45,7 +45,6 @@ pub struct EmbedResponse {
 
 pub fn read_request(body: &[u8], shape: Shape) -> Result<EmbedRequest, Invalid> {
     let m = parse_object(body)?;
-    refuse_anonymize(&m)?;
     let model = m.req_str("model")?.to_string();
     let field = if shape == Shape::OllamaLegacy {
         "prompt"

@@ -207,14 +207,3 @@ pub(crate) fn as_text(v: &Value) -> String {
         other => other.to_string(),
     }
 }
-
-/// Refuses `"anonymize": true`: masking is not built yet, and the router fails closed.
-pub(crate) fn refuse_anonymize(m: &serde_json::Map<String, Value>) -> Result<(), Invalid> {
-    if m.opt_bool("anonymize")?.unwrap_or(false) {
-        return Err(Invalid::new(
-            "\"anonymize\": masking is not available in this build; the request was not sent",
-            Some("anonymize"),
-        ));
-    }
-    Ok(())
-}

@@ -17,7 +17,7 @@ use super::canonical::{
     Request, Response, Role, StopReason, Usage,
 };
 use super::openai::push_tool_result;
-use super::{as_text, bad, parse_object, refuse_anonymize, Fields, Invalid, Target};
+use super::{as_text, bad, parse_object, Fields, Invalid, Target};
 
 // ---------------------------------------------------------------------------------------------
 // Requests.
@@ -25,7 +25,6 @@ use super::{as_text, bad, parse_object, refuse_anonymize, Fields, Invalid, Targe
 /// Reads an Ollama `/api/chat` request.
 pub fn read_chat(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
-    refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
     let messages = m.opt_array("messages")?.cloned().unwrap_or_default();
     // (id, name) of calls not yet answered.
@@ -125,7 +124,6 @@ pub fn read_chat(body: &[u8]) -> Result<Request, Invalid> {
 /// Reads an Ollama `/api/generate` request as a one-turn chat.
 pub fn read_generate(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
-    refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
     if let Some(s) = m.opt_str("system")? {
         req.push_system(s);

@@ -11,7 +11,7 @@ use super::canonical::{
     merge_usage, new_id, push_json_str, sse_frame, unix_now, Decoder, Encoder, Event, Image,
     Message, Part, Request, Response, Role, Sse, StopReason, Tool, ToolChoice, Usage,
 };
-use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields, Invalid, Target};
+use super::{as_text, bad, parse_object, read_tool, Fields, Invalid, Target};
 
 // ---------------------------------------------------------------------------------------------
 // Chat Completions requests: client → canonical, canonical → provider.
@@ -19,7 +19,6 @@ use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields, Inv
 /// Reads a Chat Completions request (the OpenAI and LM Studio chat routes).
 pub fn read_chat(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
-    refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
     let messages = m
         .opt_array("messages")?
@@ -474,7 +473,6 @@ pub fn write_completion_response(r: &Response, model: &str) -> Value {
 /// Reads a legacy Completions request as a one-message chat (for non-OpenAI-wire providers).
 pub fn read_completion(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
-    refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
     let prompt = match m.get("prompt") {
         Some(Value::String(s)) => s.clone(),

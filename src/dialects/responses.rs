@@ -13,11 +13,10 @@ use super::canonical::{
     Request, Response, Role, StopReason, ToolChoice, Usage,
 };
 use super::openai::push_tool_result;
-use super::{as_text, bad, parse_object, read_tool, refuse_anonymize, Fields, Invalid};
+use super::{as_text, bad, parse_object, read_tool, Fields, Invalid};
 
 pub fn read_request(body: &[u8]) -> Result<Request, Invalid> {
     let m = parse_object(body)?;
-    refuse_anonymize(&m)?;
     let mut req = Request::new(m.req_str("model")?);
     if m.opt_str("previous_response_id")?.is_some() {
         return Err(bad(

@@ -4,7 +4,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use llm_router_actors::{GetStatus, HealthView};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -88,6 +88,21 @@ pub async fn lmstudio_models(state: web::Data<AppState>) -> HttpResponse {
         })
         .collect();
     json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+/// `P/fast_text_mask`: `{"text": "..."}` → `{"text": masked, "mappings": {placeholder: original}}`.
+pub async fn fast_text_mask(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, RouterError> {
+    let body = super::read_body(&req, payload, state.settings.max_body).await?;
+    let raw = crate::dialects::raw::RawObject::parse(&body)?;
+    let text: String = raw
+        .field("text", "a string")?
+        .ok_or_else(|| RouterError::bad_request("missing required field \"text\"", Some("text")))?;
+    let v = state.masking.fast_text_mask(&text);
+    Ok(super::json_response(StatusCode::OK, &v))
 }
 
 /// Ollama's `/api/show`, minimal and from the config (nothing about hosts or tokens).

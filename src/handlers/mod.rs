@@ -30,6 +30,8 @@ pub struct AppState {
     pub shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
     /// The pipeline's request and frame stages (SPEC §6, §7).
     pub stages: crate::relay::stages::Stages,
+    /// The masker, for `P/fast_text_mask`.
+    pub masking: Arc<crate::pipeline::masking::Masking>,
 }
 
 /// Registers every route of this build under its paths; other methods on them get 405.
@@ -96,6 +98,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
         web::route().to(info::lmstudio_models)
     });
     add(&[p("/show")], Method::POST, || web::route().to(info::show));
+    add(&[p("/fast_text_mask")], Method::POST, || {
+        web::route().to(info::fast_text_mask)
+    });
     add(
         &[
             "/v1/embeddings".into(),

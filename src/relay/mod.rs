@@ -35,6 +35,8 @@ use crate::handlers::{read_body, request_id, AppState};
 /// One proxied request, as the attempts see it.
 pub struct Call<'a> {
     pub plan: &'a plan::Plan<'a>,
+    /// What the request stages learned, for the response stages.
+    pub ctx: &'a stages::RequestContext,
     pub request_id: &'a str,
     pub started: Instant,
     /// Bound on the whole client request (`LLM_ROUTER_TIMEOUT`), if any.
@@ -68,8 +70,10 @@ pub async fn run_built(
 ) -> Result<HttpResponse, RouterError> {
     let s = &state.settings;
     let plan = plan::Plan::built(req);
+    let ctx = stages::RequestContext::default();
     let call = Call {
         plan: &plan,
+        ctx: &ctx,
         request_id,
         started,
         deadline: s.request_timeout.map(|t| started + t),
@@ -89,11 +93,13 @@ async fn serve(
     let started = Instant::now();
     let s = &state.settings;
     let mut body = read_body(req, payload, s.max_body).await?;
-    state.stages.run_request(api, &mut body)?;
+    let mut ctx = stages::RequestContext::default();
+    state.stages.run_request(api, &mut body, &mut ctx)?;
     let plan = plan::Plan::new(api, &body)?;
     let rid = request_id(req);
     let call = Call {
         plan: &plan,
+        ctx: &ctx,
         request_id: &rid,
         started,
         deadline: s.request_timeout.map(|t| started + t),

@@ -277,16 +277,6 @@ impl<'b> Plan<'b> {
                 let stream = raw
                     .field::<bool>("stream", "true or false")?
                     .unwrap_or(ingress.default_stream());
-                if raw
-                    .field::<bool>("anonymize", "true or false")?
-                    .unwrap_or(false)
-                {
-                    // Fail closed: never send a payload upstream unmasked when masking was asked for.
-                    return Err(RouterError::bad_request(
-                        "\"anonymize\": masking is not available in this build; the request was not sent",
-                        Some("anonymize"),
-                    ));
-                }
                 ingress.validate(&raw)?;
                 (model, stream, Parsed::Generate(ingress, OnceCell::new()))
             }

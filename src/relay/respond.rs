@@ -74,7 +74,8 @@ fn passthrough(c: Committed, state: &AppState, call: &Call<'_>, api: ClientApi) 
         end: EndTracker::new(framing),
         error_frame: api.error_frame(),
     };
-    let stages = state.stages.start_frames(api);
+    let stages = state.stages.start_frames(api, call.ctx);
+    let untouched = stages.is_empty();
     let body = RelayBody::new(
         c.lease,
         c.first,
@@ -84,11 +85,29 @@ fn passthrough(c: Committed, state: &AppState, call: &Call<'_>, api: ClientApi) 
         limits,
         state.metrics.clone(),
     );
-    match (framing.is_stream(), len, state.stages.frames.is_empty()) {
+    match (framing.is_stream(), len, untouched) {
         // A frame stage may change the length: only an untouched body keeps its size.
         (false, Some(len), true) => res.body(SizedStream::new(len, body)),
         _ => res.streaming(body),
     }
+}
+
+/// A whole answer the router wrote, through the response's frame stages.
+fn staged(state: &AppState, call: &Call<'_>, body: Bytes) -> Result<Bytes, RouterError> {
+    let mut stages = state.stages.start_frames(call.plan.api, call.ctx);
+    if stages.is_empty() {
+        return Ok(body);
+    }
+    let fail = |why: String| RouterError::Internal(format!("response stage failed: {why}"));
+    let mut out = body;
+    for stage in &mut stages {
+        out = stage.frame(out).map_err(fail)?;
+    }
+    let mut whole = BytesMut::from(&out[..]);
+    for stage in &mut stages {
+        whole.extend_from_slice(&stage.end().map_err(fail)?);
+    }
+    Ok(whole.freeze())
 }
 
 /// Reads the rest of a provider's answer (idle-bounded); a failure finishes the lease.
@@ -188,7 +207,7 @@ async fn convert_chat(
             decoder: decoder(wire),
             encoder: ingress.encoder(req),
         };
-        let stages = state.stages.start_frames(call.plan.api);
+        let stages = state.stages.start_frames(call.plan.api, call.ctx);
         let body = RelayBody::new(
             c.lease,
             c.first,
@@ -224,12 +243,12 @@ async fn convert_chat(
             enc.encode(&e, &mut out);
         }
         res.insert_header((header::CONTENT_TYPE, ingress.stream_content_type()));
-        return Ok(res.body(out.freeze()));
+        return Ok(res.body(staged(state, call, out.freeze())?));
     }
     let took = duration_ns(call.started.elapsed());
     let v = ingress.write_response(&answer, &answering, took);
     res.insert_header((header::CONTENT_TYPE, "application/json"));
-    Ok(res.body(v.to_string()))
+    Ok(res.body(staged(state, call, Bytes::from(v.to_string()))?))
 }
 
 fn duration_ns(d: Duration) -> u64 {
@@ -269,5 +288,5 @@ async fn convert_embed(
     finish(c.lease, Outcome::Success, state.metrics.as_ref());
     let v = embeddings::write_response(req, &answer);
     res.insert_header((header::CONTENT_TYPE, "application/json"));
-    Ok(res.body(v.to_string()))
+    Ok(res.body(staged(state, call, Bytes::from(v.to_string()))?))
 }

@@ -9,14 +9,29 @@
 //!   ends the response with the dialect's in-band error, never forwards what it could not check.
 
 use bytes::{Bytes, BytesMut};
+use llm_router_masker::Mappings;
 
 use super::plan::ClientApi;
 use crate::errors::RouterError;
 
+/// What request stages learned about one request that its response stages need (the only state
+/// they share; it lives and dies with the request).
+#[derive(Debug, Default)]
+pub struct RequestContext {
+    /// The request was masked and the client asked for the originals back: placeholder →
+    /// original, for this request only.
+    pub restore: Option<Mappings>,
+}
+
 /// One step of the request side (see the module docs).
 pub trait RequestStage: Send + Sync {
     /// Rewrites `body` (the client's JSON request) or refuses the request.
-    fn apply(&self, api: ClientApi, body: &mut BytesMut) -> Result<(), RouterError>;
+    fn apply(
+        &self,
+        api: ClientApi,
+        body: &mut BytesMut,
+        ctx: &mut RequestContext,
+    ) -> Result<(), RouterError>;
 }
 
 /// One step of the response side, for one response.
@@ -27,9 +42,9 @@ pub trait FrameStage {
     fn end(&mut self) -> Result<Bytes, String>;
 }
 
-/// Makes the frame stage of each response.
+/// Makes the frame stage of a response, when this response needs one.
 pub trait FrameStageFactory: Send + Sync {
-    fn start(&self, api: ClientApi) -> Box<dyn FrameStage>;
+    fn start(&self, api: ClientApi, ctx: &RequestContext) -> Option<Box<dyn FrameStage>>;
 }
 
 /// The pipeline, in order.
@@ -41,13 +56,23 @@ pub struct Stages {
 
 impl Stages {
     /// Runs every request stage in order; the first refusal ends the request.
-    pub fn run_request(&self, api: ClientApi, body: &mut BytesMut) -> Result<(), RouterError> {
-        self.request.iter().try_for_each(|s| s.apply(api, body))
+    pub fn run_request(
+        &self,
+        api: ClientApi,
+        body: &mut BytesMut,
+        ctx: &mut RequestContext,
+    ) -> Result<(), RouterError> {
+        self.request
+            .iter()
+            .try_for_each(|s| s.apply(api, body, ctx))
     }
 
     /// The frame stages of one response (empty: the body forwards chunks untouched).
-    pub fn start_frames(&self, api: ClientApi) -> Vec<Box<dyn FrameStage>> {
-        self.frames.iter().map(|f| f.start(api)).collect()
+    pub fn start_frames(&self, api: ClientApi, ctx: &RequestContext) -> Vec<Box<dyn FrameStage>> {
+        self.frames
+            .iter()
+            .filter_map(|f| f.start(api, ctx))
+            .collect()
     }
 }
 
@@ -58,14 +83,24 @@ mod tests {
 
     struct Append(&'static str);
     impl RequestStage for Append {
-        fn apply(&self, _: ClientApi, body: &mut BytesMut) -> Result<(), RouterError> {
+        fn apply(
+            &self,
+            _: ClientApi,
+            body: &mut BytesMut,
+            _: &mut RequestContext,
+        ) -> Result<(), RouterError> {
             body.extend_from_slice(self.0.as_bytes());
             Ok(())
         }
     }
     struct Refuse;
     impl RequestStage for Refuse {
-        fn apply(&self, _: ClientApi, _: &mut BytesMut) -> Result<(), RouterError> {
+        fn apply(
+            &self,
+            _: ClientApi,
+            _: &mut BytesMut,
+            _: &mut RequestContext,
+        ) -> Result<(), RouterError> {
             Err(RouterError::bad_request("refused", None))
         }
     }
@@ -78,7 +113,8 @@ mod tests {
             frames: Vec::new(),
         };
         let mut body = BytesMut::new();
-        stages.run_request(api, &mut body).unwrap();
+        let ctx = &mut RequestContext::default();
+        stages.run_request(api, &mut body, ctx).unwrap();
         assert_eq!(&body[..], b"ab");
         let stages = Stages {
             request: vec![
@@ -89,7 +125,7 @@ mod tests {
             frames: Vec::new(),
         };
         let mut body = BytesMut::new();
-        assert!(stages.run_request(api, &mut body).is_err());
+        assert!(stages.run_request(api, &mut body, ctx).is_err());
         assert_eq!(&body[..], b"a", "nothing after the refusal ran");
     }
 }
