@@ -24,6 +24,8 @@ pub mod sync;
 
 #[cfg(test)]
 mod selection_tests;
+#[cfg(test)]
+mod shared_tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
