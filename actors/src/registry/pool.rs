@@ -149,6 +149,8 @@ pub(super) struct Pool {
     pub strategy: Strategy,
     /// FIFO of requests waiting for capacity.
     pub waiters: VecDeque<Waiter>,
+    /// Scratch buffers of `select`, kept so a choice allocates nothing.
+    pub scratch: (Vec<(u32, Candidate, bool)>, Vec<Candidate>),
 }
 
 /// A pool's verdict for one request.
@@ -172,12 +174,30 @@ impl Pool {
         exclude: &[String],
         now: Instant,
     ) -> Eligibility {
+        let (mut cands, mut tier) = std::mem::take(&mut self.scratch);
+        let e = self.select_in(model, hosts, exclude, now, &mut cands, &mut tier);
+        cands.clear();
+        tier.clear();
+        self.scratch = (cands, tier);
+        e
+    }
+
+    fn select_in(
+        &mut self,
+        model: usize,
+        hosts: &[Host],
+        exclude: &[String],
+        now: Instant,
+        cands: &mut Vec<(u32, Candidate, bool)>,
+        tier: &mut Vec<Candidate>,
+    ) -> Eligibility {
+        cands.clear();
+        tier.clear();
         let mut any_untried = false;
         let mut unhealthy = Vec::new();
         let mut limited: Option<Instant> = None;
         let mut limited_count = 0;
         let mut best_tier = u32::MAX;
-        let mut cands: Vec<(u32, Candidate, bool)> = Vec::with_capacity(self.slots.len());
         for (i, s) in self.slots.iter().enumerate() {
             let cfg = &s.snapshot.config;
             if exclude.contains(&cfg.id) {
@@ -242,12 +262,13 @@ impl Pool {
                 Eligibility::Unhealthy(unhealthy)
             };
         }
-        let tier: Vec<Candidate> = cands
-            .iter()
-            .filter(|(p, _, _)| *p == best_tier)
-            .map(|(_, c, _)| *c)
-            .collect();
-        let index = self.strategy.pick(&tier, now);
+        tier.extend(
+            cands
+                .iter()
+                .filter(|(p, _, _)| *p == best_tier)
+                .map(|(_, c, _)| *c),
+        );
+        let index = self.strategy.pick(tier, now);
         let probe = cands.iter().any(|(_, c, probe)| c.index == index && *probe);
         Eligibility::Lease(index, probe)
     }

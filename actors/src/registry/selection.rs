@@ -192,6 +192,7 @@ impl Selection {
                     strategy: Strategy::new(kind, slots.len(), 0x9e37_79b9 ^ mi as u64),
                     slots,
                     waiters: Default::default(),
+                    scratch: Default::default(),
                 }
             })
             .collect();
