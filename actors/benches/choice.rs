@@ -1,16 +1,19 @@
 //! Cost of one provider choice per strategy, with 2, 8 and 64 providers: a `ChooseProvider` round
 //! trip through the registry actor and the lease's release, in-process and (for the
 //! capacity-limited strategies) with leases in a real `redis-server` when one is installed.
-//! Run: `cargo bench -p llm-router-actors --bench choice`.
+//! Then choices per second (choose + release) with 1 and 8 caller threads, (a) through the actor
+//! (each caller on its own runtime, like HTTP workers) and (b) calling the pure selection core
+//! under a `std::sync::Mutex`.
+//! Run: `cargo bench -p llm-router-actors --bench choice` (`-- throughput` for the second part only).
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use llm_router_actors::config::ModelsConfig;
-use llm_router_actors::registry::{SharedHealth, SharedOptions};
+use llm_router_actors::config::{ModelsConfig, Secret};
+use llm_router_actors::registry::{Decision, Selection, SharedHealth, SharedOptions};
 use llm_router_actors::store::StoreOptions;
-use llm_router_actors::{ChooseProvider, ModelRegistry, RegistryOptions, StrategyKind};
+use llm_router_actors::{ChooseProvider, ModelRegistry, Outcome, RegistryOptions, StrategyKind};
 
 fn config(n: usize) -> ModelsConfig {
     let providers: Vec<String> = (0..n)
@@ -101,7 +104,111 @@ fn redis_server() -> Option<(Child, u16)> {
     Some((child, port))
 }
 
+/// Runs `callers` threads doing `per_caller` choices each after a common start; choices per second.
+fn threaded(
+    callers: usize,
+    per_caller: usize,
+    work: impl Fn(usize) + Send + Sync + 'static,
+) -> f64 {
+    let work = Arc::new(work);
+    let start = Arc::new(Barrier::new(callers + 1));
+    let threads: Vec<_> = (0..callers)
+        .map(|_| {
+            let (work, start) = (work.clone(), start.clone());
+            std::thread::spawn(move || {
+                work(per_caller / 10); // warm-up
+                start.wait();
+                work(per_caller);
+            })
+        })
+        .collect();
+    start.wait();
+    let t = Instant::now();
+    for th in threads {
+        th.join().unwrap();
+    }
+    (callers * per_caller) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// (a) `ChooseProvider` round trips to a registry on its own thread.
+fn actor_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let sys = actix_rt::System::new();
+        sys.block_on(async {
+            let reg = ModelRegistry::start(&config(n), RegistryOptions::default());
+            tx.send((reg, actix_rt::System::current())).unwrap();
+        });
+        sys.run().unwrap();
+    });
+    let (reg, system) = rx.recv().unwrap();
+    let rate = threaded(callers, per_caller, move |iters| {
+        let reg = reg.clone();
+        actix_rt::Runtime::new().unwrap().block_on(async move {
+            for _ in 0..iters {
+                let choose = ChooseProvider {
+                    model: "m".into(),
+                    exclude: Vec::new(),
+                    deadline: Instant::now() + Duration::from_secs(5),
+                };
+                let lease = reg.send(choose).await.unwrap().resolve().await.unwrap();
+                drop(lease);
+            }
+        })
+    });
+    system.stop();
+    server.join().unwrap();
+    rate
+}
+
+/// (b) The pure core under a mutex: lock, choose, unlock; lock, release, unlock.
+fn core_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
+    let core = Arc::new(Mutex::new(Selection::new(
+        &config(n),
+        StrategyKind::Balanced,
+        None,
+    )));
+    threaded(callers, per_caller, move |iters| {
+        let mut fx = Vec::new();
+        for _ in 0..iters {
+            let now = Instant::now();
+            let grant = {
+                let mut c = core.lock().unwrap();
+                match c.choose("m", Vec::new(), now + Duration::from_secs(5), now, &mut fx) {
+                    Decision::Granted(g) => g,
+                    other => panic!("{other:?}"),
+                }
+            };
+            let now = Instant::now();
+            let release = grant.release(Outcome::Success, now);
+            core.lock()
+                .unwrap()
+                .release(release, now, &|_| true, &mut fx);
+            fx.clear();
+        }
+    })
+}
+
+fn throughput() {
+    println!("\nchoices per second (choose + release), balanced, 8 providers");
+    println!("{:<34} {:>14} {:>14}", "path", "1 caller", "8 callers");
+    let actor = (actor_rate(8, 1, 50_000), actor_rate(8, 8, 25_000));
+    println!(
+        "{:<34} {:>14.0} {:>14.0}",
+        "actor round trip", actor.0, actor.1
+    );
+    let core = (core_rate(8, 1, 1_000_000), core_rate(8, 8, 250_000));
+    println!(
+        "{:<34} {:>14.0} {:>14.0}",
+        "pure core under std::sync::Mutex", core.0, core.1
+    );
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "throughput") {
+        throughput();
+        return;
+    }
     println!(
         "{:<22} {:>6} {:>14} {:>14}",
         "strategy", "provs", "in-process µs", "redis µs"
@@ -114,7 +221,10 @@ fn main() {
                 (Some((_, port)), Some(_)) => {
                     let opts = SharedOptions {
                         store: StoreOptions {
-                            url: format!("redis://127.0.0.1:{port}/0"),
+                            host: "127.0.0.1".into(),
+                            port: *port,
+                            db: 0,
+                            password: Secret::default(),
                             prefix: format!("bench-{}-{n}:", kind.as_str()),
                             lease_ttl: Duration::from_secs(10),
                             timeout: Duration::from_millis(500),
@@ -139,4 +249,5 @@ fn main() {
         let _ = c.kill();
         let _ = c.wait();
     }
+    throughput();
 }

@@ -1,13 +1,18 @@
-//! Registry behaviour through its real mailbox (no HTTP).
+//! Registry behaviour through its real mailbox (no HTTP). Selection rules themselves are table
+//! tests on the pure core (`registry/selection_tests.rs`); these check the actor's plumbing:
+//! leases, releases through the inbox, outcomes reaching the provider actors, the queue's
+//! oneshot answers. They wait on observable conditions, never for a fixed time.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::config::{ApiType, ModelConfig, ModelsConfig, ProviderConfig};
-use crate::provider::{FailureKind, Outcome};
+use crate::provider::{FailureKind, HealthView, Outcome, ProviderSnapshot};
 use crate::registry::{
     ChooseError, ChooseProvider, GetStatus, Lease, ModelRegistry, RegistryOptions,
 };
 use actix::Addr;
+use std::sync::Arc;
 
 fn config(providers: Vec<ProviderConfig>) -> ModelsConfig {
     ModelsConfig {
@@ -44,6 +49,26 @@ async fn in_flight(reg: &Addr<ModelRegistry>) -> Vec<u32> {
     // Releases are messages; a round trip through the mailbox orders them before this read.
     let status = reg.send(GetStatus).await.unwrap();
     status[0].providers.iter().map(|s| s.in_flight()).collect()
+}
+
+/// Polls `cond` (every millisecond, up to 5 s) until it holds.
+async fn wait_for<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    let start = Instant::now();
+    while !cond().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn snapshot(reg: &Addr<ModelRegistry>) -> Arc<ProviderSnapshot> {
+    reg.send(GetStatus).await.unwrap()[0].providers[0].clone()
+}
+
+async fn health_is(reg: &Addr<ModelRegistry>, want: HealthView) -> bool {
+    snapshot(reg).await.health(Instant::now()) == want
 }
 
 #[actix_rt::test]
@@ -109,8 +134,9 @@ async fn failures_open_the_circuit_and_a_single_probe_closes_it() {
         let mut l = choose(&reg, &[], Duration::ZERO).await.unwrap();
         l.set_outcome(Outcome::Failure(FailureKind::Connect));
     }
-    in_flight(&reg).await; // order the releases and outcome reports before the next choice
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // The releases' outcomes reach the provider actor, which opens the circuit.
+    wait_for("the circuit to open", || health_is(&reg, HealthView::Open)).await;
+    assert_eq!(snapshot(&reg).await.consecutive_failures(), 2);
     let err = choose(&reg, &[], Duration::ZERO).await.unwrap_err();
     assert_eq!(
         err,
@@ -119,7 +145,10 @@ async fn failures_open_the_circuit_and_a_single_probe_closes_it() {
             unhealthy: vec!["a".into()]
         }
     );
-    tokio::time::sleep(Duration::from_millis(160)).await;
+    wait_for("the cool-down to end", || {
+        health_is(&reg, HealthView::HalfOpen)
+    })
+    .await;
     let mut probe = choose(&reg, &[], Duration::ZERO)
         .await
         .expect("cool-down over: one probe");
@@ -129,8 +158,10 @@ async fn failures_open_the_circuit_and_a_single_probe_closes_it() {
     );
     probe.set_outcome(Outcome::Success);
     drop(probe);
-    in_flight(&reg).await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    wait_for("the probe to close the circuit", || {
+        health_is(&reg, HealthView::Healthy)
+    })
+    .await;
     let a = choose(&reg, &[], Duration::ZERO).await.unwrap();
     let b = choose(&reg, &[], Duration::ZERO).await.unwrap();
     assert_eq!(
@@ -156,7 +187,10 @@ async fn full_providers_queue_requests_in_order_until_their_deadline() {
     );
     let reg2 = reg.clone();
     let waiter = actix_rt::spawn(async move { choose(&reg2, &[], Duration::from_secs(5)).await });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    wait_for("the request to queue", || async {
+        reg.send(GetStatus).await.unwrap()[0].queued == 1
+    })
+    .await;
     assert!(!waiter.is_finished());
     drop(first);
     let second = waiter

@@ -25,7 +25,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, RedisResult, Script};
+use redis::{
+    AsyncCommands, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
+    RedisResult, Script,
+};
+
+use crate::config::Secret;
 
 const ACQUIRE: &str = r#"
 local t = redis.call('TIME')
@@ -66,15 +71,32 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
 "#;
 
-/// Connection settings for the shared store.
+/// Connection settings for the shared store. The password is a [`Secret`]: `Debug` shows `***`,
+/// and no URL carrying it is ever built.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    /// `redis://[:password@]host:port/db`
-    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub db: i64,
+    /// Empty: no `AUTH`.
+    pub password: Secret,
     pub prefix: String,
     pub lease_ttl: Duration,
     /// Bound on connecting and on every command: a dead Redis fails fast.
     pub timeout: Duration,
+}
+
+impl StoreOptions {
+    /// The redis client's connection settings, built from the parts (plain TCP).
+    pub fn connection_info(&self) -> RedisResult<ConnectionInfo> {
+        let mut redis = RedisConnectionInfo::default().set_db(self.db);
+        if !self.password.is_empty() {
+            redis = redis.set_password(self.password.expose());
+        }
+        Ok(ConnectionAddr::Tcp(self.host.clone(), self.port)
+            .into_connection_info()?
+            .set_redis_settings(redis))
+    }
 }
 
 /// A handle to the shared store; cheap to clone (the connection is multiplexed).
@@ -91,7 +113,7 @@ pub struct Store {
 impl Store {
     /// Connects (bounded by `opts.timeout`); the manager reconnects by itself afterwards.
     pub async fn connect(opts: &StoreOptions) -> RedisResult<Store> {
-        let client = redis::Client::open(opts.url.as_str())?;
+        let client = redis::Client::open(opts.connection_info()?)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(opts.timeout))
             .set_response_timeout(Some(opts.timeout))
@@ -301,4 +323,47 @@ pub fn epoch_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(password: &str) -> StoreOptions {
+        StoreOptions {
+            host: "redis.internal".into(),
+            port: 6380,
+            db: 2,
+            password: Secret::new(password),
+            prefix: "p:".into(),
+            lease_ttl: Duration::from_secs(10),
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let printed = format!("{:?}", opts("hunter2-s3cret"));
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("***"), "{printed}");
+    }
+
+    #[test]
+    fn connection_info_is_built_from_the_parts() {
+        let cases = [
+            ("with a password", "p@ss:/word", Some("p@ss:/word")),
+            ("without", "", None),
+        ];
+        for (name, password, want) in cases {
+            let info = opts(password).connection_info().unwrap();
+            match info.addr() {
+                ConnectionAddr::Tcp(host, port) => {
+                    assert_eq!((host.as_str(), *port), ("redis.internal", 6380), "{name}")
+                }
+                other => panic!("{name}: not plain TCP: {other:?}"),
+            }
+            assert_eq!(info.redis_settings().db(), 2, "{name}");
+            assert_eq!(info.redis_settings().password(), want, "{name}");
+        }
+    }
 }

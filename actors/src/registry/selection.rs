@@ -1,0 +1,591 @@
+//! The registry's selection core: every model's [`Pool`], the hosts, the wait queues, the rpm
+//! windows and the bookkeeping of grants, releases and Redis tokens — as a plain `Send` value.
+//!
+//! Its operations take `now` (and `now_ms`, epoch milliseconds, where Redis is involved) and
+//! never read a clock nor do I/O: they change the state and push [`Effect`]s — what the caller
+//! must do (hand a lease to a waiter, refuse one, run a Redis acquire, count usage, release a
+//! token, forward an outcome to a provider actor). [`ModelRegistry`](super::ModelRegistry) is the
+//! caller that reads the clock and performs them; a waiter is an id the caller maps to its answer
+//! channel, and `alive` tells the core whether that channel still has a receiver.
+//!
+//! Invariants: a slot's `in_flight` counts granted leases plus Redis acquires in flight (the slot
+//! is reserved locally meanwhile, so it is never handed out twice); every [`Grant`] is balanced
+//! by exactly one [`release`](Selection::release); queues are served in arrival order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::ModelsConfig;
+use crate::provider::{Outcome, ProviderSnapshot, ReportOutcome};
+use crate::strategies::{Strategy, StrategyKind};
+
+use super::lease::Release;
+use super::pool::{host_key, Eligibility, Host, Pool, Slot, Waiter};
+use super::{ChooseError, KeepAliveView, ModelStatus};
+
+/// How long a provider found fully held by other replicas is not asked again.
+pub const REMOTE_BUSY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Identifies a queued request; the caller maps it to where the answer goes.
+pub type WaiterId = u64;
+
+/// Whether a waiter still wants its answer (its receiver is alive).
+pub type Alive<'a> = &'a dyn Fn(WaiterId) -> bool;
+
+/// A granted provider slot: the caller wraps it in a [`Lease`](super::Lease).
+#[derive(Debug)]
+pub struct Grant {
+    pub model: usize,
+    pub provider: usize,
+    /// The lease is the single half-open probe.
+    pub probe: bool,
+    pub snapshot: Arc<ProviderSnapshot>,
+    pub started: Instant,
+    /// The Redis lease behind this one, when the provider's capacity is shared.
+    pub token: Option<String>,
+}
+
+impl Grant {
+    /// The release of this grant ending with `outcome` at `now` (no TTFT, no `Retry-After`).
+    pub fn release(self, outcome: Outcome, now: Instant) -> Release {
+        Release {
+            model: self.model,
+            provider: self.provider,
+            report: ReportOutcome {
+                outcome,
+                latency: now.saturating_duration_since(self.started),
+                ttft: None,
+                probe: self.probe,
+                retry_after: None,
+                at: now,
+            },
+            token: self.token,
+        }
+    }
+}
+
+/// A Redis acquire to run: take one of `cap` slots of `provider` for `token`, removing the
+/// `released` tokens in the same atomic step; then hand the struct back to
+/// [`Selection::acquired`] with the result.
+#[derive(Debug)]
+pub struct Acquire {
+    pub provider: String,
+    pub token: String,
+    pub cap: u32,
+    pub released: Vec<String>,
+    waiter: Waiter,
+    model: usize,
+    index: usize,
+    probe: bool,
+}
+
+impl Acquire {
+    pub fn waiter(&self) -> WaiterId {
+        self.waiter.id
+    }
+}
+
+/// How a Redis acquire ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquired {
+    Taken,
+    /// Every slot is held by other replicas.
+    HeldElsewhere,
+    /// Redis failed: the core serves on local state.
+    StoreDown,
+}
+
+/// What the caller must do, in order.
+#[derive(Debug)]
+pub enum Effect {
+    /// Answer the waiter with a lease of this grant.
+    Grant {
+        waiter: WaiterId,
+        grant: Grant,
+    },
+    Refuse {
+        waiter: WaiterId,
+        error: ChooseError,
+    },
+    /// The waiter left the queue unanswered (gone, or past its deadline): drop its channel.
+    Forget {
+        waiter: WaiterId,
+    },
+    Acquire(Acquire),
+    /// Count a started request in Redis' usage hash.
+    CountUse {
+        model: Arc<str>,
+        provider: String,
+    },
+    /// Remove `token` from `provider`'s Redis leases, then call
+    /// [`Selection::token_released`].
+    ReleaseToken {
+        model: usize,
+        index: usize,
+        provider: String,
+        token: String,
+    },
+    /// Forward a finished lease's outcome to the provider's actor.
+    Report {
+        model: usize,
+        provider: usize,
+        report: ReportOutcome,
+    },
+}
+
+/// The answer to a choice.
+#[derive(Debug)]
+pub enum Decision {
+    Granted(Grant),
+    Refused(ChooseError),
+    /// Queued (or waiting for a Redis acquire): answered later by an [`Effect`] naming it.
+    Queued(WaiterId),
+}
+
+/// The core's side of the shared store.
+#[derive(Debug)]
+struct SharedState {
+    replica: String,
+    next_token: u64,
+    /// A connection exists (it may be failing).
+    connected: bool,
+    /// Reachable as of the last sync: leases of capacity-limited providers go through it.
+    up: bool,
+}
+
+pub struct Selection {
+    pub(super) pools: Vec<Pool>,
+    by_name: HashMap<String, usize>,
+    pub(super) hosts: Vec<Host>,
+    shared: Option<SharedState>,
+    next_waiter: WaiterId,
+}
+
+impl Selection {
+    /// One pool per model with strategy `kind`; `replica` (with Redis) names this replica's
+    /// tokens.
+    pub fn new(config: &ModelsConfig, kind: StrategyKind, replica: Option<String>) -> Selection {
+        let mut host_ids: HashMap<String, usize> = HashMap::new();
+        let pools: Vec<Pool> = config
+            .models
+            .iter()
+            .enumerate()
+            .map(|(mi, m)| {
+                let name: Arc<str> = m.name.as_str().into();
+                let slots: Vec<Slot> = m
+                    .providers
+                    .iter()
+                    .map(|p| {
+                        let snapshot = Arc::new(ProviderSnapshot::new(p.clone(), name.clone()));
+                        let next = host_ids.len();
+                        let host = *host_ids.entry(host_key(&p.api_host)).or_insert(next);
+                        Slot::new(
+                            snapshot,
+                            host,
+                            p.max_concurrency.or(kind.default_capacity()),
+                        )
+                    })
+                    .collect();
+                Pool {
+                    name: m.name.clone(),
+                    strategy: Strategy::new(kind, slots.len(), 0x9e37_79b9 ^ mi as u64),
+                    slots,
+                    waiters: Default::default(),
+                    scratch: Default::default(),
+                }
+            })
+            .collect();
+        let mut hosts: Vec<Host> = (0..host_ids.len()).map(|_| Host::default()).collect();
+        for (key, i) in host_ids {
+            hosts[i].key = key;
+        }
+        let by_name = pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect();
+        Selection {
+            pools,
+            by_name,
+            hosts,
+            shared: replica.map(|replica| SharedState {
+                replica,
+                next_token: 0,
+                connected: false,
+                up: false,
+            }),
+            next_waiter: 0,
+        }
+    }
+
+    /// Every provider's snapshot with its (model, provider) indices, in config order.
+    pub fn snapshots(&self) -> impl Iterator<Item = (usize, usize, &Arc<ProviderSnapshot>)> {
+        self.pools.iter().enumerate().flat_map(|(mi, p)| {
+            p.slots
+                .iter()
+                .enumerate()
+                .map(move |(pi, s)| (mi, pi, &s.snapshot))
+        })
+    }
+
+    pub fn replica(&self) -> Option<&str> {
+        self.shared.as_ref().map(|s| s.replica.as_str())
+    }
+
+    /// The shared store is connected and reachable: capacity goes through it.
+    pub fn is_live(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.connected && s.up)
+    }
+
+    /// A connection to the shared store now exists.
+    pub fn set_connected(&mut self) {
+        if let Some(s) = self.shared.as_mut() {
+            s.connected = true;
+        }
+    }
+
+    /// Redis answered (`true`) or failed (`false`).
+    pub fn set_up(&mut self, up: bool) {
+        if let Some(s) = self.shared.as_mut() {
+            s.up = up && s.connected;
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.up)
+    }
+
+    /// Asks for a provider of `model`, skipping `exclude`: granted now, refused, or queued until
+    /// `deadline`.
+    pub fn choose(
+        &mut self,
+        model: &str,
+        exclude: Vec<String>,
+        deadline: Instant,
+        now: Instant,
+        fx: &mut Vec<Effect>,
+    ) -> Decision {
+        let Some(&m) = self.by_name.get(model) else {
+            return Decision::Refused(ChooseError::UnknownModel {
+                model: model.to_string(),
+                available: self.pools.iter().map(|p| p.name.clone()).collect(),
+            });
+        };
+        match self.pools[m].select(m, &self.hosts, &exclude, now) {
+            Eligibility::Lease(index, probe) if !self.needs_shared(m, index) => {
+                Decision::Granted(self.grant(m, index, probe, None, now, fx))
+            }
+            Eligibility::Full if now >= deadline => Decision::Refused(ChooseError::AllBusy {
+                model: model.to_string(),
+            }),
+            e @ (Eligibility::Lease(..) | Eligibility::Full) => {
+                self.next_waiter += 1;
+                let w = Waiter {
+                    id: self.next_waiter,
+                    exclude,
+                    deadline,
+                };
+                let id = w.id;
+                match e {
+                    Eligibility::Lease(index, probe) => self.acquire_shared(m, index, probe, w, fx),
+                    _ => self.pools[m].waiters.push_back(w),
+                }
+                Decision::Queued(id)
+            }
+            other => Decision::Refused(self.refusal(m, other)),
+        }
+    }
+
+    /// A lease ended: frees its slot, forwards its outcome, releases its Redis token and serves
+    /// the model's queue.
+    pub fn release(&mut self, r: Release, now: Instant, alive: Alive, fx: &mut Vec<Effect>) {
+        let connected = self.shared.as_ref().is_some_and(|s| s.connected);
+        let slot = &mut self.pools[r.model].slots[r.provider];
+        slot.in_flight = slot.in_flight.saturating_sub(1);
+        if let Some(token) = r.token {
+            slot.tokens.retain(|t| *t != token);
+            if connected {
+                // Until Redis confirms, the next acquire of this provider removes the token
+                // itself (the caller's futures are not polled in a guaranteed order). A failed
+                // release expires with its TTL.
+                slot.released.push(token.clone());
+                fx.push(Effect::ReleaseToken {
+                    model: r.model,
+                    index: r.provider,
+                    provider: slot.snapshot.config.id.clone(),
+                    token,
+                });
+            }
+        }
+        if let Some(n) = self.hosts[slot.host].in_flight.get_mut(&r.model) {
+            *n = n.saturating_sub(1);
+        }
+        if r.report.probe {
+            slot.probing = false;
+        }
+        slot.snapshot.set_selection(slot.in_flight, slot.served);
+        fx.push(Effect::Report {
+            model: r.model,
+            provider: r.provider,
+            report: r.report,
+        });
+        if !self.pools[r.model].waiters.is_empty() {
+            self.serve_waiters(r.model, now, alive, fx);
+        }
+    }
+
+    /// Redis confirmed the removal of a released token.
+    pub fn token_released(&mut self, model: usize, index: usize, token: &str) {
+        self.pools[model].slots[index]
+            .released
+            .retain(|t| t != token);
+    }
+
+    /// A Redis acquire ended: grants, or (held elsewhere) backs the provider off and looks again.
+    pub fn acquired(
+        &mut self,
+        acq: Acquire,
+        result: Acquired,
+        now: Instant,
+        alive: Alive,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Acquire {
+            token,
+            waiter,
+            model,
+            index,
+            probe,
+            ..
+        } = acq;
+        let slot = &mut self.pools[model].slots[index];
+        slot.in_flight = slot.in_flight.saturating_sub(1);
+        match result {
+            Acquired::Taken => {
+                let grant = self.grant(model, index, probe, Some(token.clone()), now, fx);
+                self.pools[model].slots[index].tokens.push(token);
+                fx.push(Effect::Grant {
+                    waiter: waiter.id,
+                    grant,
+                });
+            }
+            Acquired::HeldElsewhere => {
+                slot.remote_busy_until = Some(now + REMOTE_BUSY_BACKOFF);
+                if let Some(w) = self.place(model, waiter, now, alive, fx) {
+                    self.pools[model].waiters.push_back(w);
+                }
+            }
+            Acquired::StoreDown => {
+                self.set_up(false);
+                let grant = self.grant(model, index, probe, None, now, fx);
+                fx.push(Effect::Grant {
+                    waiter: waiter.id,
+                    grant,
+                });
+            }
+        }
+    }
+
+    /// Retries every queue (other replicas' releases are not pushed to this one).
+    pub fn serve_queues(&mut self, now: Instant, alive: Alive, fx: &mut Vec<Effect>) {
+        for m in 0..self.pools.len() {
+            if !self.pools[m].waiters.is_empty() {
+                self.serve_waiters(m, now, alive, fx);
+            }
+        }
+    }
+
+    /// Every `(provider, token)` Redis lease this replica holds.
+    pub fn held_tokens(&self) -> Vec<(String, String)> {
+        self.pools
+            .iter()
+            .flat_map(|p| p.slots.iter())
+            .flat_map(|s| {
+                s.tokens
+                    .iter()
+                    .map(|t| (s.snapshot.config.id.clone(), t.clone()))
+            })
+            .collect()
+    }
+
+    /// Status of every model (queued counts only live waiters).
+    pub fn status(&self, alive: Alive) -> Vec<ModelStatus> {
+        self.pools
+            .iter()
+            .map(|p| ModelStatus {
+                name: p.name.clone(),
+                strategy: p.strategy.kind(),
+                queued: p.waiters.iter().filter(|w| alive(w.id)).count(),
+                providers: p.slots.iter().map(|s| s.snapshot.clone()).collect(),
+            })
+            .collect()
+    }
+
+    /// Providers with `keep_alive`, with what their host last served.
+    pub fn keep_alive(&self) -> Vec<KeepAliveView> {
+        let mut out = Vec::new();
+        for (mi, pool) in self.pools.iter().enumerate() {
+            for slot in pool
+                .slots
+                .iter()
+                .filter(|s| s.snapshot.config.keep_alive.is_some())
+            {
+                let host = &self.hosts[slot.host];
+                out.push(KeepAliveView {
+                    provider: slot.snapshot.clone(),
+                    last_served: host.latest().filter(|(m, _)| *m == mi).map(|(_, t)| t),
+                    busy_other: host.busy_with_other(mi),
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether leasing this provider must go through the shared store.
+    fn needs_shared(&self, model: usize, index: usize) -> bool {
+        self.pools[model].slots[index].capacity.is_some() && self.is_live()
+    }
+
+    fn grant(
+        &mut self,
+        model: usize,
+        index: usize,
+        probe: bool,
+        token: Option<String>,
+        now: Instant,
+        fx: &mut Vec<Effect>,
+    ) -> Grant {
+        let live = self.is_live();
+        let slot = &mut self.pools[model].slots[index];
+        slot.in_flight += 1;
+        slot.served += 1;
+        slot.probing |= probe;
+        slot.snapshot.set_selection(slot.in_flight, slot.served);
+        slot.record_start(now);
+        let host = &mut self.hosts[slot.host];
+        *host.in_flight.entry(model).or_insert(0) += 1;
+        host.last = Some((model, now));
+        if live {
+            fx.push(Effect::CountUse {
+                model: slot.snapshot.model.clone(),
+                provider: slot.snapshot.config.id.clone(),
+            });
+        }
+        Grant {
+            model,
+            provider: index,
+            probe,
+            snapshot: slot.snapshot.clone(),
+            started: now,
+            token,
+        }
+    }
+
+    /// Reserves a slot of `index` locally and asks for it in Redis.
+    fn acquire_shared(
+        &mut self,
+        model: usize,
+        index: usize,
+        probe: bool,
+        waiter: Waiter,
+        fx: &mut Vec<Effect>,
+    ) {
+        let live = self.is_live();
+        let Some(sh) = self.shared.as_mut().filter(|_| live) else {
+            fx.push(Effect::Forget { waiter: waiter.id });
+            return;
+        };
+        sh.next_token += 1;
+        let token = format!("{}:{}", sh.replica, sh.next_token);
+        let slot = &mut self.pools[model].slots[index];
+        slot.in_flight += 1;
+        fx.push(Effect::Acquire(Acquire {
+            provider: slot.snapshot.config.id.clone(),
+            token,
+            cap: slot.capacity.unwrap_or(1),
+            released: slot.released.clone(),
+            waiter,
+            model,
+            index,
+            probe,
+        }));
+    }
+
+    /// Maps a pool's verdict for a request of `model` to an answer (`Full` excluded).
+    fn refusal(&self, model: usize, e: Eligibility) -> ChooseError {
+        let name = self.pools[model].name.clone();
+        match e {
+            Eligibility::Exhausted => ChooseError::Exhausted { model: name },
+            Eligibility::Unhealthy(unhealthy) => ChooseError::NoHealthyProvider {
+                model: name,
+                unhealthy,
+            },
+            Eligibility::RateLimited(retry_after) => ChooseError::RateLimited {
+                model: name,
+                retry_after,
+            },
+            Eligibility::Full | Eligibility::Lease(..) => ChooseError::AllBusy { model: name },
+        }
+    }
+
+    /// Finds a provider for a waiting request: grants (through Redis when the provider's
+    /// capacity is shared), refuses, or hands the waiter back (still full).
+    fn place(
+        &mut self,
+        model: usize,
+        w: Waiter,
+        now: Instant,
+        alive: Alive,
+        fx: &mut Vec<Effect>,
+    ) -> Option<Waiter> {
+        if !alive(w.id) {
+            fx.push(Effect::Forget { waiter: w.id });
+            return None;
+        }
+        match self.pools[model].select(model, &self.hosts, &w.exclude, now) {
+            Eligibility::Lease(index, probe) if self.needs_shared(model, index) => {
+                self.acquire_shared(model, index, probe, w, fx);
+                None
+            }
+            Eligibility::Lease(index, probe) => {
+                let grant = self.grant(model, index, probe, None, now, fx);
+                fx.push(Effect::Grant {
+                    waiter: w.id,
+                    grant,
+                });
+                None
+            }
+            Eligibility::Full if now >= w.deadline => {
+                let name = self.pools[model].name.clone();
+                fx.push(Effect::Refuse {
+                    waiter: w.id,
+                    error: ChooseError::AllBusy { model: name },
+                });
+                None
+            }
+            Eligibility::Full => Some(w),
+            other => {
+                fx.push(Effect::Refuse {
+                    waiter: w.id,
+                    error: self.refusal(model, other),
+                });
+                None
+            }
+        }
+    }
+
+    /// Serves queued requests of `model` in arrival order while capacity allows.
+    fn serve_waiters(&mut self, model: usize, now: Instant, alive: Alive, fx: &mut Vec<Effect>) {
+        while let Some(w) = self.pools[model].waiters.pop_front() {
+            if !alive(w.id) || now >= w.deadline {
+                fx.push(Effect::Forget { waiter: w.id });
+                continue;
+            }
+            if let Some(w) = self.place(model, w, now, alive, fx) {
+                self.pools[model].waiters.push_front(w);
+                return;
+            }
+        }
+    }
+}
