@@ -44,34 +44,17 @@ pub async fn run(
         .redis
         .as_ref()
         .map(|_| Arc::new(SharedHealth::default()));
-    let shared = settings.redis.as_ref().map(|r| {
-        // `StoreOptions` still takes a URL: built only here, handed over, never printed.
-        let password: String = r
-            .password
-            .expose()
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let auth = if password.is_empty() {
-            String::new()
-        } else {
-            format!(":{password}@")
-        };
-        let url = format!("redis://{auth}{}:{}/{}", r.host, r.port, r.db);
-        SharedOptions {
-            store: StoreOptions {
-                url,
-                prefix: r.prefix.clone(),
-                lease_ttl: r.lease_ttl,
-                timeout: Duration::from_millis(500),
-            },
-            health: shared_health.clone().expect("set with redis"),
-        }
+    let shared = settings.redis.as_ref().map(|r| SharedOptions {
+        store: StoreOptions {
+            host: r.host.clone(),
+            port: r.port,
+            db: i64::from(r.db),
+            password: r.password.clone(),
+            prefix: r.prefix.clone(),
+            lease_ttl: r.lease_ttl,
+            timeout: Duration::from_millis(500),
+        },
+        health: shared_health.clone().expect("set with redis"),
     });
     let registry = ModelRegistry::start(
         &settings.models,

@@ -13,7 +13,10 @@ use crate::process::spawn_binary;
 
 fn store_opts(redis: &RedisServer, prefix: &str, ttl_ms: u64) -> StoreOptions {
     StoreOptions {
-        url: redis.url(),
+        host: "127.0.0.1".into(),
+        port: redis.port,
+        db: 0,
+        password: Default::default(),
         prefix: prefix.into(),
         lease_ttl: Duration::from_millis(ttl_ms),
         timeout: Duration::from_millis(500),

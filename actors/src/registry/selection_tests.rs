@@ -34,7 +34,7 @@ pub(super) fn models(models: Vec<(&str, Vec<ProviderConfig>)>) -> ModelsConfig {
                 name: name.into(),
                 group: "g".into(),
                 providers,
-                providers_sleep: vec![],
+                ..Default::default()
             })
             .collect(),
     }
@@ -448,7 +448,10 @@ fn lower_priority_tiers_serve_only_when_higher_ones_cannot() {
     );
     h.release(l1, Outcome::Success, 2 * MS);
     let mut actor = h.actor(1, 1, 5 * S);
-    actor.apply(&h.report(Outcome::Failure(FailureKind::Timeout), 2 * MS));
+    actor.apply(&h.report(
+        Outcome::Failure(FailureKind::Timeout(Duration::from_secs(1))),
+        2 * MS,
+    ));
     assert_eq!(
         h.grant(3 * MS).snapshot.config.id,
         "backup",
