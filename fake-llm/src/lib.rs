@@ -62,6 +62,8 @@ pub struct FakeConfig {
     pub tool_arguments: Option<Value>,
     /// When set, Anthropic requests must carry `x-api-key: <this>` (any non-empty key otherwise).
     pub require_api_key: Option<String>,
+    /// Answer with the words of the last user text (one token per word).
+    pub echo: bool,
 }
 
 impl Default for FakeConfig {
@@ -77,6 +79,7 @@ impl Default for FakeConfig {
             models: vec!["fake-model".into()],
             tool_arguments: None,
             require_api_key: None,
+            echo: false,
         }
     }
 }
@@ -574,7 +577,10 @@ async fn respond(
         _ => {}
     }
     let n = shared.next_id.fetch_add(1, SeqCst);
-    let reply = Reply::new(kind, &request, cfg.chunks, cfg.tool_arguments.as_ref(), n);
+    let mut reply = Reply::new(kind, &request, cfg.chunks, cfg.tool_arguments.as_ref(), n);
+    if cfg.echo {
+        reply.echo(&request);
+    }
     let stream = kind.stream(&request);
     let include_usage = request
         .pointer("/stream_options/include_usage")

@@ -184,6 +184,14 @@ impl Reply {
         self.tokens.concat()
     }
 
+    /// Answers with the words of the request's last user text instead of `t0 t1 …` (for tests
+    /// that must see what the provider was sent come back to the client).
+    pub fn echo(&mut self, request: &Value) {
+        let text = last_user_text(request);
+        self.tokens = text.split_inclusive(' ').map(String::from).collect();
+        self.truncated = false;
+    }
+
     fn out_tokens(&self) -> usize {
         self.tokens.len() + usize::from(self.tool_call.is_some()) * 5
     }
@@ -546,4 +554,30 @@ mod tests {
             .is_none());
         assert!(Reply::new(Kind::Chat, &ask, 4, None, 1).tool_call.is_none());
     }
+}
+
+/// The last user turn's text: OpenAI / Ollama `messages` (string or text parts), Anthropic
+/// content blocks, or a completion / generate `prompt`.
+fn last_user_text(request: &Value) -> String {
+    let text_of = |c: &Value| -> String {
+        match c {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        }
+    };
+    if let Some(msgs) = request.get("messages").and_then(Value::as_array) {
+        if let Some(m) = msgs
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        {
+            return text_of(m.get("content").unwrap_or(&Value::Null));
+        }
+    }
+    request.get("prompt").map(text_of).unwrap_or_default()
 }

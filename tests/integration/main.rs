@@ -11,6 +11,7 @@ mod dialects;
 mod errors;
 mod lease;
 mod observability;
+mod privacy;
 mod process;
 mod resilience;
 mod routes;
