@@ -167,11 +167,19 @@ mod tests {
         let text = "zażółć gęślą jaźń ;<=>?@ABC 0 9 : / { ~ \u{7f} \u{a0}x1";
         let b = text.as_bytes();
         for from in 0..b.len() {
-            assert_eq!(next_trigger_byte(b, from), (from..b.len()).find(|&j| is_trigger(b[j])), "from {from}");
+            assert_eq!(
+                next_trigger_byte(b, from),
+                (from..b.len()).find(|&j| is_trigger(b[j])),
+                "from {from}"
+            );
         }
         for c in 0..=255u8 {
             let buf = [b'x', b'x', b'x', c, b'x', b'x', b'x', b'x', b'x'];
-            assert_eq!(next_trigger_byte(&buf, 0), is_trigger(c).then_some(3), "byte {c:#x}");
+            assert_eq!(
+                next_trigger_byte(&buf, 0),
+                is_trigger(c).then_some(3),
+                "byte {c:#x}"
+            );
         }
     }
 
