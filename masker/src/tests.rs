@@ -655,6 +655,20 @@ fn mask_json_masks_every_string_value_not_keys() {
 }
 
 #[test]
+fn mask_json_except_keeps_named_top_level_fields() {
+    let mut v = serde_json::json!({
+        "model": "gpt-4o-2024-08-06",
+        "prompt": "model gpt-4o-2024-08-06, mail jan@x.pl",
+        "nested": {"model": "2024-08-06"}
+    });
+    let mut s = MaskSession::new();
+    masker().mask_json_except(&mut v, &mut s, &["model"]);
+    assert_eq!(v["model"], "gpt-4o-2024-08-06");
+    assert_eq!(v["prompt"], "model gpt-4o-{DATE_1}, mail {EMAIL_1}");
+    assert_eq!(v["nested"]["model"], "{DATE_1}");
+}
+
+#[test]
 fn fast_text_mask_shape() {
     let v = masker().fast_text_mask("mail jan@x.pl");
     assert_eq!(
