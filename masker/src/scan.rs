@@ -20,7 +20,7 @@ fn is_trigger(c: u8) -> bool {
     (b'0'..=b':').contains(&c) || c == b'@'
 }
 
-fn is_space(c: u8) -> bool {
+pub(crate) fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
@@ -45,7 +45,7 @@ fn next_trigger_byte(b: &[u8], from: usize) -> Option<usize> {
     (i..b.len()).find(|&j| is_trigger(b[j]))
 }
 
-fn token_end(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn token_end(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && !is_space(b[i]) {
         i += 1;
     }
@@ -57,6 +57,24 @@ fn token_start(b: &[u8], mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// Whether a match can start in token `b[s..e]`: it holds a trigger byte or
+/// literal, or the next token (before `limit`) starts with a digit
+/// (`PLN 100`, `January 5`, `PESEL 850…`, `WA 12345`).
+pub(crate) fn token_may_match(b: &[u8], s: usize, e: usize, limit: usize) -> bool {
+    if b[s..e].iter().any(|&c| is_trigger(c)) {
+        return true;
+    }
+    let tok = &b[s..e];
+    if memchr::memmem::find(tok, b"www.").is_some() || memchr::memmem::find(tok, b"localhost").is_some() || memchr::memmem::find(tok, b"LOCALHOST").is_some() {
+        return true;
+    }
+    let mut j = e;
+    while j < limit && is_space(b[j]) {
+        j += 1;
+    }
+    j < limit && b[j].is_ascii_digit()
 }
 
 /// Byte ranges `[start, end)` of the text to run the rules on, ascending and disjoint.
