@@ -154,7 +154,9 @@ impl FastMasker {
 /// and the lead bytes of `€ ₽ ₹` (0xE2) and `£ ¥` (0xC2); also any other
 /// non-ASCII byte, since an e-mail's local part may start with one.
 fn can_begin(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'+' | b'(' | b'$' | b'{' | b'.' | b'_' | b'%' | b'-') || c >= 0xC0
+    c.is_ascii_alphanumeric()
+        || matches!(c, b'+' | b'(' | b'$' | b'{' | b'.' | b'_' | b'%' | b'-')
+        || c >= 0xC0
 }
 
 fn next_char(text: &str, i: usize) -> usize {

@@ -67,7 +67,9 @@ pub(crate) fn token_may_match(b: &[u8], s: usize, e: usize, limit: usize) -> boo
         return true;
     }
     let tok = &b[s..e];
-    if memchr::memmem::find(tok, b"www.").is_some() || memchr::memmem::find(tok, b"localhost").is_some() || memchr::memmem::find(tok, b"LOCALHOST").is_some() {
+    let has =
+        |needle: &[u8]| tok.len() >= needle.len() && tok.windows(needle.len()).any(|w| w == needle);
+    if has(b"www.") || has(b"localhost") || has(b"LOCALHOST") {
         return true;
     }
     let mut j = e;
