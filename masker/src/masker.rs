@@ -79,6 +79,7 @@ impl FastMasker {
         let mut spans = Vec::new();
         for &(ws, we) in &windows {
             let mut i = ws;
+            let mut blob = false;
             while i < we {
                 let c = b[i];
                 if i == ws || scan::is_space(b[i - 1]) {
@@ -87,21 +88,28 @@ impl FastMasker {
                         continue;
                     }
                     let te = scan::token_end(b, i).min(we);
+                    blob = te - i >= BLOB;
                     if !scan::token_may_match(b, i, te, we) {
                         i = te;
                         continue;
                     }
                 }
-                if !can_begin(c) || !start_ok(text, i) {
+                if !can_begin(c) || !start_ok(text, i) || (blob && !blob_boundary(b, i)) {
                     i = next_char(text, i);
                     continue;
                 }
-                let input = Input::new(text).range(i..we).anchored(Anchored::Yes);
-                let Some(m) = self.combined.search(&input) else {
+                let cap = we.min(i + MAX_SPAN);
+                let input = Input::new(text).range(i..cap).anchored(Anchored::Yes);
+                let Some(mut m) = self.combined.search(&input) else {
                     i = skip(text, i);
                     continue;
                 };
                 let pid = m.pattern().as_usize();
+                if m.end() == cap && cap < we && self.rules[pid - 1].kind == rules::Kind::Url {
+                    // a URL longer than the cap: take all of it
+                    let full = Input::new(text).range(i..we).anchored(Anchored::Yes);
+                    m = self.rules[pid - 1].re.search(&full).unwrap_or(m);
+                }
                 if pid == 0 {
                     i = m.end(); // a placeholder already in the text
                     continue;
@@ -148,6 +156,22 @@ impl FastMasker {
         }
         None
     }
+}
+
+/// Longest text one candidate's search looks at (a URL may run on; see `find`).
+/// Bounds the work per position, so a long blob without spaces costs linear time.
+const MAX_SPAN: usize = 4096;
+
+/// Inside a token longer than this, only its start and positions after
+/// punctuation that no long pattern runs through are candidates (see
+/// [`blob_boundary`]): hex, base64 and `a.a.a…` blobs stay linear.
+const BLOB: usize = 512;
+
+fn blob_boundary(b: &[u8], i: usize) -> bool {
+    i == 0
+        || scan::is_space(b[i - 1])
+        || (b[i - 1].is_ascii_punctuation()
+            && !matches!(b[i - 1], b'.' | b'%' | b'+' | b'-' | b'_'))
 }
 
 /// Bytes a match can start with: ASCII letters and digits, `+` `(` `$` `{`,

@@ -837,3 +837,29 @@ fn corpora_pii_is_masked_and_clean_text_is_not() {
     assert_eq!(unmask(&pl_out, &Mappings::new(pl_maps)), pl);
     assert_eq!(unmask(&en_out, &Mappings::new(en_maps)), en);
 }
+
+#[test]
+fn long_blobs_stay_linear_and_keep_their_pii_neighbours() {
+    // 256 KiB of hex and of base64-like text without spaces, then PII
+    let hex: String = (0..256 * 1024)
+        .map(|i| b"0123456789abcdef"[i * 7 % 16] as char)
+        .collect();
+    let b64: String = (0..256 * 1024)
+        .map(|i| b"AbC9+/xYz0"[i * 3 % 10] as char)
+        .collect();
+    for blob in [hex, b64] {
+        let text = format!("{blob} mail jan@x.pl");
+        let (out, _) = mask(&text);
+        assert!(
+            out.ends_with(" mail {EMAIL_1}"),
+            "{}",
+            &out[out.len() - 40..]
+        );
+    }
+}
+
+#[test]
+fn a_very_long_url_is_masked_whole() {
+    let url = format!("https://example.com/download?sig={}", "a1".repeat(5000));
+    check(&[(&format!("see {url} now"), "see {URL_1} now")]);
+}
