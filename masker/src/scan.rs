@@ -60,8 +60,9 @@ fn token_start(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Whether a match can start in token `b[s..e]`: it holds a trigger byte or
-/// literal, or the next token (before `limit`) starts with a digit
-/// (`PLN 100`, `January 5`, `PESEL 850…`, `WA 12345`).
+/// literal, or it can begin a match that reaches into the next token, which
+/// then starts with a digit (`PLN 100`, `January 5`, `pesel 850…`, `WA 12345`,
+/// `€ 99`).
 pub(crate) fn token_may_match(b: &[u8], s: usize, e: usize, limit: usize) -> bool {
     if b[s..e].iter().any(|&c| is_trigger(c)) {
         return true;
@@ -76,7 +77,20 @@ pub(crate) fn token_may_match(b: &[u8], s: usize, e: usize, limit: usize) -> boo
     while j < limit && is_space(b[j]) {
         j += 1;
     }
-    j < limit && b[j].is_ascii_digit()
+    if !(j < limit && b[j].is_ascii_digit()) {
+        return false;
+    }
+    // Only these reach into a following number: an English month or a PESEL
+    // label (any case), a currency sign, or an uppercase code / district.
+    let c = b[s];
+    if c.is_ascii_lowercase() {
+        const HEADS: [&[u8; 3]; 13] = [
+            b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+            b"dec", b"pes",
+        ];
+        return tok.len() >= 3 && HEADS.iter().any(|h| tok[..3].eq_ignore_ascii_case(*h));
+    }
+    c.is_ascii_uppercase() || matches!(c, b'$' | b'(' | b'+' | 0xC2 | 0xE2)
 }
 
 /// Byte ranges `[start, end)` of the text to run the rules on, ascending and disjoint.
