@@ -31,6 +31,26 @@ impl FastMasker {
         });
     }
 
+    /// [`mask_json`](Self::mask_json) for a request body whose top-level
+    /// `keep` fields (e.g. `model`, which routing needs verbatim) stay as they are.
+    pub fn mask_json_except(&self, value: &mut Value, session: &mut MaskSession, keep: &[&str]) {
+        let Value::Object(obj) = value else {
+            return self.mask_json(value, session);
+        };
+        for (k, v) in obj.iter_mut() {
+            if !keep.contains(&k.as_str()) {
+                for_each_string(v, &mut |s| {
+                    reserve_existing(s, session);
+                });
+            }
+        }
+        for (k, v) in obj.iter_mut() {
+            if !keep.contains(&k.as_str()) {
+                self.mask_json(v, session);
+            }
+        }
+    }
+
     /// The `P/fast_text_mask` answer: `{"text": masked, "mappings": {placeholder: original}}`.
     pub fn fast_text_mask(&self, text: &str) -> Value {
         let mut session = MaskSession::new();

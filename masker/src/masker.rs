@@ -65,33 +65,62 @@ impl FastMasker {
         Cow::Owned(out)
     }
 
-    /// The spans to replace, ascending and disjoint. Inside each window, one
-    /// leftmost-first pass of the combined regex proposes where a match can
-    /// start and which rule (the earliest in the table) matches there; if its
-    /// checks fail, the later rules are tried at the same position.
+    /// The spans to replace, ascending and disjoint. Inside each window, each
+    /// position that can start a match (see [`start_ok`], [`can_begin`]) gets
+    /// one anchored search of the combined regex: it names the earliest rule
+    /// in the table matching there; if that rule's checks fail, the later rules
+    /// are tried at the same position. Tokens that hold no trigger byte and are
+    /// not followed by a number (`Szanowni`, `Państwo,`) are skipped whole: no
+    /// rule matches within them or from them.
     fn find(&self, text: &str) -> Vec<Span> {
+        let b = text.as_bytes();
         let mut windows = Vec::new();
         scan::windows(text, &mut windows);
         let mut spans = Vec::new();
         for &(ws, we) in &windows {
             let mut i = ws;
+            let mut blob = false;
             while i < we {
-                let Some(m) = self.combined.search(&Input::new(text).range(i..we)) else {
-                    break;
+                let c = b[i];
+                if i == ws || scan::is_space(b[i - 1]) {
+                    if scan::is_space(c) {
+                        i += 1;
+                        continue;
+                    }
+                    let te = scan::token_end(b, i).min(we);
+                    blob = te - i >= BLOB;
+                    if !scan::token_may_match(b, i, te, we) {
+                        i = te;
+                        continue;
+                    }
+                }
+                if !can_begin(c) || !start_ok(text, i) || (blob && !blob_boundary(b, i)) {
+                    i = next_char(text, i);
+                    continue;
+                }
+                let cap = we.min(i + MAX_SPAN);
+                let input = Input::new(text).range(i..cap).anchored(Anchored::Yes);
+                let Some(mut m) = self.combined.search(&input) else {
+                    i = skip(text, i);
+                    continue;
                 };
-                let s = m.start();
                 let pid = m.pattern().as_usize();
+                if m.end() == cap && cap < we && self.rules[pid - 1].kind == rules::Kind::Url {
+                    // a URL longer than the cap: take all of it
+                    let full = Input::new(text).range(i..we).anchored(Anchored::Yes);
+                    m = self.rules[pid - 1].re.search(&full).unwrap_or(m);
+                }
                 if pid == 0 {
                     i = m.end(); // a placeholder already in the text
                     continue;
                 }
-                match self.best_at(text, s, we, pid - 1, m.end()) {
+                match self.best_at(text, i, we, pid - 1, m.end()) {
                     Some(h) => {
                         spans.push(h.main);
                         spans.extend(h.extra);
-                        i = h.extra.map_or(h.main.e, |x| x.e).max(s + 1);
+                        i = h.extra.map_or(h.main.e, |x| x.e).max(i + 1);
                     }
-                    None => i = skip(text, s),
+                    None => i = skip(text, i),
                 }
             }
         }
@@ -127,6 +156,39 @@ impl FastMasker {
         }
         None
     }
+}
+
+/// Longest text one candidate's search looks at (a URL may run on; see `find`).
+/// Bounds the work per position, so a long blob without spaces costs linear time.
+const MAX_SPAN: usize = 4096;
+
+/// Inside a token longer than this, only its start and positions after
+/// punctuation that no long pattern runs through are candidates (see
+/// [`blob_boundary`]): hex, base64 and `a.a.a…` blobs stay linear.
+const BLOB: usize = 512;
+
+fn blob_boundary(b: &[u8], i: usize) -> bool {
+    i == 0
+        || scan::is_space(b[i - 1])
+        || (b[i - 1].is_ascii_punctuation()
+            && !matches!(b[i - 1], b'.' | b'%' | b'+' | b'-' | b'_'))
+}
+
+/// Bytes a match can start with: ASCII letters and digits, `+` `(` `$` `{`,
+/// and the lead bytes of `€ ₽ ₹` (0xE2) and `£ ¥` (0xC2); also any other
+/// non-ASCII byte, since an e-mail's local part may start with one.
+fn can_begin(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(c, b'+' | b'(' | b'$' | b'{' | b'.' | b'_' | b'%' | b'-')
+        || c >= 0xC0
+}
+
+fn next_char(text: &str, i: usize) -> usize {
+    let mut j = i + 1;
+    while j < text.len() && !text.is_char_boundary(j) {
+        j += 1;
+    }
+    j
 }
 
 /// No rule accepts a match glued to a preceding ASCII digit, and only

@@ -61,6 +61,15 @@ pub(crate) struct Hit {
     pub extra: Option<Span>,
 }
 
+impl Hit {
+    fn one(s: usize, e: usize, tag: &'static str) -> Hit {
+        Hit {
+            main: Span { s, e, tag },
+            extra: None,
+        }
+    }
+}
+
 pub(crate) struct Rule {
     pub kind: Kind,
     pub re: Regex,
@@ -363,7 +372,7 @@ pub(crate) fn compile() -> Compiled {
             meta::Config::new()
                 .match_kind(MatchKind::LeftmostFirst)
                 .nfa_size_limit(Some(64 << 20))
-                .hybrid_cache_capacity(16 << 20),
+                .hybrid_cache_capacity(4 << 20),
         )
         .build_many(&all)
         .expect("built-in combined pattern");
@@ -510,29 +519,17 @@ impl Rule {
             PeselTagged => {
                 let ds = e - 11;
                 (!is_alnum(prev(text, s)) && !is_alnum(next(text, e)) && v::pesel(&text[ds..e]))
-                    .then(|| Hit {
-                        main: Span { s: ds, e, tag },
-                        extra: None,
-                    })
+                    .then_some(Hit::one(ds, e, tag))
             }
-            Pesel => (no_alnum_around(text, s, e) && v::pesel(m)).then(|| Hit {
-                main: Span { s, e, tag },
-                extra: None,
-            }),
+            Pesel => (no_alnum_around(text, s, e) && v::pesel(m)).then_some(Hit::one(s, e, tag)),
             Nip => {
                 (digits_bound(text, s, e) && not_in_longer_number(text, s, e, &['-']) && v::nip(m))
-                    .then(|| Hit {
-                        main: Span { s, e, tag },
-                        extra: None,
-                    })
+                    .then_some(Hit::one(s, e, tag))
             }
             Regon => (digits_bound(text, s, e)
                 && not_in_longer_number(text, s, e, &[' '])
                 && v::regon(m))
-            .then(|| Hit {
-                main: Span { s, e, tag },
-                extra: None,
-            }),
+            .then_some(Hit::one(s, e, tag)),
             DateWords => {
                 if !no_alnum_around(text, s, e) {
                     return None;
@@ -547,10 +544,8 @@ impl Rule {
                 } else {
                     nums.first()
                 };
-                day.is_some_and(|d| (1..=31).contains(d)).then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                day.is_some_and(|d| (1..=31).contains(d))
+                    .then_some(Hit::one(s, e, tag))
             }
             DateNumeric => {
                 if !not_in_longer_number(text, s, e, &['-', '.', '/'])
@@ -569,10 +564,8 @@ impl Rule {
                 } else {
                     (parts[0], parts[1])
                 };
-                ((1..=12).contains(&month) && (1..=31).contains(&day)).then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                ((1..=12).contains(&month) && (1..=31).contains(&day))
+                    .then_some(Hit::one(s, e, tag))
             }
             Time => {
                 if !not_in_longer_number(text, s, e, &[':', '.', ',', '-', '/'])
@@ -599,22 +592,19 @@ impl Rule {
                 let last = m.chars().next_back()?;
                 let before_ok = if first.is_ascii_digit() {
                     let (p1, p2) = prev2(text, s);
-                    !is_digit(p1)
-                        && !(matches!(p1, Some('.') | Some(',')) && is_digit(p2))
-                        && !is_alnum(p1)
+                    let decimal_before = matches!(p1, Some('.') | Some(',')) && is_digit(p2);
+                    !(is_digit(p1) || is_alnum(p1) || decimal_before)
                 } else {
                     !is_alnum(prev(text, s))
                 };
                 let after_ok = if last.is_ascii_digit() {
                     let (n1, n2) = next2(text, e);
-                    !is_alnum(n1) && !(matches!(n1, Some('.') | Some(',')) && is_digit(n2))
+                    let decimal_after = matches!(n1, Some('.') | Some(',')) && is_digit(n2);
+                    !(is_alnum(n1) || decimal_after)
                 } else {
                     !is_alnum(next(text, e))
                 };
-                (before_ok && after_ok).then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                (before_ok && after_ok).then_some(Hit::one(s, e, tag))
             }
             Vin => {
                 let has_letter = m.bytes().any(|b| b.is_ascii_uppercase());
@@ -622,10 +612,7 @@ impl Rule {
                     && has_letter
                     && m.bytes().any(|b| b.is_ascii_digit())
                     && v::vin(m))
-                .then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                .then_some(Hit::one(s, e, tag))
             }
             BankAccount => {
                 if is_alnum(prev(text, s)) {
@@ -644,19 +631,13 @@ impl Rule {
                     }
                 }
                 (compact.len() == want && !is_alnum(next(text, end)) && v::iban_compact(&compact))
-                    .then(|| Hit {
-                        main: Span { s, e: end, tag },
-                        extra: None,
-                    })
+                    .then_some(Hit::one(s, end, tag))
             }
             CarPlate => {
                 if !no_alnum_around(text, s, e) {
                     return None;
                 }
-                car_plate(m).then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                car_plate(m).then_some(Hit::one(s, e, tag))
             }
             PostalCode => {
                 if m.len() == 5 {
@@ -674,44 +655,22 @@ impl Rule {
                     }
                     return one(s, e);
                 }
-                (digits_bound(text, s, e) && not_in_longer_number(text, s, e, &['-'])).then(|| {
-                    Hit {
-                        main: Span { s, e, tag },
-                        extra: None,
-                    }
-                })
+                (digits_bound(text, s, e) && not_in_longer_number(text, s, e, &['-']))
+                    .then_some(Hit::one(s, e, tag))
             }
             Nrb => (no_alnum_around(text, s, e)
                 && !is_digit(next2(text, e).1.filter(|_| next(text, e) == Some(' ')))
                 && v::nrb(m))
-            .then(|| Hit {
-                main: Span { s, e, tag },
-                extra: None,
-            }),
-            Krs => {
-                (digits_bound(text, s, e) && not_in_longer_number(text, s, e, &['-'])).then(|| {
-                    Hit {
-                        main: Span { s, e, tag },
-                        extra: None,
-                    }
-                })
-            }
-            Passport | IdCard => no_alnum_around(text, s, e).then(|| Hit {
-                main: Span { s, e, tag },
-                extra: None,
-            }),
+            .then_some(Hit::one(s, e, tag)),
+            Krs => (digits_bound(text, s, e) && not_in_longer_number(text, s, e, &['-']))
+                .then_some(Hit::one(s, e, tag)),
+            Passport | IdCard => no_alnum_around(text, s, e).then_some(Hit::one(s, e, tag)),
             Ssn => {
                 (digits_bound(text, s, e) && not_in_longer_number(text, s, e, &['-']) && v::ssn(m))
-                    .then(|| Hit {
-                        main: Span { s, e, tag },
-                        extra: None,
-                    })
+                    .then_some(Hit::one(s, e, tag))
             }
             HealthCode => (digits_bound(text, s, e) && not_in_longer_number(text, s, e, &['/']))
-                .then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                }),
+                .then_some(Hit::one(s, e, tag)),
             PhoneInternational => {
                 let n = count(m, |b| b.is_ascii_digit());
                 if is_digit(prev(text, s)) || !(8..=15).contains(&n) || is_alnum(next(text, e)) {
@@ -742,10 +701,8 @@ impl Rule {
                     matches!(sizes.as_slice(), [9] | [3, 3, 3] | [2, 3, 2, 2])
                 };
                 let d: Vec<u8> = m.bytes().filter(u8::is_ascii_digit).collect();
-                (ok_groups && d.len() == 9 && v::polish_phone_prefix(&d)).then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                (ok_groups && d.len() == 9 && v::polish_phone_prefix(&d))
+                    .then_some(Hit::one(s, e, tag))
             }
             MacAddress => {
                 if !no_alnum_around(text, s, e) {
@@ -781,53 +738,34 @@ impl Rule {
                     && not_in_longer_number(text, s, e, &[' ', '-'])
                     && (13..=19).contains(&d.len())
                     && v::luhn(m))
-                .then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                .then_some(Hit::one(s, e, tag))
             }
             // hex, not a decimal number: needs a digit and a letter
             SslCert => (no_alnum_around(text, s, e)
                 && m.bytes().any(|b| b.is_ascii_digit())
                 && m.bytes().any(|b| b.is_ascii_uppercase()))
-            .then(|| Hit {
-                main: Span { s, e, tag },
-                extra: None,
-            }),
+            .then_some(Hit::one(s, e, tag)),
             Jwt => {
                 let glued = |c: Option<char>| {
                     c.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
                 };
-                (!glued(prev(text, s)) && !glued(next(text, e)) && !is_alnum(next(text, e))).then(
-                    || Hit {
-                        main: Span { s, e, tag },
-                        extra: None,
-                    },
-                )
+                (!glued(prev(text, s)) && !glued(next(text, e)) && !is_alnum(next(text, e)))
+                    .then_some(Hit::one(s, e, tag))
             }
             InvoiceNumber => {
                 let has_year = m
                     .split(|c: char| !c.is_ascii_digit())
                     .any(|p| p.len() == 4 && (p.starts_with("19") || p.starts_with("20")));
-                (no_alnum_around(text, s, e) && has_year).then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                (no_alnum_around(text, s, e) && has_year).then_some(Hit::one(s, e, tag))
             }
-            OrderNumber => no_alnum_around(text, s, e).then(|| Hit {
-                main: Span { s, e, tag },
-                extra: None,
-            }),
+            OrderNumber => no_alnum_around(text, s, e).then_some(Hit::one(s, e, tag)),
             TransactionRef => {
                 let compact: Vec<u8> = m.bytes().filter(|b| b.is_ascii_alphanumeric()).collect();
                 (no_alnum_around(text, s, e)
                     && (8..=64).contains(&m.len())
                     && count(m, |b| b.is_ascii_digit()) >= 6
                     && !v::iban_compact(&compact))
-                .then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                .then_some(Hit::one(s, e, tag))
             }
             SimCard => {
                 let n = count(m, |b| b.is_ascii_digit());
@@ -835,23 +773,11 @@ impl Rule {
                     && not_in_longer_number(text, s, e, &[' '])
                     && (19..=20).contains(&n)
                     && v::luhn(m))
-                .then(|| Hit {
-                    main: Span { s, e, tag },
-                    extra: None,
-                })
+                .then_some(Hit::one(s, e, tag))
             }
-            SocialId => no_alnum_around(text, s, e).then(|| Hit {
-                main: Span { s, e, tag },
-                extra: None,
-            }),
-            EuVat => {
-                (no_alnum_around(text, s, e) && count(m, |b| b.is_ascii_digit()) >= 4).then(|| {
-                    Hit {
-                        main: Span { s, e, tag },
-                        extra: None,
-                    }
-                })
-            }
+            SocialId => no_alnum_around(text, s, e).then_some(Hit::one(s, e, tag)),
+            EuVat => (no_alnum_around(text, s, e) && count(m, |b| b.is_ascii_digit()) >= 4)
+                .then_some(Hit::one(s, e, tag)),
         }
     }
 }

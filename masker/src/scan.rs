@@ -20,7 +20,7 @@ fn is_trigger(c: u8) -> bool {
     (b'0'..=b':').contains(&c) || c == b'@'
 }
 
-fn is_space(c: u8) -> bool {
+pub(crate) fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
@@ -45,7 +45,7 @@ fn next_trigger_byte(b: &[u8], from: usize) -> Option<usize> {
     (i..b.len()).find(|&j| is_trigger(b[j]))
 }
 
-fn token_end(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn token_end(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && !is_space(b[i]) {
         i += 1;
     }
@@ -57,6 +57,40 @@ fn token_start(b: &[u8], mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// Whether a match can start in token `b[s..e]`: it holds a trigger byte or
+/// literal, or it can begin a match that reaches into the next token, which
+/// then starts with a digit (`PLN 100`, `January 5`, `pesel 850…`, `WA 12345`,
+/// `€ 99`).
+pub(crate) fn token_may_match(b: &[u8], s: usize, e: usize, limit: usize) -> bool {
+    if b[s..e].iter().any(|&c| is_trigger(c)) {
+        return true;
+    }
+    let tok = &b[s..e];
+    let has =
+        |needle: &[u8]| tok.len() >= needle.len() && tok.windows(needle.len()).any(|w| w == needle);
+    if has(b"www.") || has(b"localhost") || has(b"LOCALHOST") {
+        return true;
+    }
+    let mut j = e;
+    while j < limit && is_space(b[j]) {
+        j += 1;
+    }
+    if !(j < limit && b[j].is_ascii_digit()) {
+        return false;
+    }
+    // Only these reach into a following number: an English month or a PESEL
+    // label (any case), a currency sign, or an uppercase code / district.
+    let c = b[s];
+    if c.is_ascii_lowercase() {
+        const HEADS: [&[u8; 3]; 13] = [
+            b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+            b"dec", b"pes",
+        ];
+        return tok.len() >= 3 && HEADS.iter().any(|h| tok[..3].eq_ignore_ascii_case(*h));
+    }
+    c.is_ascii_uppercase() || matches!(c, b'$' | b'(' | b'+' | 0xC2 | 0xE2)
 }
 
 /// Byte ranges `[start, end)` of the text to run the rules on, ascending and disjoint.
