@@ -5,9 +5,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod dialects;
 pub mod errors;
 pub mod handlers;
+pub mod keys_cli;
 pub mod settings;
 pub mod streaming;
 pub mod telemetry;
@@ -97,6 +99,14 @@ pub async fn run(
         )
         .build()
         .map_err(std::io::Error::other)?;
+    let access = access::Access::new(
+        &settings.access,
+        &settings.prefix,
+        settings.max_body,
+        settings.redis.as_ref(),
+        settings.prometheus.then_some(&prom_registry),
+    )?;
+    access.start();
     let metrics = if settings.prometheus {
         Some(
             Metrics::new(
@@ -118,6 +128,7 @@ pub async fn run(
         metrics,
         started_at: SystemTime::now(),
         shared: shared_health,
+        access,
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;
@@ -135,6 +146,7 @@ pub async fn run(
             // awc::Client is !Send: one per worker, built here in the worker's factory.
             .app_data(web::Data::new(upstream::build_client()))
             .app_data(web::PayloadConfig::new(max_body))
+            .wrap(from_fn(access::guard))
             .wrap(Condition::new(prometheus, prom.clone()))
             .wrap(TracingLogger::<RouterRootSpan>::new())
             .wrap(from_fn(telemetry::request_id))

@@ -253,6 +253,7 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    pub access: crate::access::AccessSettings,
 }
 
 /// True for `1,true,t,yes,y,tak` in any case (the Python gateway's rule).
@@ -432,6 +433,10 @@ impl Settings {
             }
         };
 
+        let access = crate::access::AccessSettings::from_vars(vars).unwrap_or_else(|e| {
+            errs.extend(e);
+            Default::default()
+        });
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -459,6 +464,7 @@ impl Settings {
             keepalive_interval: Duration::from_secs_f64(keepalive),
             heartbeat: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            access,
         })
     }
 }
@@ -471,8 +477,13 @@ pub fn help_text() -> String {
          Configured only through environment variables (booleans are true for 1,true,t,yes,y,tak):\n\n",
         env!("CARGO_PKG_VERSION")
     );
-    let width = VARS.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
-    for (name, default, meaning) in VARS {
+    let width = VARS
+        .iter()
+        .chain(crate::access::VARS)
+        .map(|(n, _, _)| n.len())
+        .max()
+        .unwrap_or(0);
+    for (name, default, meaning) in VARS.iter().chain(crate::access::VARS) {
         let default = if default.is_empty() { "\"\"" } else { default };
         s.push_str(&format!(
             "  {name:width$}  {meaning} [default: {default}]\n"

@@ -27,6 +27,8 @@ pub struct AppState {
     pub started_at: SystemTime,
     /// Reachability of the shared store (Redis), when one is configured.
     pub shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
+    /// API keys, policies and rate limits (SPEC §10).
+    pub access: Arc<crate::access::Access>,
 }
 
 /// Registers every route of this build under its paths; other methods on them get 405.

@@ -336,12 +336,10 @@ pub struct KeysFile {
 impl KeysFile {
     /// Parses the file's text; every problem is `"{file}: [index]: what"`, all reported at once.
     pub fn parse(file: &str, text: &str) -> Result<KeysFile, Vec<String>> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| vec![format!("{file}: not valid JSON: {e}")])?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| vec![format!("{file}: not valid JSON: {e}")])?;
         let Value::Array(items) = value else {
-            return Err(vec![format!(
-                "{file}: must be a JSON array of key entries"
-            )]);
+            return Err(vec![format!("{file}: must be a JSON array of key entries")]);
         };
         let mut errs = Vec::new();
         let mut entries = Vec::new();
@@ -482,7 +480,9 @@ impl KeysFile {
         };
         let until = now + grace;
         for &i in &idx {
-            let keep = self.table.records[i].expires_at.map_or(until, |e| e.min(until));
+            let keep = self.table.records[i]
+                .expires_at
+                .map_or(until, |e| e.min(until));
             self.entries[i].insert("expires_at".into(), format_time(keep).into());
         }
         let mut entry = hashed_entry(&new, d, now);
@@ -592,7 +592,10 @@ mod tests {
             .find(&digest("sk-litm-my-key-1234567890abcdefghij"))
             .unwrap();
         assert_eq!(found.key_id, "manual-key-001");
-        assert!(f.table.find(&digest("sk-litm-my-key-1234567890abcdefghiJ")).is_none());
+        assert!(f
+            .table
+            .find(&digest("sk-litm-my-key-1234567890abcdefghiJ"))
+            .is_none());
     }
 
     #[test]
@@ -654,8 +657,8 @@ mod tests {
 
     #[test]
     fn expiry_and_activity_checks() {
-        let f = parse(r#"[{"key_plain": "abc", "expires_at": "2026-01-01T00:00:00+01:00"}]"#)
-            .unwrap();
+        let f =
+            parse(r#"[{"key_plain": "abc", "expires_at": "2026-01-01T00:00:00+01:00"}]"#).unwrap();
         let r = &f.table.records()[0];
         let at = 1_767_222_000; // 2025-12-31T23:00:00Z
         assert_eq!(r.check(at - 1), Ok(()));
@@ -714,7 +717,10 @@ mod tests {
             models: None,
         };
         f.create(&new, &digest("k1"), now).unwrap();
-        assert!(f.create(&new, &digest("k2"), now).unwrap_err().contains("already exists"));
+        assert!(f
+            .create(&new, &digest("k2"), now)
+            .unwrap_err()
+            .contains("already exists"));
         let text = f.render();
         assert!(!text.contains("\"k1\"") && text.contains(&digest_string(&digest("k1"))));
         assert!(text.contains("\"created_at\": 1718000000"), "{text}");

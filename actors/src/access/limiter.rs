@@ -118,9 +118,8 @@ impl RateLimiter {
             configured: shared.is_some(),
             ..Default::default()
         });
-        let replica = super::keys::random_base62(12).unwrap_or_else(|_| {
-            format!("{}-{:?}", std::process::id(), Instant::now())
-        });
+        let replica = super::keys::random_base62(12)
+            .unwrap_or_else(|_| format!("{}-{:?}", std::process::id(), Instant::now()));
         Arc::new(RateLimiter {
             local: Mutex::new(HashMap::new()),
             shared: shared.map(|opts| Shared {

@@ -136,7 +136,10 @@ pub fn classify(path: &str, prefix: &str) -> RouteInfo {
     }
     // Unprefixed routes first: with an empty prefix `P/chat/completions` is `/chat/completions`.
     match path {
-        "/v1/chat/completions" | "/chat/completions" | "/v1/completions" | "/v1/responses"
+        "/v1/chat/completions"
+        | "/chat/completions"
+        | "/v1/completions"
+        | "/v1/responses"
         | "/responses" => return info(C::OpenAiGenerate, D::OpenAi, model),
         "/v1/messages" => return info(C::Messages, D::Anthropic, model),
         "/v1/embeddings" | "/embeddings" => return info(C::Embedding, D::OpenAi, model),
@@ -191,24 +194,64 @@ mod tests {
     #[test]
     fn every_route_of_the_spec_has_its_class_dialect_and_model_field() {
         let cases: &[(&str, C, D, Option<&str>)] = &[
-            ("/v1/chat/completions", C::OpenAiGenerate, D::OpenAi, Some("model")),
-            ("/chat/completions", C::OpenAiGenerate, D::OpenAi, Some("model")),
-            ("/api/chat/completions", C::OpenAiGenerate, D::OpenAi, Some("model")),
-            ("/api/v1/chat/completions", C::OpenAiGenerate, D::OpenAi, Some("model")),
-            ("/v1/completions", C::OpenAiGenerate, D::OpenAi, Some("model")),
-            ("/api/v1/completions", C::OpenAiGenerate, D::OpenAi, Some("model")),
+            (
+                "/v1/chat/completions",
+                C::OpenAiGenerate,
+                D::OpenAi,
+                Some("model"),
+            ),
+            (
+                "/chat/completions",
+                C::OpenAiGenerate,
+                D::OpenAi,
+                Some("model"),
+            ),
+            (
+                "/api/chat/completions",
+                C::OpenAiGenerate,
+                D::OpenAi,
+                Some("model"),
+            ),
+            (
+                "/api/v1/chat/completions",
+                C::OpenAiGenerate,
+                D::OpenAi,
+                Some("model"),
+            ),
+            (
+                "/v1/completions",
+                C::OpenAiGenerate,
+                D::OpenAi,
+                Some("model"),
+            ),
+            (
+                "/api/v1/completions",
+                C::OpenAiGenerate,
+                D::OpenAi,
+                Some("model"),
+            ),
             ("/v1/responses", C::OpenAiGenerate, D::OpenAi, Some("model")),
             ("/responses", C::OpenAiGenerate, D::OpenAi, Some("model")),
             ("/v1/messages", C::Messages, D::Anthropic, Some("model")),
             ("/api/v1/messages", C::Messages, D::Anthropic, Some("model")),
             ("/api/chat", C::OllamaGenerate, D::Ollama, Some("model")),
             ("/api/generate", C::OllamaGenerate, D::Ollama, Some("model")),
-            ("/api/v0/chat/completions", C::LmStudio, D::OpenAi, Some("model")),
+            (
+                "/api/v0/chat/completions",
+                C::LmStudio,
+                D::OpenAi,
+                Some("model"),
+            ),
             ("/v1/embeddings", C::Embedding, D::OpenAi, Some("model")),
             ("/embeddings", C::Embedding, D::OpenAi, Some("model")),
             ("/api/v1/embeddings", C::Embedding, D::OpenAi, Some("model")),
             ("/api/embed", C::OllamaEmbedding, D::Ollama, Some("model")),
-            ("/api/embeddings", C::OllamaEmbedding, D::Ollama, Some("model")),
+            (
+                "/api/embeddings",
+                C::OllamaEmbedding,
+                D::Ollama,
+                Some("model"),
+            ),
             ("/api/show", C::ModelInfo, D::Ollama, Some("model")),
             ("/api/tags", C::ModelInfo, D::Ollama, None),
             ("/", C::ModelInfo, D::Ollama, None),
@@ -221,8 +264,18 @@ mod tests {
             ("/api/version", C::Builtin, D::OpenAi, None),
             ("/api/fast_text_mask", C::Builtin, D::OpenAi, None),
             ("/api/translate", C::Builtin, D::OpenAi, Some("model_name")),
-            ("/api/conversation_with_model", C::Builtin, D::OpenAi, Some("model_name")),
-            ("/api/generate_questions", C::Builtin, D::OpenAi, Some("model_name")),
+            (
+                "/api/conversation_with_model",
+                C::Builtin,
+                D::OpenAi,
+                Some("model_name"),
+            ),
+            (
+                "/api/generate_questions",
+                C::Builtin,
+                D::OpenAi,
+                Some("model_name"),
+            ),
             ("/router/stats", C::Admin, D::OpenAi, None),
             ("/auth/status", C::Admin, D::OpenAi, None),
             ("/admin", C::Admin, D::OpenAi, None),
@@ -234,7 +287,11 @@ mod tests {
         ];
         for &(path, class, dialect, field) in cases {
             let got = classify(path, "/api");
-            assert_eq!((got.class, got.dialect, got.model_field), (class, dialect, field), "{path}");
+            assert_eq!(
+                (got.class, got.dialect, got.model_field),
+                (class, dialect, field),
+                "{path}"
+            );
         }
         // Another prefix, and none.
         assert_eq!(classify("/x/chat", "/x").class, C::OllamaGenerate);

@@ -162,10 +162,12 @@ impl AdminStore {
             AdminStore::File(path) if !path.exists() => Ok(KeysFile::default()),
             AdminStore::File(path) => load_file(path),
             AdminStore::Redis(opts) => {
-                let mut c = opts
-                    .connect()
-                    .await
-                    .map_err(|e| vec![format!("cannot reach Redis at {}: {e}", safe_url(&opts.url))])?;
+                let mut c = opts.connect().await.map_err(|e| {
+                    vec![format!(
+                        "cannot reach Redis at {}: {e}",
+                        safe_url(&opts.url)
+                    )]
+                })?;
                 let all: std::collections::HashMap<String, String> = c
                     .hgetall(opts.hash_key())
                     .await
@@ -261,7 +263,9 @@ mod tests {
         // A broken file keeps the running keys.
         std::fs::write(&path, "[{").unwrap();
         assert!(store.reload().unwrap_err()[0].contains("not valid JSON"));
-        assert!(futures_lite_block(store.find(&digest("s1"))).unwrap().is_some());
+        assert!(futures_lite_block(store.find(&digest("s1")))
+            .unwrap()
+            .is_some());
         assert!(safe_url("redis://:pw@h:1/0") == "redis://***@h:1/0");
         let _ = std::fs::remove_dir_all(dir);
     }

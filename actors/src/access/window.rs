@@ -189,7 +189,10 @@ mod tests {
         let mut w = KeyWindows::default();
         assert!(w.admit(t0, 100, Some(1000)).allowed);
         w.tokens.add(t0, 600);
-        assert!(w.admit(t0 + ms(5_000), 100, Some(1000)).allowed, "600 < 1000");
+        assert!(
+            w.admit(t0 + ms(5_000), 100, Some(1000)).allowed,
+            "600 < 1000"
+        );
         w.tokens.add(t0 + ms(5_000), 500);
         let d = w.admit(t0 + ms(6_000), 100, Some(1000));
         assert_eq!(d.tokens_used, 1100);
