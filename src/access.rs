@@ -646,6 +646,36 @@ mod tests {
     }
 
     #[test]
+    fn the_key_comes_from_bearer_or_x_api_key_only() {
+        use actix_web::test::TestRequest;
+        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+            (&[("authorization", "Bearer k1")], Some("k1")),
+            (&[("authorization", "bearer   k1 ")], Some("k1")),
+            (&[("x-api-key", " k2")], Some("k2")),
+            (
+                &[("authorization", "Bearer k1"), ("x-api-key", "k2")],
+                Some("k1"),
+            ),
+            (
+                &[("authorization", "Basic k1"), ("x-api-key", "k2")],
+                Some("k2"),
+            ),
+            (&[("authorization", "Basic k1")], None),
+            (&[("authorization", "Bearer ")], None),
+            (&[("x-api-key", "")], None),
+            (&[], None),
+        ];
+        for (headers, want) in cases {
+            let mut t = TestRequest::post().uri("/v1/chat/completions?api_key=q");
+            for h in *headers {
+                t = t.insert_header(*h);
+            }
+            let req = t.to_srv_request();
+            assert_eq!(presented_key(&req), *want, "{headers:?}");
+        }
+    }
+
+    #[test]
     fn access_defaults_match_the_contract() {
         let s = AccessSettings::from_vars(&vars(&[])).unwrap();
         assert!(!s.enabled && !s.rate_limit);

@@ -76,6 +76,8 @@ pub struct LimiterHealth {
     configured: bool,
     up: AtomicBool,
     fallbacks: AtomicU64,
+    /// Set by the first probe: a Redis already away at start-up is reported too.
+    probed: AtomicBool,
 }
 
 impl LimiterHealth {
@@ -188,7 +190,8 @@ impl RateLimiter {
 
     fn set_up(&self, ok: bool) {
         let was = self.health.up.swap(ok, Relaxed);
-        if was && !ok {
+        let first = !self.health.probed.swap(true, Relaxed);
+        if (was || first) && !ok {
             tracing::warn!("rate limits: Redis unreachable; enforcing per-replica local windows until it is back");
         } else if !was && ok {
             tracing::info!("rate limits: shared windows in Redis in use");
