@@ -648,7 +648,8 @@ mod tests {
     #[test]
     fn the_key_comes_from_bearer_or_x_api_key_only() {
         use actix_web::test::TestRequest;
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        type Headers<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Headers, Option<&str>)] = &[
             (&[("authorization", "Bearer k1")], Some("k1")),
             (&[("authorization", "bearer   k1 ")], Some("k1")),
             (&[("x-api-key", " k2")], Some("k2")),
