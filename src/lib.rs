@@ -5,10 +5,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod builtin;
 pub mod dialects;
 pub mod errors;
 pub mod handlers;
+pub mod keys_cli;
 pub mod pipeline;
 pub mod relay;
 pub mod settings;
@@ -101,6 +103,14 @@ pub async fn run(
         )
         .build()
         .map_err(std::io::Error::other)?;
+    let access = access::Access::new(
+        &settings.access,
+        &settings.prefix,
+        settings.max_body,
+        settings.redis.as_ref(),
+        settings.prometheus.then_some(&prom_registry),
+    )?;
+    access.start();
     let metrics = if settings.prometheus {
         Some(
             Metrics::new(
@@ -125,6 +135,7 @@ pub async fn run(
         shared: shared_health,
         stages,
         masking,
+        access,
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;
@@ -142,6 +153,7 @@ pub async fn run(
             // awc::Client is !Send: one per worker, built here in the worker's factory.
             .app_data(web::Data::new(relay::client::build_client()))
             .app_data(web::PayloadConfig::new(max_body))
+            .wrap(from_fn(access::guard))
             .wrap(Condition::new(prometheus, prom.clone()))
             .wrap(TracingLogger::<RouterRootSpan>::new())
             .wrap(from_fn(telemetry::request_id))

@@ -13,6 +13,10 @@ fn main() -> ExitCode {
             print!("{}", help_text());
             return ExitCode::SUCCESS;
         }
+        Some("keys") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            return llm_router::keys_cli::main(&args);
+        }
         Some("-V" | "--version") => {
             println!("llm-router {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;

@@ -227,6 +227,18 @@ pub struct RedisSettings {
 }
 
 /// A loaded, validated configuration. Constructing one is the only way to start the router.
+impl RedisSettings {
+    /// The server, for the Redis clients (the password stays a [`Secret`]).
+    pub fn addr(&self) -> llm_router_actors::store::RedisAddr {
+        llm_router_actors::store::RedisAddr {
+            host: self.host.clone(),
+            port: self.port,
+            db: i64::from(self.db),
+            password: self.password.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub host: String,
@@ -270,6 +282,7 @@ pub struct Settings {
     pub builtin: crate::builtin::BuiltinSettings,
     /// When and how requests are masked (SPEC §6).
     pub masking: crate::pipeline::masking::MaskingSettings,
+    pub access: crate::access::AccessSettings,
 }
 
 /// True for `1,true,t,yes,y,tak` in any case (the Python gateway's rule).
@@ -479,6 +492,10 @@ impl Settings {
             errs.extend(e.iter().cloned());
         }
 
+        let access = crate::access::AccessSettings::from_vars(vars).unwrap_or_else(|e| {
+            errs.extend(e);
+            Default::default()
+        });
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -511,6 +528,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(30),
             masking,
             builtin: builtin?,
+            access,
         })
     }
 }
@@ -591,10 +609,16 @@ pub fn help_text() -> String {
     let width = VARS
         .iter()
         .chain(crate::builtin::VARS)
+        .chain(crate::access::VARS)
         .map(|(n, _, _)| n.len())
         .max()
         .unwrap_or(0);
-    for (name, default, meaning) in VARS.iter().chain(crate::builtin::VARS) {
+    for (name, default, meaning) in VARS
+        .iter()
+        .chain(crate::builtin::VARS)
+        .chain(crate::access::VARS)
+        .chain(crate::access::VARS)
+    {
         let default = if default.is_empty() { "\"\"" } else { default };
         s.push_str(&format!(
             "  {name:width$}  {meaning} [default: {default}]\n"

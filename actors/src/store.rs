@@ -87,7 +87,34 @@ pub struct StoreOptions {
 }
 
 impl StoreOptions {
+    /// The server these options connect to.
+    pub fn addr(&self) -> RedisAddr {
+        RedisAddr {
+            host: self.host.clone(),
+            port: self.port,
+            db: self.db,
+            password: self.password.clone(),
+        }
+    }
+
     /// The redis client's connection settings, built from the parts (plain TCP).
+    pub fn connection_info(&self) -> RedisResult<ConnectionInfo> {
+        self.addr().connection_info()
+    }
+}
+
+/// A Redis server and database, with its password as a [`Secret`]; `Display` names the server
+/// without the password (for error messages), and no URL carrying it is ever built.
+#[derive(Clone, Debug)]
+pub struct RedisAddr {
+    pub host: String,
+    pub port: u16,
+    pub db: i64,
+    pub password: Secret,
+}
+
+impl RedisAddr {
+    /// The redis client's connection settings (plain TCP).
     pub fn connection_info(&self) -> RedisResult<ConnectionInfo> {
         let mut redis = RedisConnectionInfo::default().set_db(self.db);
         if !self.password.is_empty() {
@@ -96,6 +123,12 @@ impl StoreOptions {
         Ok(ConnectionAddr::Tcp(self.host.clone(), self.port)
             .into_connection_info()?
             .set_redis_settings(redis))
+    }
+}
+
+impl std::fmt::Display for RedisAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redis://{}:{}/{}", self.host, self.port, self.db)
     }
 }
 

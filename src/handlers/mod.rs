@@ -32,6 +32,8 @@ pub struct AppState {
     pub stages: crate::relay::stages::Stages,
     /// The masker, for `P/fast_text_mask`.
     pub masking: Arc<crate::pipeline::masking::Masking>,
+    /// API keys, policies and rate limits (SPEC §10).
+    pub access: Arc<crate::access::Access>,
 }
 
 /// Registers every route of this build under its paths; other methods on them get 405.

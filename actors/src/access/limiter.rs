@@ -1,0 +1,327 @@
+//! Per-key rate limits: in-process windows, or one set of windows in Redis for every replica.
+//!
+//! Redis keys (under the shared prefix, default `llm-router:`):
+//! - `rl:req:{key_id}` — sorted set, one member per admitted request, score = Redis' `TIME` in
+//!   ms (replicas' clocks don't matter). [`ADMIT`] drops members older than 60 s, checks the
+//!   token window, then counts and adds — one atomic script, so N replicas admit exactly `rpm`.
+//! - `rl:tok:{key_id}` — sorted set, one member `"{tokens}:{nonce}"` per answer, same scores.
+//!
+//! Both expire 60 s after their last write. When a Redis call fails the limiter answers from its
+//! local windows, logs the switch once, counts every such answer (`fallbacks`) and shows
+//! `shared_up = false`; a probe every second switches back when Redis answers again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use super::window::{retry_secs, Decision, KeyWindows, Limit, SPAN};
+
+const ADMIT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local span = tonumber(ARGV[4])
+local rpm = tonumber(ARGV[1])
+local tpm = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - span)
+local items = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+local used = 0
+for i = 1, #items, 2 do
+  used = used + tonumber(string.match(items[i], '^(%d+)'))
+end
+if tpm > 0 and used >= tpm then
+  local left = used
+  for i = 1, #items, 2 do
+    left = left - tonumber(string.match(items[i], '^(%d+)'))
+    if left < tpm then
+      return {0, tonumber(items[i + 1]) + span - now, 0, used, 1}
+    end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= rpm then
+  local k = count - rpm
+  local e = redis.call('ZRANGE', KEYS[1], k, k, 'WITHSCORES')
+  return {0, tonumber(e[2]) + span - now, 0, used, 0}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], span)
+return {1, 0, rpm - count - 1, used, 0}
+"#;
+
+const TOKENS: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"#;
+
+/// Where the shared windows live.
+#[derive(Clone, Debug)]
+pub struct SharedLimits {
+    pub addr: crate::store::RedisAddr,
+    pub prefix: String,
+    /// Bound on connecting and on every command.
+    pub timeout: Duration,
+}
+
+/// Whether the limiter's windows are the shared ones; for `/health` and metrics.
+#[derive(Debug, Default)]
+pub struct LimiterHealth {
+    configured: bool,
+    up: AtomicBool,
+    fallbacks: AtomicU64,
+    /// Set by the first probe: a Redis already away at start-up is reported too.
+    probed: AtomicBool,
+}
+
+impl LimiterHealth {
+    /// Redis is configured for limits.
+    pub fn is_shared(&self) -> bool {
+        self.configured
+    }
+
+    /// Redis is configured and answering (false before the first connection).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// Requests decided on local windows because Redis was away.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Relaxed)
+    }
+}
+
+struct Shared {
+    opts: SharedLimits,
+    conn: RwLock<Option<ConnectionManager>>,
+    admit: Script,
+    tokens: Script,
+    replica: String,
+    nonce: AtomicU64,
+}
+
+/// The per-key limiter. Cheap to share (`Arc`).
+pub struct RateLimiter {
+    local: Mutex<HashMap<String, KeyWindows>>,
+    shared: Option<Shared>,
+    health: Arc<LimiterHealth>,
+}
+
+impl RateLimiter {
+    /// In-process windows only, or shared ones in Redis when `shared` is given.
+    pub fn new(shared: Option<SharedLimits>) -> Arc<RateLimiter> {
+        let health = Arc::new(LimiterHealth {
+            configured: shared.is_some(),
+            ..Default::default()
+        });
+        let replica = super::keys::random_base62(12)
+            .unwrap_or_else(|_| format!("{}-{:?}", std::process::id(), Instant::now()));
+        Arc::new(RateLimiter {
+            local: Mutex::new(HashMap::new()),
+            shared: shared.map(|opts| Shared {
+                opts,
+                conn: RwLock::new(None),
+                admit: Script::new(ADMIT),
+                tokens: Script::new(TOKENS),
+                replica,
+                nonce: AtomicU64::new(0),
+            }),
+            health,
+        })
+    }
+
+    pub fn health(&self) -> Arc<LimiterHealth> {
+        self.health.clone()
+    }
+
+    /// Connects to Redis and probes it every second, keeping `health` current. Must be called
+    /// inside an actix System (it spawns there); without Redis it does nothing.
+    pub fn start(self: &Arc<Self>) {
+        if self.shared.is_none() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        actix_rt::spawn(async move {
+            loop {
+                let Some(this) = me.upgrade() else { return };
+                this.probe().await;
+                drop(this);
+                actix_rt::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn probe(&self) {
+        let Some(sh) = &self.shared else { return };
+        let conn = sh.conn.read().ok().and_then(|c| c.clone());
+        let ok = match conn {
+            Some(mut c) => redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .is_ok(),
+            None => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(sh.opts.timeout))
+                    .set_response_timeout(Some(sh.opts.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(200));
+                match sh.opts.addr.connection_info().and_then(redis::Client::open) {
+                    Ok(client) => match ConnectionManager::new_with_config(client, config).await {
+                        Ok(c) => {
+                            if let Ok(mut slot) = sh.conn.write() {
+                                *slot = Some(c);
+                            }
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                    Err(_) => false,
+                }
+            }
+        };
+        self.set_up(ok);
+    }
+
+    fn set_up(&self, ok: bool) {
+        let was = self.health.up.swap(ok, Relaxed);
+        let first = !self.health.probed.swap(true, Relaxed);
+        if (was || first) && !ok {
+            tracing::warn!("rate limits: Redis unreachable; enforcing per-replica local windows until it is back");
+        } else if !was && ok {
+            tracing::info!("rate limits: shared windows in Redis in use");
+        }
+    }
+
+    fn key(&self, sh: &Shared, kind: &str, key_id: &str) -> String {
+        format!("{}rl:{kind}:{key_id}", sh.opts.prefix)
+    }
+
+    fn nonce(sh: &Shared) -> String {
+        format!("{}-{}", sh.replica, sh.nonce.fetch_add(1, Relaxed))
+    }
+
+    /// Admits (and counts) one request of `key_id`, or refuses it.
+    pub async fn admit(&self, key_id: &str, rpm: u32, tpm: Option<u64>) -> Decision {
+        if let Some(sh) = &self.shared {
+            if self.health.is_up() {
+                match self.admit_shared(sh, key_id, rpm, tpm).await {
+                    Ok(d) => return d,
+                    Err(_) => self.set_up(false),
+                }
+            }
+            self.health.fallbacks.fetch_add(1, Relaxed);
+        }
+        self.admit_local(key_id, rpm, tpm, Instant::now())
+    }
+
+    fn admit_local(&self, key_id: &str, rpm: u32, tpm: Option<u64>, now: Instant) -> Decision {
+        let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget keys idle for a window, so the table stays as small as the set of active keys.
+        if map.len() > 1024 {
+            map.retain(|_, w| !w.idle(now));
+        }
+        map.entry(key_id.to_string())
+            .or_default()
+            .admit(now, rpm, tpm)
+    }
+
+    async fn admit_shared(
+        &self,
+        sh: &Shared,
+        key_id: &str,
+        rpm: u32,
+        tpm: Option<u64>,
+    ) -> redis::RedisResult<Decision> {
+        let mut conn = sh
+            .conn
+            .read()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let (ok, wait_ms, remaining, used, which): (i64, i64, i64, i64, i64) = sh
+            .admit
+            .key(self.key(sh, "req", key_id))
+            .key(self.key(sh, "tok", key_id))
+            .arg(rpm)
+            .arg(tpm.unwrap_or(0))
+            .arg(Self::nonce(sh))
+            .arg(SPAN.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        let refused = (ok == 0).then(|| {
+            let limit = if which == 1 {
+                Limit::Tokens
+            } else {
+                Limit::Requests
+            };
+            (
+                limit,
+                retry_secs(Duration::from_millis(wait_ms.max(0) as u64)),
+            )
+        });
+        Ok(Decision {
+            allowed: ok == 1,
+            rpm,
+            remaining: remaining.max(0) as u32,
+            tpm,
+            tokens_used: used.max(0) as u64,
+            refused,
+        })
+    }
+
+    /// Counts `n` tokens of an answer against `key_id`'s token window. Never blocks: the Redis
+    /// write is spawned (so it must be called inside an actix System when Redis is configured).
+    pub fn record_tokens(self: &Arc<Self>, key_id: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(sh) = &self.shared {
+            if self.health.is_up() {
+                if let Some(mut conn) = sh.conn.read().ok().and_then(|c| c.clone()) {
+                    let key = self.key(sh, "tok", key_id);
+                    let member = format!("{n}:{}", Self::nonce(sh));
+                    let me = self.clone();
+                    let key_id = key_id.to_string();
+                    actix_rt::spawn(async move {
+                        let sh = me.shared.as_ref().expect("shared");
+                        let r: redis::RedisResult<i64> = sh
+                            .tokens
+                            .key(key)
+                            .arg(member)
+                            .arg(SPAN.as_millis() as u64)
+                            .invoke_async(&mut conn)
+                            .await;
+                        if r.is_err() {
+                            me.set_up(false);
+                            me.record_local(&key_id, n, Instant::now());
+                        }
+                    });
+                    return;
+                }
+            }
+        }
+        self.record_local(key_id, n, Instant::now());
+    }
+
+    fn record_local(&self, key_id: &str, n: u64, now: Instant) {
+        let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key_id.to_string())
+            .or_default()
+            .tokens
+            .add(now, n);
+    }
+
+    /// Requests and tokens of `key_id` in its local window (for status routes and tests).
+    pub fn local_usage(&self, key_id: &str) -> (u64, u64) {
+        let now = Instant::now();
+        let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        map.get_mut(key_id)
+            .map_or((0, 0), |w| (w.requests.used(now), w.tokens.used(now)))
+    }
+}

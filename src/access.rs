@@ -1,0 +1,749 @@
+//! Access control on the HTTP surface (SPEC §10): API keys, policies, per-key models and rate
+//! limits, as one actix-web middleware ([`guard`]) in front of every route.
+//!
+//! Order for a request that is not public: key (Bearer or `x-api-key`) → lookup by digest →
+//! active / unexpired → policy for the route → the key's `models` (body read only for keys that
+//! have such a list, then handed on unchanged) → rate limit → the handler. Refusals use the
+//! route's dialect error shape. The client's key is never logged (only `key_id`) and never
+//! reaches a provider (`upstream` builds its requests from scratch, with its own headers).
+//!
+//! Handlers find the caller in the request extensions ([`caller`]) and report tokens of each
+//! answer with [`Caller::record_tokens`] (the token window).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpMessage, HttpRequest, HttpResponse};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use llm_router_actors::access::keys::{digest, KeysFile};
+use llm_router_actors::access::policy::expand_public;
+use llm_router_actors::access::store::load_file;
+use llm_router_actors::access::{
+    classify, AuthFailure, Decision, ErrorDialect, KeyStore, LimiterHealth, Policy, RateLimiter,
+    RedisKeys, SharedLimits,
+};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use serde_json::json;
+
+use crate::errors::{Dialect, RouterError};
+use crate::handlers::AppState;
+use crate::settings::{parse_bool, RedisSettings};
+
+/// `(name, default, meaning)` of this module's variables, for `--help`.
+pub const VARS: &[(&str, &str, &str)] = &[
+    (
+        "LLM_ROUTER_AUTH_ENABLED",
+        "false",
+        "require a client API key on every route that is not public",
+    ),
+    (
+        "LLM_ROUTER_AUTH_KEY_STORE",
+        "memory",
+        "memory (the keys file) or redis (keys stored hashed, under LLM_ROUTER_REDIS_*)",
+    ),
+    (
+        "LLM_ROUTER_AUTH_MEMORY_SEED_FILE",
+        "~/.llm-router/configs/auth/memory-keys.json",
+        "keys file of the memory store",
+    ),
+    (
+        "LLM_ROUTER_AUTH_PUBLIC_ENDPOINTS",
+        "/,/health,/metrics,/models,/v1/models,P/ping,P/version,P/metrics",
+        "exact paths served without a key (comma list; P = the prefix)",
+    ),
+    (
+        "LLM_ROUTER_AUTH_RATE_LIMIT_ENABLED",
+        "false",
+        "enforce per-key limits (shared in Redis when LLM_ROUTER_REDIS_HOST is set)",
+    ),
+    (
+        "LLM_ROUTER_AUTH_DEFAULT_RATE_LIMIT",
+        "60",
+        "requests per minute of a key that names no rpm",
+    ),
+    (
+        "LLM_ROUTER_AUTH_KEY_PREFIX",
+        "sk-litm",
+        "prefix of keys made by `llm-router keys create`",
+    ),
+    (
+        "LLM_ROUTER_AUTH_KEY_LENGTH",
+        "48",
+        "base62 characters after the prefix of a new key",
+    ),
+    (
+        "LLM_ROUTER_AUTH_ROTATION_GRACE_PERIOD",
+        "3600",
+        "seconds a rotated key keeps working",
+    ),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+/// The access variables, validated; with auth on and the memory store, the keys file loaded.
+#[derive(Clone, Debug)]
+pub struct AccessSettings {
+    pub enabled: bool,
+    pub store: StoreKind,
+    pub keys_file: PathBuf,
+    /// The loaded keys file (memory store, auth on).
+    pub keys: Option<KeysFile>,
+    /// The raw comma list (`P` expanded when the prefix is known).
+    pub public_endpoints: String,
+    pub rate_limit: bool,
+    pub default_rpm: u32,
+    pub key_prefix: String,
+    pub key_length: usize,
+    pub rotation_grace: Duration,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        AccessSettings::parse(&HashMap::new()).expect("the defaults are valid")
+    }
+}
+
+/// `~/…` → `$HOME/…`.
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+impl AccessSettings {
+    /// Parses the variables and, with auth on and the memory store, loads the keys file.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<AccessSettings, Vec<String>> {
+        let mut s = AccessSettings::parse(vars)?;
+        if s.enabled && s.store == StoreKind::Memory {
+            s.keys = Some(load_file(&s.keys_file)?);
+        }
+        Ok(s)
+    }
+
+    /// Parses the variables only (the CLI, which may create the keys file).
+    pub fn parse(vars: &HashMap<String, String>) -> Result<AccessSettings, Vec<String>> {
+        let get = |name: &str| -> String {
+            vars.get(name).cloned().unwrap_or_else(|| {
+                VARS.iter()
+                    .find(|(n, _, _)| *n == name)
+                    .map(|(_, d, _)| d.to_string())
+                    .unwrap_or_default()
+            })
+        };
+        let mut errs = Vec::new();
+        let mut whole = |name: &str, min: u64| -> u64 {
+            let raw = get(name);
+            match raw.trim().parse::<u64>() {
+                Ok(v) if v >= min => v,
+                _ => {
+                    errs.push(format!(
+                        "{name}: expected a whole number ≥ {min}, got \"{raw}\""
+                    ));
+                    min
+                }
+            }
+        };
+        let default_rpm = whole("LLM_ROUTER_AUTH_DEFAULT_RATE_LIMIT", 1);
+        let key_length = whole("LLM_ROUTER_AUTH_KEY_LENGTH", 16);
+        let grace = whole("LLM_ROUTER_AUTH_ROTATION_GRACE_PERIOD", 0);
+        let store = match get("LLM_ROUTER_AUTH_KEY_STORE")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "memory" | "" => StoreKind::Memory,
+            "redis" => StoreKind::Redis,
+            other => {
+                errs.push(format!(
+                    "LLM_ROUTER_AUTH_KEY_STORE: expected memory or redis, got \"{other}\""
+                ));
+                StoreKind::Memory
+            }
+        };
+        let enabled = parse_bool(&get("LLM_ROUTER_AUTH_ENABLED"));
+        if enabled
+            && store == StoreKind::Redis
+            && vars
+                .get("LLM_ROUTER_REDIS_HOST")
+                .is_none_or(|h| h.trim().is_empty())
+        {
+            errs.push(
+                "LLM_ROUTER_AUTH_KEY_STORE: redis needs LLM_ROUTER_REDIS_HOST (and _PORT, _DB, \
+                 _PASSWORD)"
+                    .into(),
+            );
+        }
+        let key_prefix = get("LLM_ROUTER_AUTH_KEY_PREFIX").trim().to_string();
+        if key_prefix.is_empty() || !key_prefix.bytes().all(|b| b.is_ascii_graphic()) {
+            errs.push(format!(
+                "LLM_ROUTER_AUTH_KEY_PREFIX: expected visible ASCII characters, got \"{key_prefix}\""
+            ));
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        Ok(AccessSettings {
+            enabled,
+            store,
+            keys_file: expand_home(get("LLM_ROUTER_AUTH_MEMORY_SEED_FILE").trim()),
+            keys: None,
+            public_endpoints: get("LLM_ROUTER_AUTH_PUBLIC_ENDPOINTS"),
+            rate_limit: parse_bool(&get("LLM_ROUTER_AUTH_RATE_LIMIT_ENABLED")),
+            default_rpm: default_rpm.min(u64::from(u32::MAX)) as u32,
+            key_prefix,
+            key_length: key_length as usize,
+            rotation_grace: Duration::from_secs(grace),
+        })
+    }
+}
+
+/// The caller of an authenticated request, in its extensions.
+#[derive(Clone)]
+pub struct Caller {
+    pub key_id: Arc<str>,
+    pub policy: Policy,
+    limiter: Option<Arc<RateLimiter>>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("key_id", &self.key_id)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Caller {
+    /// Counts the tokens of an answer (prompt + completion, streams included) against the key's
+    /// token window. Cheap and non-blocking; call it once per answer when its usage is known.
+    pub fn record_tokens(&self, n: u64) {
+        if let Some(l) = &self.limiter {
+            l.record_tokens(&self.key_id, n);
+        }
+    }
+}
+
+/// The authenticated caller of `req`, when auth is on and the route is not public.
+pub fn caller(req: &HttpRequest) -> Option<Caller> {
+    req.extensions().get::<Caller>().cloned()
+}
+
+/// The access layer's shared state (one per server, in [`AppState`]).
+pub struct Access {
+    enabled: bool,
+    public: Vec<String>,
+    prefix: String,
+    max_body: usize,
+    default_rpm: u32,
+    store: KeyStore,
+    limiter: Option<Arc<RateLimiter>>,
+    rejections: Option<IntCounterVec>,
+}
+
+impl Access {
+    /// Builds the state; registers its metrics in `prom` when given.
+    pub fn new(
+        s: &AccessSettings,
+        prefix: &str,
+        max_body: usize,
+        redis: Option<&RedisSettings>,
+        prom: Option<&Registry>,
+    ) -> std::io::Result<Arc<Access>> {
+        let store = match (s.store, redis) {
+            (StoreKind::Redis, Some(r)) => KeyStore::redis(RedisKeys {
+                addr: r.addr(),
+                prefix: r.prefix.clone(),
+                timeout: Duration::from_millis(500),
+            }),
+            _ => KeyStore::memory(
+                s.keys_file.clone(),
+                s.keys.as_ref().map(|k| k.table.clone()).unwrap_or_default(),
+            ),
+        };
+        let limiter = (s.enabled && s.rate_limit).then(|| {
+            RateLimiter::new(redis.map(|r| SharedLimits {
+                addr: r.addr(),
+                prefix: r.prefix.clone(),
+                timeout: Duration::from_millis(500),
+            }))
+        });
+        let rejections = match prom {
+            Some(reg) if s.enabled => {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "llm_router_auth_rejections_total",
+                        "requests refused by the access layer, by reason",
+                    ),
+                    &["reason"],
+                )
+                .map_err(std::io::Error::other)?;
+                reg.register(Box::new(c.clone()))
+                    .map_err(std::io::Error::other)?;
+                if let Some(l) = &limiter {
+                    reg.register(Box::new(LimiterCollector::new(l.health())?))
+                        .map_err(std::io::Error::other)?;
+                }
+                Some(c)
+            }
+            _ => None,
+        };
+        if s.enabled {
+            tracing::info!(
+                store = ?s.store,
+                keys = s.keys.as_ref().map_or(0, |k| k.table.len()),
+                rate_limit = s.rate_limit,
+                shared_limits = s.rate_limit && redis.is_some(),
+                "API keys required"
+            );
+        }
+        Ok(Arc::new(Access {
+            enabled: s.enabled,
+            public: expand_public(&s.public_endpoints, prefix),
+            prefix: prefix.to_string(),
+            max_body,
+            default_rpm: s.default_rpm,
+            store,
+            limiter,
+            rejections,
+        }))
+    }
+
+    /// Starts the background work (the shared limiter's Redis probe). Inside an actix System.
+    pub fn start(&self) {
+        if let Some(l) = &self.limiter {
+            l.start();
+        }
+    }
+
+    /// Whether the rate-limit windows are the shared ones, when limits are on with Redis (for
+    /// `/health`: `shared` configured, `up` answering, `fallbacks` decided locally).
+    pub fn limiter_health(&self) -> Option<Arc<LimiterHealth>> {
+        self.limiter.as_ref().map(|l| l.health())
+    }
+
+    /// Re-reads the keys file (memory store); a bad file keeps the running keys.
+    pub fn reload_keys(&self) -> Result<usize, Vec<String>> {
+        self.store.reload()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn count(&self, reason: &str) {
+        if let Some(c) = &self.rejections {
+            c.with_label_values(&[reason]).inc();
+        }
+    }
+}
+
+/// Prometheus view of the limiter's Redis state, read at scrape time.
+struct LimiterCollector {
+    health: Arc<LimiterHealth>,
+    up: IntGauge,
+    local: IntCounter,
+}
+
+impl LimiterCollector {
+    fn new(health: Arc<LimiterHealth>) -> std::io::Result<LimiterCollector> {
+        Ok(LimiterCollector {
+            health,
+            up: IntGauge::new(
+                "llm_router_rate_limit_shared_up",
+                "1 while per-key rate limits are enforced in Redis (shared by all replicas)",
+            )
+            .map_err(std::io::Error::other)?,
+            local: IntCounter::new(
+                "llm_router_rate_limit_local_decisions_total",
+                "requests whose rate limit was decided on local windows because Redis was away",
+            )
+            .map_err(std::io::Error::other)?,
+        })
+    }
+}
+
+impl Collector for LimiterCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut d = self.up.desc();
+        d.extend(self.local.desc());
+        d
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut out = Vec::new();
+        if self.health.is_shared() {
+            self.up.set(i64::from(self.health.is_up()));
+            out.extend(self.up.collect());
+        }
+        let n = self.health.fallbacks();
+        if n > self.local.get() {
+            self.local.inc_by(n - self.local.get());
+        }
+        out.extend(self.local.collect());
+        out
+    }
+}
+
+fn dialect(d: ErrorDialect) -> Dialect {
+    match d {
+        ErrorDialect::OpenAi => Dialect::OpenAi,
+        ErrorDialect::Anthropic => Dialect::Anthropic,
+        ErrorDialect::Ollama => Dialect::Ollama,
+    }
+}
+
+/// An access refusal in the route's dialect shape (OpenAI, Anthropic or Ollama).
+fn refusal(d: ErrorDialect, status: StatusCode, kind: &str, message: &str) -> HttpResponse {
+    let body = match d {
+        ErrorDialect::OpenAi => json!({"error": {"message": message, "type": kind,
+                                                 "param": null, "code": status.as_u16()}}),
+        ErrorDialect::Anthropic => {
+            json!({"type": "error", "error": {"type": kind, "message": message}})
+        }
+        ErrorDialect::Ollama => json!({"error": message}),
+    };
+    let mut res = HttpResponse::build(status);
+    if status == StatusCode::UNAUTHORIZED {
+        res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+    }
+    res.content_type("application/json").body(body.to_string())
+}
+
+static LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+static REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+static LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+
+fn rate_headers(h: &mut header::HeaderMap, d: &Decision) {
+    h.insert(LIMIT_REQUESTS.clone(), HeaderValue::from(d.rpm));
+    h.insert(REMAINING_REQUESTS.clone(), HeaderValue::from(d.remaining));
+    if let Some(t) = d.tpm {
+        h.insert(LIMIT_TOKENS.clone(), HeaderValue::from(t));
+        h.insert(
+            REMAINING_TOKENS.clone(),
+            HeaderValue::from(t.saturating_sub(d.tokens_used)),
+        );
+    }
+}
+
+/// The key the client sent: `Authorization: Bearer <key>`, else `x-api-key: <key>`.
+fn presented_key(req: &ServiceRequest) -> Option<&str> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    bearer
+        .or_else(|| {
+            req.headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
+        .filter(|k| !k.is_empty())
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Reads the body (bounded), returns the model it names, and puts the bytes back for the handler.
+async fn body_model(
+    req: &mut ServiceRequest,
+    field: &str,
+    limit: usize,
+) -> Result<Option<String>, RouterError> {
+    let mut payload = req.take_payload();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            RouterError::bad_request(format!("could not read the request body: {e}"), None)
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(RouterError::PayloadTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let bytes = buf.freeze();
+    let model = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get(field).and_then(|m| m.as_str()).map(String::from));
+    req.set_payload(Payload::from(bytes));
+    Ok(model)
+}
+
+/// Middleware: enforces keys, policies, models and rate limits (a no-op with auth off).
+pub async fn guard<B: MessageBody + 'static>(
+    mut req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+    let Some(access) = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.access.clone())
+        .filter(|a| a.enabled)
+    else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    if access.public.iter().any(|p| p == req.path()) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let route = classify(req.path(), &access.prefix);
+    let d = route.dialect;
+    let refuse =
+        |req: ServiceRequest, res: HttpResponse| Ok(req.into_response(res).map_into_right_body());
+    let unauthorized = |req: ServiceRequest, f: AuthFailure| {
+        access.count(f.reason());
+        let key_id = match &f {
+            AuthFailure::Inactive { key_id } | AuthFailure::Expired { key_id, .. } => {
+                key_id.as_str()
+            }
+            _ => "-",
+        };
+        tracing::info!(
+            reason = f.reason(),
+            key_id,
+            path = req.path(),
+            "request refused: 401"
+        );
+        let res = refusal(
+            d,
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            &f.to_string(),
+        );
+        refuse(req, res)
+    };
+    let Some(key) = presented_key(&req) else {
+        return unauthorized(req, AuthFailure::Missing);
+    };
+    let found = access.store.find(&digest(key)).await;
+    let record = match found {
+        Ok(Some(r)) => r,
+        Ok(None) => return unauthorized(req, AuthFailure::Unknown),
+        Err(e) => {
+            access.count("store_unavailable");
+            tracing::warn!(error = %e, "request refused: key store unavailable");
+            let res = refusal(
+                d,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "cannot check the API key: the key store is unavailable; retry later",
+            );
+            return refuse(req, res);
+        }
+    };
+    if let Err(f) = record.check(now_secs()) {
+        return unauthorized(req, f);
+    }
+    let forbidden = |req: ServiceRequest, message: String| {
+        access.count("forbidden");
+        tracing::info!(key_id = %record.key_id, path = req.path(), "request refused: 403");
+        let res = refusal(d, StatusCode::FORBIDDEN, "permission_error", &message);
+        refuse(req, res)
+    };
+    if !record.policy.allows(route.class) {
+        let msg = format!(
+            "API key \"{}\" (policy \"{}\") may not call {}",
+            record.key_id,
+            record.policy.as_str(),
+            req.path()
+        );
+        return forbidden(req, msg);
+    }
+    if let (Some(allowed), Some(field)) = (&record.models, route.model_field) {
+        match body_model(&mut req, field, access.max_body).await {
+            Ok(Some(m)) if !allowed.contains(&m) => {
+                let msg = format!(
+                    "API key \"{}\" may not use model \"{m}\"; it may use: {}",
+                    record.key_id,
+                    allowed.join(", ")
+                );
+                return forbidden(req, msg);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let res = e.render(dialect(d));
+                return refuse(req, res);
+            }
+        }
+    }
+    let decision = match &access.limiter {
+        Some(l) => {
+            let rpm = record.rpm.unwrap_or(access.default_rpm);
+            let dec = l.admit(&record.key_id, rpm, record.tpm).await;
+            if let Some((limit, secs)) = dec.refused {
+                access.count("rate_limited");
+                tracing::info!(key_id = %record.key_id, limit = ?limit, retry_after = secs, "request refused: 429");
+                let what = match limit {
+                    llm_router_actors::access::Limit::Requests => {
+                        format!("{} requests per minute", dec.rpm)
+                    }
+                    llm_router_actors::access::Limit::Tokens => {
+                        format!("{} tokens per minute", dec.tpm.unwrap_or(0))
+                    }
+                };
+                let mut res = refusal(
+                    d,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    &format!(
+                        "API key \"{}\" is over its limit of {what}; retry in {secs}s",
+                        record.key_id
+                    ),
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                rate_headers(res.headers_mut(), &dec);
+                return refuse(req, res);
+            }
+            Some(dec)
+        }
+        None => None,
+    };
+    tracing::debug!(key_id = %record.key_id, "authenticated");
+    req.extensions_mut().insert(Caller {
+        key_id: record.key_id.as_str().into(),
+        policy: record.policy,
+        limiter: access.limiter.clone(),
+    });
+    let mut res = next.call(req).await?;
+    if let Some(dec) = &decision {
+        rate_headers(res.headers_mut(), dec);
+    }
+    Ok(res.map_into_left_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_key_comes_from_bearer_or_x_api_key_only() {
+        use actix_web::test::TestRequest;
+        type Headers<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Headers, Option<&str>)] = &[
+            (&[("authorization", "Bearer k1")], Some("k1")),
+            (&[("authorization", "bearer   k1 ")], Some("k1")),
+            (&[("x-api-key", " k2")], Some("k2")),
+            (
+                &[("authorization", "Bearer k1"), ("x-api-key", "k2")],
+                Some("k1"),
+            ),
+            (
+                &[("authorization", "Basic k1"), ("x-api-key", "k2")],
+                Some("k2"),
+            ),
+            (&[("authorization", "Basic k1")], None),
+            (&[("authorization", "Bearer ")], None),
+            (&[("x-api-key", "")], None),
+            (&[], None),
+        ];
+        for (headers, want) in cases {
+            let mut t = TestRequest::post().uri("/v1/chat/completions?api_key=q");
+            for h in *headers {
+                t = t.insert_header(*h);
+            }
+            let req = t.to_srv_request();
+            assert_eq!(presented_key(&req), *want, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn access_defaults_match_the_contract() {
+        let s = AccessSettings::from_vars(&vars(&[])).unwrap();
+        assert!(!s.enabled && !s.rate_limit);
+        assert_eq!(s.store, StoreKind::Memory);
+        assert_eq!(s.default_rpm, 60);
+        assert_eq!((s.key_prefix.as_str(), s.key_length), ("sk-litm", 48));
+        assert_eq!(s.rotation_grace, Duration::from_secs(3600));
+        assert!(s
+            .keys_file
+            .ends_with(".llm-router/configs/auth/memory-keys.json"));
+        assert_eq!(
+            expand_public(&s.public_endpoints, "/api"),
+            [
+                "/",
+                "/health",
+                "/metrics",
+                "/models",
+                "/v1/models",
+                "/api/ping",
+                "/api/version",
+                "/api/metrics"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_access_variables_and_a_bad_keys_file_are_reported() {
+        let errs = AccessSettings::from_vars(&vars(&[
+            ("LLM_ROUTER_AUTH_ENABLED", "tak"),
+            ("LLM_ROUTER_AUTH_KEY_STORE", "vault"),
+            ("LLM_ROUTER_AUTH_DEFAULT_RATE_LIMIT", "many"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "LLM_ROUTER_AUTH_DEFAULT_RATE_LIMIT: expected a whole number ≥ 1, got \"many\"",
+                "LLM_ROUTER_AUTH_KEY_STORE: expected memory or redis, got \"vault\""
+            ]
+        );
+        let errs = AccessSettings::from_vars(&vars(&[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_KEY_STORE", "redis"),
+        ]))
+        .unwrap_err();
+        assert!(errs[0].contains("redis needs LLM_ROUTER_REDIS_HOST"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        std::fs::write(
+            &path,
+            r#"[{"key_plain": "a"}, {"key_plain": "b", "policy_name": "x"}]"#,
+        )
+        .unwrap();
+        let p = path.display().to_string();
+        let errs = AccessSettings::from_vars(&vars(&[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &p),
+        ]))
+        .unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with(&format!("{p}: [1]: unknown policy \"x\"")),
+            "{errs:?}"
+        );
+        // Auth off: the file is not read at all.
+        assert!(
+            AccessSettings::from_vars(&vars(&[("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &p)])).is_ok()
+        );
+    }
+}
