@@ -2,6 +2,10 @@
 //! (shipped rules, Polish and English prompts of ~60 B, ~600 B and ~4 KB) and one cache-affinity
 //! placement (key derivation + ring walk over 4 and 64 providers).
 //! Run: `cargo bench -p llm-router-actors --bench routing`.
+//!
+//! Criterion reports wall time, which on a shared machine includes time waiting for a core; the
+//! bench first prints the on-CPU time per decision (Linux `/proc/thread-self/schedstat`), which
+//! is what a decision costs the router.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -43,16 +47,54 @@ fn router() -> SemanticRouter {
     SemanticRouter::from_vars(&vars, &rules).expect("shipped rules")
 }
 
+/// On-CPU nanoseconds of this thread so far, where Linux tells.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn cpu_per_call(name: &str, mut f: impl FnMut()) {
+    for _ in 0..100 {
+        f();
+    }
+    let (Some(start), wall) = (thread_cpu_ns(), Instant::now()) else {
+        return;
+    };
+    // Long enough that the scheduler's accounting granularity does not matter.
+    let mut iters = 0u32;
+    while wall.elapsed().as_millis() < 500 {
+        for _ in 0..100 {
+            f();
+        }
+        iters += 100;
+    }
+    let cpu = thread_cpu_ns().unwrap_or(start) - start;
+    println!(
+        "{name:<42} {:>9.2} µs on CPU per call ({:.2} µs wall)",
+        cpu as f64 / 1e3 / f64::from(iters),
+        wall.elapsed().as_secs_f64() * 1e6 / f64::from(iters)
+    );
+}
+
 fn semantic(c: &mut Criterion) {
     let r = router();
     let long = long_text();
-    let mut g = c.benchmark_group("semantic_decide");
-    for (name, text) in [
+    let prompts = [
         ("short_en", SHORT_EN),
         ("short_pl", SHORT_PL),
         ("medium_pl", MEDIUM_PL),
         ("long_4k", long.as_str()),
-    ] {
+    ];
+    for (name, text) in prompts {
+        cpu_per_call(
+            &format!("semantic_decide/{name} ({} B)", text.len()),
+            || {
+                black_box(r.decide(black_box(text)));
+            },
+        );
+    }
+    let mut g = c.benchmark_group("semantic_decide");
+    for (name, text) in prompts {
         g.throughput(Throughput::Bytes(text.len() as u64));
         g.bench_function(name, |b| b.iter(|| black_box(r.decide(black_box(text)))));
     }

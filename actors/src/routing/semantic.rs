@@ -29,7 +29,7 @@ use std::fmt;
 use std::path::Path;
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::RegexSet;
+use regex::{RegexSet, RegexSetBuilder};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -539,7 +539,11 @@ impl Builder {
             None
         } else {
             Some(
-                RegexSet::new(self.patterns.iter().map(|(r, _, _)| r.as_str()))
+                RegexSetBuilder::new(self.patterns.iter().map(|(r, _, _)| r.as_str()))
+                    // Room for the lazy DFA of all patterns at once, so it never falls back to
+                    // the (much slower) NFA simulation on long prompts.
+                    .dfa_size_limit(16 << 20)
+                    .build()
                     .map_err(|e| format!("cannot build the pattern set: {e}"))?,
             )
         };
@@ -566,46 +570,46 @@ struct Normalized {
 
 impl Normalized {
     fn new(raw: &str) -> Normalized {
-        let mut text = String::with_capacity(raw.len());
-        let (mut words, mut chars) = (0, 0);
+        let mut n = Normalized {
+            text: String::with_capacity(raw.len()),
+            words: 0,
+            chars: 0,
+        };
         let mut gap = false;
-        if raw.is_ascii() {
-            for &b in raw.as_bytes() {
-                if b.is_ascii_whitespace() {
-                    gap = true;
-                    continue;
-                }
-                if gap || text.is_empty() {
-                    if !text.is_empty() {
-                        text.push(' ');
-                        chars += 1;
-                    }
-                    words += 1;
-                    gap = false;
-                }
-                text.push(b.to_ascii_lowercase() as char);
-                chars += 1;
+        let bytes = raw.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            // ASCII bytes take the fast path even in mixed text; only other characters decode.
+            let (space, c) = if b.is_ascii() {
+                i += 1;
+                (b.is_ascii_whitespace(), b.to_ascii_lowercase() as char)
+            } else {
+                let c = raw[i..].chars().next().expect("i is on a char boundary");
+                i += c.len_utf8();
+                (c.is_whitespace(), c)
+            };
+            if space {
+                gap = true;
+                continue;
             }
-        } else {
-            for c in raw.chars() {
-                if c.is_whitespace() {
-                    gap = true;
-                    continue;
+            if n.chars == 0 || gap {
+                if n.chars > 0 {
+                    n.text.push(' ');
+                    n.chars += 1;
                 }
-                if gap || text.is_empty() {
-                    if !text.is_empty() {
-                        text.push(' ');
-                        chars += 1;
-                    }
-                    words += 1;
-                    gap = false;
-                }
+                n.words += 1;
+                gap = false;
+            }
+            if c.is_ascii() {
+                n.text.push(c);
+            } else {
                 // Unicode lowercasing: Polish capitals (Ą Ć Ę Ł Ń Ó Ś Ź Ż) are outside ASCII.
-                text.extend(c.to_lowercase());
-                chars += 1;
+                n.text.extend(c.to_lowercase());
             }
+            n.chars += 1;
         }
-        Normalized { text, words, chars }
+        n
     }
 
     /// max(words × 1.25, characters / 4), both rounded down and up respectively.
