@@ -112,7 +112,7 @@ struct Literal {
     /// The text before/after a match must not be a letter or digit.
     left_boundary: bool,
     right_boundary: bool,
-    hits: Vec<(usize, f64)>,
+    hits: Hits,
 }
 
 #[derive(Debug)]
@@ -451,11 +451,14 @@ fn parse_term(raw: &str, default_weight: f64) -> Result<Term, String> {
     Ok(Term { text, weight, stem })
 }
 
+/// Each category a literal scores for, with its weight.
+type Hits = Vec<(usize, f64)>;
+
 #[derive(Default)]
 struct Builder {
     categories: Vec<Category>,
     /// literal text → (stem, [(category, weight)]), in first-seen order.
-    literals: Vec<(String, bool, Vec<(usize, f64)>)>,
+    literals: Vec<(String, bool, Hits)>,
     patterns: Vec<(String, usize, f64)>,
 }
 
