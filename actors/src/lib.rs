@@ -13,6 +13,7 @@ pub mod health;
 pub mod monitors;
 pub mod provider;
 pub mod registry;
+pub mod routing;
 pub mod store;
 pub mod strategies;
 pub mod wire;

@@ -17,6 +17,8 @@
 //! mid-stream), and the fake counts requests that are still active or were dropped by the client
 //! — how tests prove the router cancelled an upstream call. With `tool_arguments` set, a request
 //! that offers tools gets a call to its first tool with those arguments (until the tool answered).
+//! With `prefix_cache` set, a generation's time to first token grows with the prompt tokens this
+//! instance has not cached yet (`prefix_cache.rs`), which the cache-affinity benchmark measures.
 
 #![forbid(unsafe_code)]
 
@@ -36,8 +38,10 @@ use futures_util::Stream;
 use serde_json::{json, Value};
 
 pub mod golden;
+mod prefix_cache;
 mod wire;
 
+pub use prefix_cache::{prompt_blocks, Block, Lookup, PrefixCache, PrefixCacheModel};
 use wire::Reply;
 pub use wire::{embedding, Kind};
 
@@ -64,6 +68,9 @@ pub struct FakeConfig {
     pub require_api_key: Option<String>,
     /// Answer with the words of the last user text (one token per word).
     pub echo: bool,
+    /// When set, prefill time for uncached prompt tokens is added before the response, and the
+    /// response carries `x-fake-cached-tokens` / `x-fake-uncached-tokens`. Off by default.
+    pub prefix_cache: Option<PrefixCacheModel>,
 }
 
 impl Default for FakeConfig {
@@ -80,6 +87,7 @@ impl Default for FakeConfig {
             tool_arguments: None,
             require_api_key: None,
             echo: false,
+            prefix_cache: None,
         }
     }
 }
@@ -136,6 +144,40 @@ struct Shared {
     active: AtomicUsize,
     cancelled: AtomicUsize,
     next_id: AtomicU64,
+    /// Built on first use from `FakeConfig::prefix_cache` (again if its capacity changes).
+    prefix_cache: Mutex<Option<PrefixCache>>,
+    cached_tokens: AtomicU64,
+    uncached_tokens: AtomicU64,
+}
+
+impl Shared {
+    /// Looks the prompt up in this instance's prefix cache, if the config models one.
+    fn prefill(
+        &self,
+        model: Option<PrefixCacheModel>,
+        request: &Value,
+    ) -> Option<(Lookup, Duration)> {
+        let model = model?;
+        let blocks = prompt_blocks(request);
+        let lookup = {
+            let mut cache = self.prefix_cache.lock().unwrap();
+            if cache
+                .as_ref()
+                .is_none_or(|c| c.capacity_tokens() != model.capacity_tokens)
+            {
+                *cache = Some(PrefixCache::new(model.capacity_tokens));
+            }
+            cache.as_mut().expect("just built").serve(&blocks)
+        };
+        self.cached_tokens
+            .fetch_add(lookup.cached_tokens as u64, SeqCst);
+        self.uncached_tokens
+            .fetch_add(lookup.uncached_tokens as u64, SeqCst);
+        let delay = model
+            .per_uncached_token
+            .saturating_mul(u32::try_from(lookup.uncached_tokens).unwrap_or(u32::MAX));
+        Some((lookup, delay))
+    }
 }
 
 /// Counts a request as active until dropped; dropped before `finish()` means the client left.
@@ -234,6 +276,14 @@ impl FakeUpstream {
 
     pub fn cancelled(&self) -> usize {
         self.shared.cancelled.load(SeqCst)
+    }
+
+    /// Prompt tokens served from / not found in the prefix cache so far (both 0 when it is off).
+    pub fn prefix_cache_tokens(&self) -> (u64, u64) {
+        (
+            self.shared.cached_tokens.load(SeqCst),
+            self.shared.uncached_tokens.load(SeqCst),
+        )
     }
 
     pub fn stop(mut self) {
@@ -576,6 +626,10 @@ async fn respond(
         }
         _ => {}
     }
+    let prefill = shared.prefill(cfg.prefix_cache, &request);
+    if let Some((_, delay)) = prefill.filter(|(_, d)| !d.is_zero()) {
+        actix_rt::time::sleep(delay).await;
+    }
     let n = shared.next_id.fetch_add(1, SeqCst);
     let mut reply = Reply::new(kind, &request, cfg.chunks, cfg.tool_arguments.as_ref(), n);
     if cfg.echo {
@@ -629,6 +683,10 @@ async fn respond(
     // From here the body's guard tracks the request; the handler's own is done.
     guard.finished = true;
     let mut res = HttpResponse::Ok();
+    if let Some((lookup, _)) = prefill {
+        res.insert_header(("x-fake-cached-tokens", lookup.cached_tokens))
+            .insert_header(("x-fake-uncached-tokens", lookup.uncached_tokens));
+    }
     if stream {
         res.content_type(kind.content_type(true))
             .insert_header(("cache-control", "no-cache"));
@@ -709,5 +767,95 @@ impl Stream for FrameStream {
         let frame = this.frames[this.next].clone();
         this.next += 1;
         Poll::Ready(Some(Ok(frame)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    async fn chat(
+        up: &FakeUpstream,
+        messages: &[(&str, &str)],
+    ) -> (Option<usize>, Option<usize>, Duration) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let messages: Vec<Value> = messages
+            .iter()
+            .map(|(role, content)| json!({"role": role, "content": content}))
+            .collect();
+        let t = Instant::now();
+        let res = awc::Client::default()
+            .post(format!("{}/v1/chat/completions", up.url()))
+            .send_json(&json!({"model": "fake-model", "messages": messages}))
+            .await
+            .expect("fake answers");
+        let elapsed = t.elapsed();
+        assert_eq!(res.status(), 200);
+        let header = |n: &str| {
+            res.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().parse::<usize>().unwrap())
+        };
+        (
+            header("x-fake-cached-tokens"),
+            header("x-fake-uncached-tokens"),
+            elapsed,
+        )
+    }
+
+    #[actix_rt::test]
+    async fn a_next_turn_is_fast_only_on_the_instance_that_served_the_conversation() {
+        let model = PrefixCacheModel {
+            per_uncached_token: Duration::from_micros(200),
+            capacity_tokens: 100_000,
+        };
+        let cfg = FakeConfig {
+            prefix_cache: Some(model),
+            ..Default::default()
+        };
+        let (a, b) = (FakeUpstream::start(cfg.clone()), FakeUpstream::start(cfg));
+        let system = "You are a careful assistant. ".repeat(100);
+        let turn1 = [("system", system.as_str()), ("user", "hello")];
+        let turn2 = [
+            ("system", system.as_str()),
+            ("user", "hello"),
+            ("assistant", "t0 t1 t2 t3 "),
+            ("user", "and then?"),
+        ];
+        let (cached, uncached, took) = chat(&a, &turn1).await;
+        let first = uncached.expect("header");
+        assert_eq!(cached, Some(0));
+        assert!(first > 700, "{first}");
+        // The prefill delay is a lower bound on the answer time.
+        assert!(took >= model.per_uncached_token * first as u32, "{took:?}");
+
+        // Only the two new messages are prefilled on the instance that served turn 1.
+        let new_tokens: usize = turn2[2..]
+            .iter()
+            .map(|(role, content)| {
+                json!({"role": role, "content": content})
+                    .to_string()
+                    .len()
+                    .div_ceil(4)
+            })
+            .sum();
+        let (cached, uncached, _) = chat(&a, &turn2).await;
+        assert_eq!((cached, uncached), (Some(first), Some(new_tokens)));
+        assert!(new_tokens * 20 < first, "{new_tokens} vs {first}");
+        let (cached, uncached, took) = chat(&b, &turn2).await;
+        assert_eq!(cached, Some(0));
+        assert!(uncached.unwrap() > first);
+        assert!(took >= model.per_uncached_token * uncached.unwrap() as u32);
+        assert_eq!(a.prefix_cache_tokens().0, first as u64);
+        assert_eq!(b.prefix_cache_tokens().0, 0);
+    }
+
+    #[actix_rt::test]
+    async fn without_the_model_nothing_changes() {
+        let up = FakeUpstream::start(FakeConfig::default());
+        let (cached, uncached, _) = chat(&up, &[("user", "hi")]).await;
+        assert_eq!((cached, uncached), (None, None));
+        assert_eq!(up.prefix_cache_tokens(), (0, 0));
     }
 }
