@@ -4,6 +4,10 @@
 # the fake provider and the load generator share core 1, so figures compare between runs.
 # Beside the router, the same traffic goes through `tcp-relay` (a byte-for-byte TCP hop on the
 # router's core): the latency any extra hop costs on this machine, with no HTTP work at all.
+# CPU per request is read by llm-bench from /proc/<pid>/stat over its measured window (warm-up
+# excluded): the router's and the relay's side by side, the fake's on the direct run, and the load
+# generator's own (on the direct run, fake + generator is what the load core spends per request:
+# the load side is not the bottleneck while that stays well under the router's figure).
 # Each (mode, concurrency) is measured BENCH_ROUNDS times (direct, relay, router in turn); the
 # summary gives the median of the rounds' added figures, since the tail at concurrency 64 moves by
 # a millisecond or more from one round to the next.
@@ -36,7 +40,7 @@ BIN=target/release
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait; rm -rf "$work"; }
 trap cleanup EXIT
 
 wait_port() {
@@ -52,7 +56,8 @@ wait_port() {
 # (the same 64 requests in flight then leave its core room). Each set has its own relay and router.
 start_set() { # fake-port relay-port router-port [fake flags...]
     taskset -c "$LOAD_CORE" "$BIN/fake-llm" --port "$1" --chunks "$CHUNKS" --workers 1 "${@:4}" >/dev/null 2>&1 &
-    pids+=($!)
+    last_fake=$!
+    pids+=("$last_fake")
     cat > "$work/models-$1.json" <<JSON
 {"bench": {"fake-model": {"providers": [
    {"id": "fake-1", "api_host": "http://127.0.0.1:$1", "api_type": "vllm", "model_path": ""}]}},
@@ -64,47 +69,48 @@ JSON
     last_router=$!
     pids+=("$last_router")
     taskset -c "$ROUTER_CORE" "$BIN/tcp-relay" --port "$2" --to "127.0.0.1:$1" >/dev/null 2>&1 &
-    pids+=($!)
+    last_relay=$!
+    pids+=("$last_relay")
     wait_port "$1"; wait_port "$2"; wait_port "$3"
 }
 start_set "$FAKE_PORT" "$RELAY_PORT" "$ROUTER_PORT"
-router_pid=$last_router
+fake_pid=$last_fake router_pid=$last_router relay_pid=$last_relay
 cp "$work/models-$FAKE_PORT.json" "$work/models.json"
 start_set "$PACED_FAKE_PORT" "$PACED_RELAY_PORT" "$PACED_ROUTER_PORT" --latency-ms "$PACED_MS"
-paced_router_pid=$last_router
+paced_fake_pid=$last_fake paced_router_pid=$last_router paced_relay_pid=$last_relay
 sleep 0.5
 rss_kb() { awk -v k="$2" '$1==k {print $2}' "/proc/$1/status"; }
 idle_rss=$(rss_kb "$router_pid" VmRSS:)
 
-bench() { # url concurrency stream-flag [extra llm-bench flags]
-    taskset -c "$LOAD_CORE" "$BIN/llm-bench" --url "$1" --concurrency "$2" --duration "$DUR" --warmup 1 $3 "${@:4}"
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
+bench() { # url concurrency stream-flag pid-whose-cpu-to-count [extra llm-bench flags]
+    taskset -c "$LOAD_CORE" "$BIN/llm-bench" --url "$1" --concurrency "$2" --duration "$DUR" --warmup 1 \
+        --cpu-pid "$4" --clk-tck "$TICK" $3 "${@:5}"
+}
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
+# The load core's CPU per request on a direct run: the fake's plus the load generator's own.
+load_cpu() { python3 -c "import json,sys; j=json.loads(sys.argv[1]); print(f\"{j['cpu_us_per_req']+j['bench_cpu_us_per_req']:.1f}\")" "$1"; }
 delta() { python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):+.3f}')" "$1" "$2"; }
 
-matrix() { # pace-label fake-port relay-port router-port router-pid concurrency...
-    local label=$1 fport=$2 xport=$3 rport=$4 rpid=$5 mode flag conc round d x r c0 c1 cpu_us t j extra
+matrix() { # pace-label fake-port relay-port router-port fake-pid relay-pid router-pid concurrency...
+    local label=$1 fport=$2 xport=$3 rport=$4 fpid=$5 xpid=$6 rpid=$7 mode flag conc round d x r t j extra
     for mode in json sse; do
         flag=""; [ "$mode" = sse ] && flag="--stream"
-        for conc in "${@:6}"; do
+        for conc in "${@:8}"; do
             for round in $(seq 1 "$ROUNDS"); do
-                d=$(bench "http://127.0.0.1:$fport/v1/chat/completions" "$conc" "$flag")
-                x=$(bench "http://127.0.0.1:$xport/v1/chat/completions" "$conc" "$flag")
-                c0=$(cpu_ticks "$rpid")
-                r=$(bench "http://127.0.0.1:$rport/v1/chat/completions" "$conc" "$flag")
-                c1=$(cpu_ticks "$rpid")
-                # Router CPU per request (includes the 1 s warm-up's requests in the ticks: an upper bound).
-                cpu_us=$(python3 -c "import sys; t,tck,n,d,w=map(float,sys.argv[1:]); print(f'{t/tck*1e6/(n*(d+w)/d):.1f}')" \
-                    "$((c1 - c0))" "$TICK" "$(field "$r" requests)" "$DUR" 1)
+                d=$(bench "http://127.0.0.1:$fport/v1/chat/completions" "$conc" "$flag" "$fpid")
+                x=$(bench "http://127.0.0.1:$xport/v1/chat/completions" "$conc" "$flag" "$xpid")
+                r=$(bench "http://127.0.0.1:$rport/v1/chat/completions" "$conc" "$flag" "$rpid")
                 for t in direct relay router; do
                     case $t in direct) j=$d ;; relay) j=$x ;; router) j=$r ;; esac
-                    echo "$label $mode $conc $round $t $cpu_us $j" >> "$work/rounds"
+                    echo "$label $mode $conc $round $t $j" >> "$work/rounds"
                     echo "pace $label $mode c=$conc round $round $t $j" >> "$work/raw"
                     extra=""
                     [ $t != direct ] && extra="$(delta "$(field "$j" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$j" p99_ms)" "$(field "$d" p99_ms)") / $(delta "$(field "$j" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)")"
-                    [ $t = router ] && extra="$extra; cpu ${cpu_us} us/req"
+                    case $t in
+                        direct) extra="load core $(load_cpu "$j") us/req (fake $(field "$j" cpu_us_per_req) + llm-bench $(field "$j" bench_cpu_us_per_req))" ;;
+                        *) extra="$extra; cpu $(field "$j" cpu_us_per_req) us/req" ;;
+                    esac
                     [ "$(field "$j" errors)" = 0 ] || extra="$extra ERRORS=$(field "$j" errors)"
                     printf '%-5s %-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' "$label" "$mode" "$conc" "$round" "$t" \
                         "$(field "$j" rps)" "$(field "$j" p50_ms)" "$(field "$j" p99_ms)" "$(field "$j" ttfb_p50_ms)" "$extra"
@@ -114,42 +120,44 @@ matrix() { # pace-label fake-port relay-port router-port router-pid concurrency.
     done
 }
 
-printf '%-5s %-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' pace mode conc round target "req/s" "p50 ms" "p99 ms" "ttfb p50" "added vs direct p50 / p99 / ttfb ms; router cpu/req"
-matrix "0ms" "$FAKE_PORT" "$RELAY_PORT" "$ROUTER_PORT" "$router_pid" 1 64
-matrix "${PACED_MS}ms" "$PACED_FAKE_PORT" "$PACED_RELAY_PORT" "$PACED_ROUTER_PORT" "$paced_router_pid" 64
+printf '%-5s %-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' pace mode conc round target "req/s" "p50 ms" "p99 ms" "ttfb p50" "added vs direct p50 / p99 / ttfb ms; cpu/req"
+matrix "0ms" "$FAKE_PORT" "$RELAY_PORT" "$ROUTER_PORT" "$fake_pid" "$relay_pid" "$router_pid" 1 64
+matrix "${PACED_MS}ms" "$PACED_FAKE_PORT" "$PACED_RELAY_PORT" "$PACED_ROUTER_PORT" "$paced_fake_pid" "$paced_relay_pid" "$paced_router_pid" 64
 echo
 echo "median over $ROUNDS round(s) (added = target - direct of the same round; pace = provider's wait before answering):"
 python3 - "$work/rounds" <<'PY'
 import json, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    pace, mode, conc, rnd, target, cpu, js = line.split(" ", 6)
-    rows.setdefault((pace, mode, int(conc)), {}).setdefault(int(rnd), {})[target] = (json.loads(js), float(cpu))
-print(f"{'pace':5} {'mode':5} {'conc':>4} | {'direct req/s':>12} {'router req/s':>12} {'added p50':>10} {'added p99':>10} {'added ttfb':>10} {'cpu/req':>8} | {'relay added p50':>15} {'relay added p99':>15}")
+    pace, mode, conc, rnd, target, js = line.split(" ", 5)
+    rows.setdefault((pace, mode, int(conc)), {}).setdefault(int(rnd), {})[target] = json.loads(js)
+print(f"{'pace':5} {'mode':5} {'conc':>4} | {'direct req/s':>12} {'router req/s':>12} {'added p50':>10} {'added p99':>10} {'added ttfb':>10} {'cpu/req':>8} | "
+      f"{'relay req/s':>11} {'relay cpu':>9} {'cpu ratio':>9} {'relay added p50':>15} {'relay added p99':>15} | {'load cpu':>8}")
 for (pace, mode, conc), rounds in rows.items():
     def med(target, key):
-        return statistics.median(r[target][0][key] - r["direct"][0][key] for r in rounds.values())
-    drps = statistics.median(r["direct"][0]["rps"] for r in rounds.values())
-    rps = statistics.median(r["router"][0]["rps"] for r in rounds.values())
-    cpu = statistics.median(r["router"][1] for r in rounds.values())
-    print(f"{pace:5} {mode:5} {conc:>4} | {drps:>12.0f} {rps:>12.0f} {med('router','p50_ms'):>+10.3f} {med('router','p99_ms'):>+10.3f} "
-          f"{med('router','ttfb_p50_ms'):>+10.3f} {cpu:>6.1f}us | {med('relay','p50_ms'):>+15.3f} {med('relay','p99_ms'):>+15.3f}")
+        return statistics.median(r[target][key] - r["direct"][key] for r in rounds.values())
+    def mid(target, key):
+        return statistics.median(r[target][key] or 0 for r in rounds.values())
+    ratio = statistics.median(r["router"]["cpu_us_per_req"] / r["relay"]["cpu_us_per_req"]
+                              for r in rounds.values() if r["relay"]["cpu_us_per_req"])
+    load = statistics.median(r["direct"]["cpu_us_per_req"] + r["direct"]["bench_cpu_us_per_req"] for r in rounds.values())
+    print(f"{pace:5} {mode:5} {conc:>4} | {mid('direct','rps'):>12.0f} {mid('router','rps'):>12.0f} {med('router','p50_ms'):>+10.3f} {med('router','p99_ms'):>+10.3f} "
+          f"{med('router','ttfb_p50_ms'):>+10.3f} {mid('router','cpu_us_per_req'):>6.1f}us | {mid('relay','rps'):>11.0f} {mid('relay','cpu_us_per_req'):>7.1f}us {ratio:>9.2f} "
+          f"{med('relay','p50_ms'):>+15.3f} {med('relay','p99_ms'):>+15.3f} | {load:>6.1f}us")
+print("(cpu/req: CPU time per request over the measured window, from /proc/<pid>/stat; cpu ratio: router / relay;")
+print(" load cpu: the fake's + llm-bench's per request on the direct run, both on the load core)")
 PY
 # Converted streams: an Ollama / Anthropic client through the router to the same OpenAI-wire
 # provider, beside the passthrough (OpenAI client) stream and the direct baseline, same run.
 echo
 printf '%-22s %4s | %10s %9s %9s %10s | %s\n' "converted stream" conc "req/s" "p50 ms" "p99 ms" "ttfb p50" "added vs direct: p50 / ttfb ms; cpu/req"
 for conc in 1 64; do
-    d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$conc" --stream)
+    d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" "$conc" --stream "$fake_pid")
     for spec in "openai /v1/chat/completions" "ollama /api/chat" "anthropic /v1/messages"; do
         set -- $spec
-        c0=$(cpu_ticks "$router_pid")
-        r=$(bench "http://127.0.0.1:$ROUTER_PORT$2" "$conc" --stream --dialect "$1")
-        c1=$(cpu_ticks "$router_pid")
-        cpu_us=$(python3 -c "import sys; t,tck,n,d,w=map(float,sys.argv[1:]); print(f'{t/tck*1e6/(n*(d+w)/d):.1f}')" \
-            "$((c1 - c0))" "$TICK" "$(field "$r" requests)" "$DUR" 1)
+        r=$(bench "http://127.0.0.1:$ROUTER_PORT$2" "$conc" --stream "$router_pid" --dialect "$1")
         echo "convert $1 c=$conc router $r (direct $d)" >> "$work/raw"
-        extra="$(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)"); cpu ${cpu_us} us/req"
+        extra="$(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" ttfb_p50_ms)" "$(field "$d" ttfb_p50_ms)"); cpu $(field "$r" cpu_us_per_req) us/req"
         [ "$(field "$r" errors)" = 0 ] || extra="$extra ERRORS=$(field "$r" errors)"
         printf '%-22s %4s | %10s %9s %9s %10s | %s\n' "$1 client -> openai" "$conc" \
             "$(field "$r" rps)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$(field "$r" ttfb_p50_ms)" "$extra"
@@ -166,18 +174,21 @@ if command -v redis-server >/dev/null 2>&1; then
             LLM_ROUTER_SERVER_PORT="$1" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
             LLM_ROUTER_BALANCE_STRATEGY=first_available "${@:2}" \
             taskset -c "$ROUTER_CORE" "$BIN/llm-router" >/dev/null 2>&1 &
-        pids+=($!)
+        last_router=$!
+        pids+=("$last_router")
         wait_port "$1"
     }
     start_router $((ROUTER_PORT + 10))
+    in_process_pid=$last_router
     start_router $((ROUTER_PORT + 11)) LLM_ROUTER_REDIS_HOST=127.0.0.1 LLM_ROUTER_REDIS_PORT="$REDIS_PORT"
+    redis_router_pid=$last_router
     sleep 1
     echo
     printf '%-30s %4s | %10s %9s %9s | %s\n' "first_available (json)" conc "req/s" "p50 ms" "p99 ms" "added vs direct p50 / p99 ms"
-    d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" 1 "")
-    for spec in "in-process $((ROUTER_PORT + 10))" "redis $((ROUTER_PORT + 11))"; do
+    d=$(bench "http://127.0.0.1:$FAKE_PORT/v1/chat/completions" 1 "" "$fake_pid")
+    for spec in "in-process $((ROUTER_PORT + 10)) $in_process_pid" "redis $((ROUTER_PORT + 11)) $redis_router_pid"; do
         set -- $spec
-        r=$(bench "http://127.0.0.1:$2/v1/chat/completions" 1 "")
+        r=$(bench "http://127.0.0.1:$2/v1/chat/completions" 1 "" "$3")
         echo "first_available $1 c=1 router $r (direct $d)" >> "$work/raw"
         extra="$(delta "$(field "$r" p50_ms)" "$(field "$d" p50_ms)") / $(delta "$(field "$r" p99_ms)" "$(field "$d" p99_ms)")"
         [ "$(field "$r" errors)" = 0 ] || extra="$extra ERRORS=$(field "$r" errors)"

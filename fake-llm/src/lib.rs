@@ -139,8 +139,14 @@ impl RecordedRequest {
 
 #[derive(Default)]
 struct Shared {
-    config: Mutex<FakeConfig>,
+    /// Shared, not copied, by each request (an `Arc` clone instead of its strings').
+    config: Mutex<Arc<FakeConfig>>,
+    /// Whether requests are kept for [`FakeUpstream::requests`]: a standalone server ([`serve`])
+    /// has no one to read them, and under benchmark load the list grew without bound.
+    record: bool,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// The standalone server's last answer, to answer the same request again by copy.
+    template: Mutex<Option<Template>>,
     active: AtomicUsize,
     cancelled: AtomicUsize,
     next_id: AtomicU64,
@@ -223,7 +229,8 @@ impl FakeUpstream {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shared = Arc::new(Shared {
-            config: Mutex::new(cfg),
+            config: Mutex::new(Arc::new(cfg)),
+            record: true,
             ..Default::default()
         });
         let (tx, rx) = std::sync::mpsc::channel();
@@ -255,11 +262,11 @@ impl FakeUpstream {
     }
 
     pub fn set_fault(&self, fault: Fault) {
-        self.shared.config.lock().unwrap().fault = fault;
+        Arc::make_mut(&mut self.shared.config.lock().unwrap()).fault = fault;
     }
 
     pub fn set_config(&self, cfg: FakeConfig) {
-        *self.shared.config.lock().unwrap() = cfg;
+        *self.shared.config.lock().unwrap() = Arc::new(cfg);
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
@@ -304,10 +311,12 @@ impl Drop for FakeUpstream {
     }
 }
 
-/// Serves on `listener` in the current actix System (for the `fake-llm` binary).
+/// Serves on `listener` in the current actix System (for the `fake-llm` binary), keeping no
+/// record of the requests.
 pub fn serve(listener: TcpListener, cfg: FakeConfig, workers: usize) -> std::io::Result<Server> {
     let shared = Arc::new(Shared {
-        config: Mutex::new(cfg),
+        config: Mutex::new(Arc::new(cfg)),
+        record: false,
         ..Default::default()
     });
     build(listener, shared, workers)
@@ -345,6 +354,9 @@ fn build(listener: TcpListener, shared: Arc<Shared>, workers: usize) -> std::io:
 }
 
 fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) {
+    if !shared.record {
+        return;
+    }
     let headers = req
         .headers()
         .iter()
@@ -525,9 +537,8 @@ async fn generate(
     let mut guard = Guard::new(&shared);
     record(&shared, &req, &body);
     let cfg = shared.config.lock().unwrap().clone();
-    let name = cfg.name.clone();
-    let mut res = respond(kind, &shared, &req, &body, cfg, &mut guard).await;
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&name) {
+    let mut res = respond(kind, &shared, &req, &body, &cfg, &mut guard).await;
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&cfg.name) {
         res.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-fake-upstream"),
             v,
@@ -573,7 +584,7 @@ async fn respond(
     shared: &Shared,
     req: &HttpRequest,
     body: &[u8],
-    cfg: FakeConfig,
+    cfg: &FakeConfig,
     guard: &mut Guard,
 ) -> HttpResponse {
     if let (Some(tok), false) = (&cfg.require_bearer, kind == Kind::Anthropic) {
@@ -596,7 +607,7 @@ async fn respond(
         );
     };
     if kind == Kind::Anthropic {
-        if let Some((status, message)) = anthropic_refusal(req, &request, &cfg) {
+        if let Some((status, message)) = anthropic_refusal(req, &request, cfg) {
             guard.finished = true;
             return error(kind, status, &message);
         }
@@ -631,27 +642,42 @@ async fn respond(
         actix_rt::time::sleep(delay).await;
     }
     let n = shared.next_id.fetch_add(1, SeqCst);
-    let mut reply = Reply::new(kind, &request, cfg.chunks, cfg.tool_arguments.as_ref(), n);
-    if cfg.echo {
-        reply.echo(&request);
-    }
     let stream = kind.stream(&request);
     let include_usage = request
         .pointer("/stream_options/include_usage")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let frames: Vec<Bytes> = if stream {
-        let mut frames = reply.frames(include_usage);
-        if matches!(cfg.fault, Fault::NoDoneFrame)
-            && frames
-                .last()
-                .is_some_and(|f| f.starts_with(b"data: [DONE]"))
-        {
-            frames.pop();
+    let build = || {
+        let mut reply = Reply::new(kind, &request, cfg.chunks, cfg.tool_arguments.as_ref(), n);
+        if cfg.echo {
+            reply.echo(&request);
         }
-        frames
+        let frames = if stream {
+            let mut frames = reply.frames(include_usage);
+            let done = |f: &Bytes| f.starts_with(b"data: [DONE]");
+            if matches!(cfg.fault, Fault::NoDoneFrame) && frames.last().is_some_and(done) {
+                frames.pop();
+            }
+            frames
+        } else {
+            vec![Bytes::from(reply.whole().to_string())]
+        };
+        (reply.created, frames)
+    };
+    // Tool calls carry the id in a second place; tests (recording) always build afresh.
+    let frames: Vec<Bytes> = if shared.record || cfg.tool_arguments.is_some() || cfg.echo {
+        build().1
     } else {
-        vec![Bytes::from(reply.whole().to_string())]
+        let key = (kind, cfg.chunks, body);
+        let mut template = shared.template.lock().unwrap();
+        match template.as_ref().and_then(|t| t.frames(key, now_secs(), n)) {
+            Some(frames) => frames,
+            None => {
+                let (created, frames) = build();
+                *template = Template::new(key, created, &frames, n);
+                frames
+            }
+        }
     };
     let (first_delay, cut) = match cfg.fault {
         Fault::SlowFirstToken(d) => (d, None),
@@ -701,6 +727,85 @@ async fn respond(
         guard: Some(Guard::new(&guard.shared)),
         ..body
     })
+}
+
+/// An answer's frames with the place of the id's counter digits in each (the id is
+/// `<prefix>fake{n:08x}`), so the same request in the same second (a benchmark's) is answered by
+/// copying them with the new counter instead of building and serialising the reply again: the
+/// same bytes `Reply` gives (a test checks it), for a fraction of the standalone server's CPU.
+struct Template {
+    kind: Kind,
+    chunks: usize,
+    request: Vec<u8>,
+    created: u64,
+    frames: Vec<(Bytes, Option<usize>)>,
+}
+
+impl Template {
+    /// `None` when an id is ambiguous in a frame (or the counter does not fit 8 digits).
+    fn new(
+        (kind, chunks, request): (Kind, usize, &[u8]),
+        created: u64,
+        frames: &[Bytes],
+        n: u64,
+    ) -> Option<Template> {
+        if n > u64::from(u32::MAX) {
+            return None;
+        }
+        let needle = format!("fake{n:08x}\"");
+        let frames = frames
+            .iter()
+            .map(|f| {
+                let mut at = f
+                    .windows(needle.len())
+                    .enumerate()
+                    .filter(|(_, w)| *w == needle.as_bytes())
+                    .map(|(i, _)| i + "fake".len());
+                match (at.next(), at.next()) {
+                    (first, None) => Some((f.clone(), first)),
+                    _ => None,
+                }
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Template {
+            kind,
+            chunks,
+            request: request.to_vec(),
+            created,
+            frames,
+        })
+    }
+
+    /// The frames for counter `n`, if this template answers that request at `now` (seconds).
+    fn frames(
+        &self,
+        (kind, chunks, request): (Kind, usize, &[u8]),
+        now: u64,
+        n: u64,
+    ) -> Option<Vec<Bytes>> {
+        if kind != self.kind
+            || chunks != self.chunks
+            || now != self.created
+            || request != self.request
+            || n > u64::from(u32::MAX)
+        {
+            return None;
+        }
+        let digits = format!("{n:08x}");
+        Some(
+            self.frames
+                .iter()
+                .map(|(f, at)| match at {
+                    None => f.clone(),
+                    Some(i) => {
+                        let mut v = f.to_vec();
+                        v[*i..*i + 8].copy_from_slice(digits.as_bytes());
+                        Bytes::from(v)
+                    }
+                })
+                .collect(),
+        )
+    }
 }
 
 struct FrameStream {
@@ -857,5 +962,62 @@ mod tests {
         let (cached, uncached, _) = chat(&up, &[("user", "hi")]).await;
         assert_eq!((cached, uncached), (None, None));
         assert_eq!(up.prefix_cache_tokens(), (0, 0));
+    }
+
+    /// A template made from one answer gives, for another counter, the very bytes a fresh reply
+    /// for that counter has (same second), for every id-carrying format, streamed or not.
+    #[test]
+    fn templates_give_the_bytes_a_fresh_reply_gives() {
+        for (kind, request) in [
+            (
+                Kind::Chat,
+                json!({"model": "m", "messages": [{"role": "user", "content": "a b"}]}),
+            ),
+            (
+                Kind::Chat,
+                json!({"model": "m", "messages": [], "stream": true, "max_tokens": 3,
+                                "stream_options": {"include_usage": true}}),
+            ),
+            (
+                Kind::Completions,
+                json!({"model": "m", "prompt": "x", "stream": true}),
+            ),
+            (
+                Kind::Anthropic,
+                json!({"model": "m", "max_tokens": 9, "stream": true,
+                                     "messages": [{"role": "user", "content": "hi"}]}),
+            ),
+            (
+                Kind::Anthropic,
+                json!({"model": "m", "max_tokens": 9, "messages": []}),
+            ),
+        ] {
+            let body = request.to_string();
+            let key = (kind, 5, body.as_bytes());
+            let frames = |n: u64, created: Option<u64>| {
+                let mut r = Reply::new(kind, &request, 5, None, n);
+                r.created = created.unwrap_or(r.created);
+                let f = if kind.stream(&request) {
+                    r.frames(true)
+                } else {
+                    vec![Bytes::from(r.whole().to_string())]
+                };
+                (r.created, f)
+            };
+            let (created, first) = frames(3, None);
+            let t = Template::new(key, created, &first, 3).expect("a template");
+            assert_eq!(t.frames(key, created, 3).unwrap(), first, "{kind:?}");
+            let (_, fresh) = frames(0xbeef, Some(created));
+            assert_eq!(
+                t.frames(key, created, 0xbeef).unwrap(),
+                fresh,
+                "{kind:?} {request}"
+            );
+            // Another request, another second or another token count: not this template's.
+            assert!(t.frames((kind, 5, b"{}"), created, 4).is_none());
+            assert!(t.frames(key, created + 1, 4).is_none());
+            assert!(t.frames((kind, 6, body.as_bytes()), created, 4).is_none());
+            assert!(t.frames(key, created, 1 << 32).is_none());
+        }
     }
 }
