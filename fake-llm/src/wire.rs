@@ -525,6 +525,32 @@ pub fn embedding(text: &str) -> Vec<f64> {
         .collect()
 }
 
+/// The last user turn's text: OpenAI / Ollama `messages` (string or text parts), Anthropic
+/// content blocks, or a completion / generate `prompt`.
+fn last_user_text(request: &Value) -> String {
+    let text_of = |c: &Value| -> String {
+        match c {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        }
+    };
+    if let Some(msgs) = request.get("messages").and_then(Value::as_array) {
+        if let Some(m) = msgs
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        {
+            return text_of(m.get("content").unwrap_or(&Value::Null));
+        }
+    }
+    request.get("prompt").map(text_of).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,30 +580,4 @@ mod tests {
             .is_none());
         assert!(Reply::new(Kind::Chat, &ask, 4, None, 1).tool_call.is_none());
     }
-}
-
-/// The last user turn's text: OpenAI / Ollama `messages` (string or text parts), Anthropic
-/// content blocks, or a completion / generate `prompt`.
-fn last_user_text(request: &Value) -> String {
-    let text_of = |c: &Value| -> String {
-        match c {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => String::new(),
-        }
-    };
-    if let Some(msgs) = request.get("messages").and_then(Value::as_array) {
-        if let Some(m) = msgs
-            .iter()
-            .rev()
-            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        {
-            return text_of(m.get("content").unwrap_or(&Value::Null));
-        }
-    }
-    request.get("prompt").map(text_of).unwrap_or_default()
 }

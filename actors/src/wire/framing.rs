@@ -46,7 +46,12 @@ const FINISH: &[u8] = b"\"finish_reason\":\"";
 const FINISH_SPACED: &[u8] = b"\"finish_reason\": \"";
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+/// A non-null `finish_reason` inside one chunk.
+fn finish_in(chunk: &[u8]) -> bool {
+    contains(chunk, FINISH) || contains(chunk, FINISH_SPACED)
 }
 
 impl EndTracker {
@@ -71,13 +76,7 @@ impl EndTracker {
     pub fn feed(&mut self, chunk: &[u8]) -> bool {
         self.sent += chunk.len() as u64;
         if self.framing == Framing::Sse && !self.finish_seen {
-            // The key may straddle two chunks: look at the previous tail joined with this chunk.
-            let head = &chunk[..chunk.len().min(FINISH_SPACED.len())];
-            let mut seam = self.tail.bytes().to_vec();
-            seam.extend_from_slice(head);
-            self.finish_seen = [FINISH, FINISH_SPACED]
-                .iter()
-                .any(|n| contains(chunk, n) || contains(&seam, n));
+            self.finish_seen = finish_in(chunk) || self.finish_across(chunk);
         }
         self.tail.push(chunk);
         match self.framing {
@@ -100,6 +99,19 @@ impl EndTracker {
             Framing::Sse | Framing::AnthropicSse => {}
         }
         false
+    }
+
+    /// A non-null `finish_reason` straddling the previous chunk and this one (checked on a small
+    /// stack window around the seam: no allocation per chunk).
+    fn finish_across(&self, chunk: &[u8]) -> bool {
+        const SIDE: usize = 24;
+        let prev = self.tail.bytes();
+        let prev = &prev[prev.len().saturating_sub(SIDE)..];
+        let next = &chunk[..chunk.len().min(SIDE)];
+        let mut seam = [0u8; 2 * SIDE];
+        seam[..prev.len()].copy_from_slice(prev);
+        seam[prev.len()..prev.len() + next.len()].copy_from_slice(next);
+        finish_in(&seam[..prev.len() + next.len()])
     }
 
     /// The bytes forwarded so far end between two frames (nothing forwarded counts).
