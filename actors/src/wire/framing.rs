@@ -41,17 +41,19 @@ pub struct EndTracker {
     finish_seen: bool,
 }
 
-/// A non-null `finish_reason` in an OpenAI chunk (the key cannot occur unescaped inside a string).
-const FINISH: &[u8] = b"\"finish_reason\":\"";
-const FINISH_SPACED: &[u8] = b"\"finish_reason\": \"";
+/// The key of an OpenAI chunk's finish reason; a non-null value follows as a string (the key
+/// cannot occur unescaped inside a string value).
+const FINISH_KEY: &[u8] = b"\"finish_reason\":";
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(hay, needle).is_some()
-}
-
-/// A non-null `finish_reason` inside one chunk.
-fn finish_in(chunk: &[u8]) -> bool {
-    contains(chunk, FINISH) || contains(chunk, FINISH_SPACED)
+/// A non-null `finish_reason` inside `hay` (a string value after the key, spaces aside).
+fn finish_in(hay: &[u8]) -> bool {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(FINISH_KEY));
+    finder.find_iter(hay).any(|at| {
+        let value = &hay[at + FINISH_KEY.len()..];
+        value.iter().find(|b| **b != b' ') == Some(&b'"')
+    })
 }
 
 impl EndTracker {
