@@ -751,3 +751,44 @@ fn batch_in_process_router_from_the_environment() {
         "{err}"
     );
 }
+
+#[test]
+fn batch_api_key_is_sent_as_bearer_and_a_refused_key_stops_the_run() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let key = "sk-test-batch-0123456789abcdef";
+    let keys = write(
+        dir.path(),
+        "keys.json",
+        &json!([{"key_plain": key, "key_id": "batch", "policy_name": "builtin"}]).to_string(),
+    );
+    let r = Router::start(
+        &models_config(&[("m", vec![provider("a", &up)])]),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", s(&keys)),
+        ],
+    );
+    let input = write(dir.path(), "in.jsonl", &jsonl_texts(&["a", "b"]));
+    let out = dir.path().join("out.jsonl");
+    let url = r.url("");
+    let args = [
+        "translate",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+        "--model",
+        "m",
+        "--router",
+        &url,
+    ];
+    let (code, err) = run(batch(&args));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("stopped: the router answered 401"), "{err}");
+    assert_eq!(up.request_count(), 0);
+    // The key from the environment (kept out of the process list).
+    let (code, err) = run(batch(&args).env("LLM_ROUTER_BATCH_API_KEY", key));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(read_jsonl(&out).len(), 2);
+}
