@@ -244,9 +244,7 @@ pub fn parse(args: &[String], env_key: Option<String>) -> Result<Parsed, String>
                     super::labels::check(list.split(',').map(str::to_string).collect())
                         .map_err(|e| format!("--labels: {e}"))?,
                 ),
-                (None, Some(path)) if path.is_empty() => {
-                    return Err("--labels-file must not be empty".into())
-                }
+                (None, Some("")) => return Err("--labels-file must not be empty".into()),
                 (None, Some(path)) => Labels::File(PathBuf::from(path)),
             };
             Task::Classify {

@@ -307,7 +307,7 @@ async fn run(
             });
         }
         if let Some(models) = client.models().await {
-            if !models.iter().any(|m| *m == opts.model) {
+            if !models.contains(&opts.model) {
                 return Stop::Usage(format!(
                     "--model {:?}: the router has no such model; it has: {}",
                     opts.model,
