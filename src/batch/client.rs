@@ -5,7 +5,8 @@
 //! Failures are sorted by what the run should do: [`CallError::Unreachable`] (no connection, or
 //! it broke twice in a row) and [`CallError::Refused`] (401/403: the key) stop the run with every
 //! written row kept; [`CallError::Row`] (any other error answer, a timeout, an unreadable body)
-//! fails that row only.
+//! fails that row only. A 429/503 with a `Retry-After` of at most a minute is waited out (three
+//! times at most) before it counts.
 
 use std::time::Duration;
 
@@ -57,7 +58,8 @@ impl RouterClient {
     async fn call(&self, path: &str, body: Option<&Value>) -> Result<Value, CallError> {
         let url = self.url(path);
         let mut last = String::new();
-        for _ in 0..2 {
+        let (mut broken, mut limited) = (0, 0);
+        while broken < 2 {
             let mut req = match body {
                 Some(_) => self.http.post(&url),
                 None => self.http.get(&url),
@@ -80,10 +82,16 @@ impl RouterClient {
                 }
                 Err(e) => {
                     last = e.to_string();
+                    broken += 1;
                     continue;
                 }
             };
             let status = res.status();
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
             let bytes = match res.body().limit(256 << 20).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -107,6 +115,11 @@ impl RouterClient {
                         .map(String::from)
                 })
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+            if let Some(wait) = retry_wait(status.as_u16(), retry_after.as_deref(), limited) {
+                limited += 1;
+                actix_rt::time::sleep(wait).await;
+                continue;
+            }
             let msg = format!("the router answered {}: {message}", status.as_u16());
             return Err(match status.as_u16() {
                 401 | 403 => CallError::Refused(msg),
@@ -175,6 +188,49 @@ impl RouterClient {
     }
 }
 
+/// Waits one row's call sits out on a 429/503 that says when to come back.
+pub const RETRIES: u32 = 3;
+/// A longer `Retry-After` fails the row at once.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// How long to wait before trying again after this answer, when at all (`tried`: waits so far).
+pub fn retry_wait(status: u16, retry_after: Option<&str>, tried: u32) -> Option<Duration> {
+    if !(status == 429 || status == 503) || tried >= RETRIES {
+        return None;
+    }
+    let secs: u64 = retry_after?.trim().parse().ok()?;
+    let wait = Duration::from_secs(secs.max(1));
+    (wait <= MAX_WAIT).then_some(wait)
+}
+
 fn short(v: &Value) -> String {
     v.to_string().chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_only_on_a_rate_limit_that_says_when() {
+        let s = Duration::from_secs;
+        for (status, header, tried, want) in [
+            (429, Some("2"), 0, Some(s(2))),
+            (503, Some(" 7 "), 2, Some(s(7))),
+            (429, Some("0"), 0, Some(s(1))),
+            (429, Some("60"), 0, Some(s(60))),
+            (429, Some("61"), 0, None),
+            (429, Some("2"), 3, None),
+            (429, None, 0, None),
+            (429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), 0, None),
+            (502, Some("2"), 0, None),
+            (400, Some("2"), 0, None),
+        ] {
+            assert_eq!(
+                retry_wait(status, header, tried),
+                want,
+                "{status} {header:?} {tried}"
+            );
+        }
+    }
 }

@@ -94,8 +94,10 @@ Failures:
   A row that cannot be used (a line that is not JSON, not an object, the text field missing or not
   a string, a missing or repeated id) or that fails (the router's error for it, no answer within
   --timeout, a classify answer that is none of the labels) is reported on stderr with its line
-  number and in the closing summary, and skipped; it is tried again by the next run. A router that
-  cannot be reached, or refuses the API key, stops the run: everything written so far is kept.
+  number and in the closing summary, and skipped; it is tried again by the next run. A 429 or 503
+  answer with a Retry-After of at most 60 s is waited out (three times at most) before it counts.
+  A router that cannot be reached, or refuses the API key, stops the run: everything written so
+  far is kept.
   A progress bar with rows/s and ETA is shown on a terminal; otherwise a plain progress line goes
   to stderr every 10 s.
 

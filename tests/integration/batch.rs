@@ -792,3 +792,47 @@ fn batch_api_key_is_sent_as_bearer_and_a_refused_key_stops_the_run() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(read_jsonl(&out).len(), 2);
 }
+
+#[test]
+fn batch_waits_out_a_rate_limit_with_retry_after() {
+    let (up, r) = single(
+        FakeConfig {
+            fault: Fault::Status {
+                code: 429,
+                message: "slow down".into(),
+                retry_after: Some(1),
+            },
+            ..FakeConfig::default()
+        },
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.jsonl", &jsonl_texts(&["a"]));
+    let out = dir.path().join("out.jsonl");
+    let stderr = dir.path().join("stderr.txt");
+    let url = r.url("");
+    let mut child = batch(&[
+        "translate",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+        "--model",
+        "m",
+        "--router",
+        &url,
+    ])
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&stderr).unwrap())
+    .spawn()
+    .unwrap();
+    wait_for(Duration::from_secs(10), "the first call", || {
+        up.request_count() >= 1
+    });
+    up.set_fault(Fault::None);
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(read_jsonl(&out)[0]["result"], ANSWER);
+    assert_eq!(up.request_count(), 2, "refused once, then answered");
+}
