@@ -69,7 +69,7 @@ pub fn parse(bytes: &[u8], field: &str, id_field: Option<&str>) -> Result<Datase
             .enumerate()
             .filter(|(_, l)| l.iter().any(|b| !b.is_ascii_whitespace()))
             .map(|(i, l)| {
-                let parsed = serde_json::from_slice(l).map_err(|e| format!("not valid JSON: {e}"));
+                let parsed = serde_json::from_slice(l).map_err(|e| json_error(&e));
                 (i + 1, Value::from(i + 1), parsed)
             })
             .collect()
@@ -139,6 +139,15 @@ pub fn parse(bytes: &[u8], field: &str, id_field: Option<&str>) -> Result<Datase
     Ok(out)
 }
 
+/// serde_json's message with the column, without its "line 1" (a JSONL line is one line).
+fn json_error(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let msg = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(m, _)| m);
+    format!("not valid JSON at column {}: {msg}", e.column())
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -185,7 +194,7 @@ mod tests {
             vec![4, 5, 6, 7]
         );
         assert!(b[0].1.contains("field \"text\" is a number"), "{b:?}");
-        assert!(b[1].1.contains("not valid JSON"), "{b:?}");
+        assert_eq!(b[1].1, "not valid JSON at column 2: key must be a string");
         assert!(b[2].1.contains("not a JSON object but an array"), "{b:?}");
         assert!(b[3].1.contains("no field \"text\""), "{b:?}");
         assert_eq!(d.bad[0].id, Some(json!(4)), "the id is known once parsed");

@@ -165,6 +165,15 @@ pub fn main(argv: &[String]) -> ExitCode {
             }
         }
     };
+    if let Some(dir) = opts.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return usage_error(&format!(
+                "--output {}: the directory {} does not exist",
+                opts.output.display(),
+                dir.display()
+            ));
+        }
+    }
     if same_file(&opts.input, &opts.output) {
         return usage_error("--output is the --input file");
     }

@@ -495,6 +495,11 @@ fn batch_bad_rows_are_reported_with_line_numbers_and_exit_3() {
     );
     let out = dir.path().join("out.jsonl");
     let errors = dir.path().join("errors.jsonl");
+    let labels = write(
+        dir.path(),
+        "labels.txt",
+        "# sentiment\npositive\n\nnegative\n",
+    );
     let (code, err) = run(batch(&[
         "classify",
         "--input",
@@ -507,12 +512,12 @@ fn batch_bad_rows_are_reported_with_line_numbers_and_exit_3() {
         "m",
         "--router",
         &r.url(""),
-        "--labels",
-        "positive,negative",
+        "--labels-file",
+        s(&labels),
     ]));
     assert_eq!(code, Some(3), "{err}");
     for needle in [
-        "line 2: not valid JSON",
+        "line 2: not valid JSON at column 2",
         "line 3 (id 3): field \"text\" is a number, not a string",
         "line 5 (id 5): no field \"text\"",
         "line 6 (id 6): the model's answer \"I cannot decide\" is none of the labels",
@@ -585,6 +590,31 @@ fn batch_bad_arguments_exit_2_naming_them() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--input /nonexistent.jsonl"), "{err}");
     assert!(!out.exists(), "nothing written");
+    let (code, err) = run(batch(&[
+        "translate",
+        "--input",
+        s(&input),
+        "--output",
+        "/nonexistent/o.jsonl",
+        "--model",
+        "m",
+    ]));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("--output /nonexistent/o.jsonl: the directory /nonexistent does not exist"),
+        "{err}"
+    );
+    let (code, err) = run(batch(&[
+        "translate",
+        "--input",
+        s(&input),
+        "--output",
+        s(&input),
+        "--model",
+        "m",
+    ]));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--output is the --input file"), "{err}");
     let help = batch(&["--help"]).output().unwrap();
     assert_eq!(help.status.code(), Some(0));
     let help = String::from_utf8(help.stdout).unwrap();
