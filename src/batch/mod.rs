@@ -49,7 +49,8 @@ Input and output:
                       non-blank character is [ is read as a JSON array
   --field NAME        the field holding the text (default: text); it must be a string
   --id-field NAME     the field identifying a row (a string or number, unique); default: the line
-                      number (JSONL) or the 0-based element index (JSON array)
+                      number (JSONL) or the 0-based element index (JSON array) — then a run
+                      continues correctly only if the input was not edited in between
   --output FILE       where the results go
   --format F          jsonl, csv or xlsx (default: from --output's extension, else jsonl)
   --errors FILE       also write this run's failed rows as JSONL: {\"line\", \"id\", \"error\"}
