@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod batch;
 pub mod builtin;
 pub mod dialects;
 pub mod errors;

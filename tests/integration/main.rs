@@ -4,6 +4,7 @@
 mod common;
 
 mod access;
+mod batch;
 mod builtin;
 mod chat;
 mod clients;
