@@ -602,7 +602,9 @@ fn seconds(raw: &str, min: Duration) -> Result<Duration, String> {
 pub fn help_text() -> String {
     let mut s = format!(
         "llm-router {}: an LLM gateway (OpenAI, Ollama, Anthropic dialects).\n\n\
-         Usage: llm-router [--help | --version]\n\n\
+         Usage: llm-router [--help | --version]\n\
+         \x20      llm-router keys create|list|revoke|rotate ...  (API keys; see llm-router keys --help)\n\
+         \x20      llm-router batch translate|classify ...       (datasets; see llm-router batch --help)\n\n\
          Configured only through environment variables (booleans are true for 1,true,t,yes,y,tak):\n\n",
         env!("CARGO_PKG_VERSION")
     );
@@ -616,7 +618,6 @@ pub fn help_text() -> String {
     for (name, default, meaning) in VARS
         .iter()
         .chain(crate::builtin::VARS)
-        .chain(crate::access::VARS)
         .chain(crate::access::VARS)
     {
         let default = if default.is_empty() { "\"\"" } else { default };

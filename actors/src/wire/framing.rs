@@ -357,9 +357,11 @@ mod tests {
 
     #[test]
     fn the_final_chunk_is_found_behind_a_usage_chunk_after_a_long_stream() {
-        let delta = b"data: {\"choices\":[{\"delta\":{\"content\":\"tok \"},\"finish_reason\":null}]}\n\n";
+        let delta =
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"tok \"},\"finish_reason\":null}]}\n\n";
         let last = b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\n";
-        let usage = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":500}}\n\n";
+        let usage =
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":500}}\n\n";
         let mut t = EndTracker::new(Framing::Sse);
         for _ in 0..500 {
             t.feed(delta);
