@@ -84,7 +84,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProviderConfig {
     pub id: String,
     /// Base URL without a trailing slash, e.g. `http://10.0.0.11:7000`.
@@ -102,6 +102,9 @@ pub struct ProviderConfig {
     pub priority: u32,
     pub max_concurrency: Option<u32>,
     pub rpm: Option<u32>,
+    /// The window `rpm` counts over (60 s unless a mapped configuration says otherwise: the
+    /// FastAPI failover router's `rate_limit_window`).
+    pub rpm_window: Duration,
     pub timeout: Option<Duration>,
     pub ttft_timeout: Option<Duration>,
 }
@@ -123,6 +126,7 @@ impl ProviderConfig {
             priority: 0,
             max_concurrency: None,
             rpm: None,
+            rpm_window: Duration::from_secs(60),
             timeout: None,
             ttft_timeout: None,
         }
@@ -138,7 +142,7 @@ impl ProviderConfig {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelConfig {
     pub name: String,
     pub group: String,
@@ -176,15 +180,30 @@ impl ModelConfig {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+/// The name of the catch-all model: an active model called `*` serves every model name that no
+/// other active model has, passing the requested name upstream (unless `model_path` is set).
+pub const WILDCARD: &str = "*";
+
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelsConfig {
-    /// Active models in `active_models` order.
+    /// Active models in `active_models` order (the catch-all excluded: listings never show it).
     pub models: Vec<ModelConfig>,
+    /// The active model named [`WILDCARD`], if any.
+    pub wildcard: Option<ModelConfig>,
 }
 
 impl ModelsConfig {
+    /// The model serving `name`: the one of that name, else the catch-all.
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
-        self.models.iter().find(|m| m.name == name)
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .or(self.wildcard.as_ref())
+    }
+
+    /// Every model with providers, the catch-all last.
+    pub fn all(&self) -> impl Iterator<Item = &ModelConfig> {
+        self.models.iter().chain(self.wildcard.as_ref())
     }
 
     pub fn model_names(&self) -> Vec<&str> {
@@ -200,10 +219,14 @@ impl ModelsConfig {
             )])
         })?;
         let mut v = Validator::default();
-        let models = v.root(&root);
+        let mut models = v.root(&root);
         v.fallbacks(&models);
+        let wildcard = models
+            .iter()
+            .position(|m| m.name == WILDCARD)
+            .map(|i| models.remove(i));
         if v.errors.is_empty() {
-            Ok(ModelsConfig { models })
+            Ok(ModelsConfig { models, wildcard })
         } else {
             Err(ConfigErrors(v.errors))
         }
@@ -606,6 +629,7 @@ impl Validator {
             priority,
             max_concurrency: max_concurrency.map(|n| n.min(u32::MAX as u64) as u32),
             rpm: rpm.map(|n| n.min(u32::MAX as u64) as u32),
+            rpm_window: Duration::from_secs(60),
             timeout,
             ttft_timeout,
         })

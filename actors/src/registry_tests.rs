@@ -22,6 +22,7 @@ fn config(providers: Vec<ProviderConfig>) -> ModelsConfig {
             providers,
             ..Default::default()
         }],
+        ..Default::default()
     }
 }
 
