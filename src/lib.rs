@@ -14,6 +14,7 @@ pub mod keys_cli;
 pub mod pipeline;
 pub mod relay;
 pub mod settings;
+pub mod settings_fastapi;
 pub mod telemetry;
 
 use std::net::TcpListener;
@@ -66,13 +67,15 @@ pub async fn run(
             ..Default::default()
         },
     );
-    if !settings.provider_monitor_interval.is_zero() {
+    let monitor = if settings.provider_monitor_interval.is_zero() {
+        None
+    } else {
         let providers = registry
             .send(GetProviders)
             .await
             .map_err(std::io::Error::other)?;
-        ProviderMonitor::new(providers, settings.provider_monitor_interval).start();
-    }
+        Some(ProviderMonitor::new(providers, settings.provider_monitor_interval).start())
+    };
     if !settings.keepalive_interval.is_zero()
         && settings
             .models
@@ -111,6 +114,25 @@ pub async fn run(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
+    let reloader = web::Data::new(handlers::reload::Reloader::new(
+        &settings,
+        registry.clone(),
+        monitor,
+        access.clone(),
+        settings.prometheus.then_some(&prom_registry),
+    )?);
+    if !settings.config_watch.is_zero() {
+        actix_rt::spawn(reloader.clone().into_inner().watch(settings.config_watch));
+    }
+    #[cfg(unix)]
+    actix_rt::spawn(reloader.clone().into_inner().on_sighup());
+    if let Some(f) = &settings.fastapi {
+        f.log();
+    }
+    let key_header = settings
+        .fastapi
+        .as_ref()
+        .and_then(|f| f.key_header.clone());
     let metrics = if settings.prometheus {
         Some(
             Metrics::new(
@@ -150,13 +172,23 @@ pub async fn run(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(reloader.clone())
             // awc::Client is !Send: one per worker, built here in the worker's factory.
             .app_data(web::Data::new(relay::client::build_client()))
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(from_fn(access::guard))
+            .wrap(Condition::new(
+                key_header.is_some(),
+                from_fn(settings_fastapi::key_header),
+            ))
             .wrap(Condition::new(prometheus, prom.clone()))
             .wrap(TracingLogger::<RouterRootSpan>::new())
             .wrap(from_fn(telemetry::request_id))
+            .service(
+                web::resource("/router/reload")
+                    .route(web::post().to(handlers::reload::reload))
+                    .default_service(web::to(handlers::method_not_allowed)),
+            )
             .configure(|cfg| handlers::configure(cfg, &prefix, prometheus))
             .default_service(web::to(handlers::route_not_found))
     })

@@ -7,8 +7,10 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
 /// Provider wire families. `openai`, `vllm`, `lmstudio` and `llama.cpp` all speak the OpenAI wire format.
@@ -230,6 +232,51 @@ impl ModelsConfig {
         } else {
             Err(ConfigErrors(v.errors))
         }
+    }
+}
+
+/// The running models config, shared by every reader and swapped whole by a hot reload.
+///
+/// It derefs to the current [`ModelsConfig`], so readers written for a fixed config
+/// (`settings.models.model(name)`) see reloads without change. To hand out plain references
+/// without a guard, each installed config lives for the rest of the process: a reload that
+/// changes the file keeps one more config in memory (a few KB each; reloads are operator
+/// actions, and an unchanged file is never installed).
+#[derive(Clone)]
+pub struct LiveModels(Arc<ArcSwap<&'static ModelsConfig>>);
+
+impl LiveModels {
+    pub fn new(config: ModelsConfig) -> LiveModels {
+        LiveModels(Arc::new(ArcSwap::from_pointee(Box::leak(Box::new(config)))))
+    }
+
+    /// The config now in force.
+    pub fn current(&self) -> &'static ModelsConfig {
+        **self.0.load()
+    }
+
+    /// Installs `config` for every reader at once.
+    pub fn store(&self, config: ModelsConfig) {
+        self.0.store(Arc::new(Box::leak(Box::new(config))));
+    }
+}
+
+impl Default for LiveModels {
+    fn default() -> LiveModels {
+        LiveModels::new(ModelsConfig::default())
+    }
+}
+
+impl std::ops::Deref for LiveModels {
+    type Target = ModelsConfig;
+    fn deref(&self) -> &ModelsConfig {
+        self.current()
+    }
+}
+
+impl fmt::Debug for LiveModels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.current().fmt(f)
     }
 }
 
