@@ -129,10 +129,7 @@ pub async fn run(
     if let Some(f) = &settings.fastapi {
         f.log();
     }
-    let key_header = settings
-        .fastapi
-        .as_ref()
-        .and_then(|f| f.key_header.clone());
+    let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
     let metrics = if settings.prometheus {
         Some(
             Metrics::new(

@@ -142,12 +142,16 @@ pub fn parse(vars: &HashMap<String, String>) -> Result<FastApi, Vec<String>> {
     let mut errs = Vec::new();
     let timeout = match get("REQUEST_TIMEOUT") {
         None => 60,
-        Some(raw) => raw.parse::<u64>().ok().filter(|s| *s > 0).unwrap_or_else(|| {
-            errs.push(format!(
-                "REQUEST_TIMEOUT: expected a whole number of seconds ≥ 1, got \"{raw}\""
-            ));
-            60
-        }),
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .unwrap_or_else(|| {
+                errs.push(format!(
+                    "REQUEST_TIMEOUT: expected a whole number of seconds ≥ 1, got \"{raw}\""
+                ));
+                60
+            }),
     };
     let timeout = Duration::from_secs(timeout);
     let (services, source) = match get("ROUTER_SERVICES") {
@@ -271,7 +275,8 @@ fn router_services(raw: &str, timeout: Duration, errs: &mut Vec<String>) -> Vec<
         if errs.len() != before {
             continue;
         }
-        let (Some(name), Some(backend_type), Some(base_url)) = (name, backend_type, base_url) else {
+        let (Some(name), Some(backend_type), Some(base_url)) = (name, backend_type, base_url)
+        else {
             continue;
         };
         out.push(Service {
@@ -500,6 +505,8 @@ pub async fn key_header<B: MessageBody + 'static>(
 mod tests {
     use super::*;
 
+    type Env<'a> = &'a [(&'a str, &'a str)];
+
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
@@ -580,7 +587,7 @@ mod tests {
 
     #[test]
     fn shortcuts_follow_the_originals_order_and_ollama_is_always_last() {
-        let cases: &[(&[(&str, &str)], &[(&str, &str)])] = &[
+        let cases: &[(Env, Env)] = &[
             (
                 &[("OPENAI_API_KEY", "sk-1"), ("CEREBRAS_API_KEY", "c-1")],
                 &[
@@ -600,7 +607,10 @@ mod tests {
                 ],
             ),
             (
-                &[("OPENAI_API_KEY", "k"), ("OPENAI_BASE_URL", "http://proxy:9/v1")],
+                &[
+                    ("OPENAI_API_KEY", "k"),
+                    ("OPENAI_BASE_URL", "http://proxy:9/v1"),
+                ],
                 &[
                     ("openai", "http://proxy:9/v1"),
                     ("ollama", "http://localhost:11434/v1"),
@@ -617,15 +627,25 @@ mod tests {
                 .map(|s| (s.name.as_str(), s.base_url.as_str()))
                 .collect();
             assert_eq!(got, *want, "{env:?}");
-            let priorities: Vec<u32> = f.models_config().wildcard.unwrap().providers.iter().map(|p| p.priority).collect();
+            let priorities: Vec<u32> = f
+                .models_config()
+                .wildcard
+                .unwrap()
+                .providers
+                .iter()
+                .map(|p| p.priority)
+                .collect();
             assert_eq!(priorities, (0..want.len() as u32).collect::<Vec<_>>());
         }
-        assert!(!requested(&vars(&[("AUTH_KEY", "k"), ("ENABLE_AUTH", "1")])));
+        assert!(!requested(&vars(&[
+            ("AUTH_KEY", "k"),
+            ("ENABLE_AUTH", "1")
+        ])));
     }
 
     #[test]
     fn keys_auth_switch_and_header() {
-        let cases: &[(&[(&str, &str)], &[&str], bool, &[&str])] = &[
+        let cases: &[(Env, &[&str], bool, &[&str])] = &[
             // AUTH_KEY wins over the numbered ones.
             (
                 &[("AUTH_KEY", "key-aaaa"), ("AUTH_KEY_01", "key-bbbb")],

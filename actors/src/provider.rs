@@ -392,10 +392,9 @@ impl Handler<Rebind> for ProviderActor {
         msg.snapshot
             .failures
             .fetch_max(self.snapshot.failures(), Relaxed);
-        msg.snapshot.retry_after_until.fetch_max(
-            self.snapshot.retry_after_until.load(Relaxed),
-            Relaxed,
-        );
+        msg.snapshot
+            .retry_after_until
+            .fetch_max(self.snapshot.retry_after_until.load(Relaxed), Relaxed);
         self.snapshot = msg.snapshot;
         self.publish();
     }

@@ -172,8 +172,12 @@ impl Reloader {
             )]
         })?;
         let text = String::from_utf8(bytes).map_err(|_| vec![format!("{file}: not UTF-8")])?;
-        let config = ModelsConfig::from_json_str(&text)
-            .map_err(|e| e.render(&file).lines().map(String::from).collect::<Vec<_>>())?;
+        let config = ModelsConfig::from_json_str(&text).map_err(|e| {
+            e.render(&file)
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })?;
         let keys = if self.reload_keys && self.access.enabled() {
             Some(self.access.reload_keys()?)
         } else {

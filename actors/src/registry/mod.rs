@@ -46,8 +46,8 @@ use crate::provider::{ProviderActor, ProviderSnapshot, Rebind};
 use crate::store::{epoch_ms, StoreOptions};
 use crate::strategies::StrategyKind;
 
-pub use lease::{Lease, Release, ReleaseInbox};
 pub use diff::ConfigDiff;
+pub use lease::{Lease, Release, ReleaseInbox};
 pub use selection::{Alive, Decision, Effect, Grant, Origin, Selection, WaiterId};
 
 use lease::DrainReleases;
@@ -299,7 +299,9 @@ impl ModelRegistry {
                 }
                 Effect::Acquire(a) => self.acquire(a, ctx),
                 Effect::CountUse { model, provider } => self.count_use(&model, provider),
-                Effect::ReleaseToken { provider, token } => self.release_token(provider, token, ctx),
+                Effect::ReleaseToken { provider, token } => {
+                    self.release_token(provider, token, ctx)
+                }
                 Effect::Report {
                     model,
                     provider,

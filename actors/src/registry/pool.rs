@@ -12,7 +12,6 @@ use crate::strategies::{Candidate, Strategy};
 
 use super::selection::WaiterId;
 
-
 pub(super) struct Slot {
     pub snapshot: Arc<ProviderSnapshot>,
     pub in_flight: u32,

@@ -12,8 +12,12 @@ use crate::strategies::StrategyKind;
 impl H {
     fn reload(&mut self, config: crate::config::ModelsConfig, at: Duration) -> Vec<Vec<Origin>> {
         let gone = &self.gone;
-        self.core
-            .reload(&config, self.t0 + at, &|id| !gone.contains(&id), &mut self.fx)
+        self.core.reload(
+            &config,
+            self.t0 + at,
+            &|id| !gone.contains(&id),
+            &mut self.fx,
+        )
     }
 
     fn ids(&self) -> Vec<String> {
@@ -62,13 +66,17 @@ fn origins_say_which_provider_actors_are_reused_rebound_or_new() {
 #[test]
 fn leases_out_during_reloads_release_into_the_slot_their_provider_has_now() {
     let mut h = H::new(StrategyKind::Balanced, vec![p("a"), p("b")]);
-    let on_a = h.grant(0 * MS);
+    let on_a = h.grant(Duration::ZERO);
     let on_b = h.grant(MS);
     assert_eq!(h.in_flight(), [1, 1]);
     // b goes, a moves behind a new provider: its slot index changes.
     h.reload(models(vec![("m", vec![p("z"), p("a")])]), 2 * MS);
     assert_eq!(h.ids(), ["z", "a"]);
-    assert_eq!(h.in_flight(), [0, 1], "a's lease is still counted, in its new slot");
+    assert_eq!(
+        h.in_flight(),
+        [0, 1],
+        "a's lease is still counted, in its new slot"
+    );
     h.release(on_b, Outcome::Success, 3 * MS);
     assert!(
         h.effects().is_empty(),
@@ -122,7 +130,7 @@ fn a_kept_provider_keeps_its_health_and_a_changed_one_carries_it() {
 #[test]
 fn a_removed_provider_takes_no_new_requests_and_an_added_one_does() {
     let mut h = H::new(StrategyKind::Balanced, vec![p("a"), p("b")]);
-    let held = h.grant(0 * MS);
+    let held = h.grant(Duration::ZERO);
     h.reload(models(vec![("m", vec![p("c")])]), MS);
     for i in 0..3 {
         let g = h.grant((2 + i) * MS);
@@ -137,10 +145,13 @@ fn a_removed_provider_takes_no_new_requests_and_an_added_one_does() {
 fn queues_follow_their_model_and_a_removed_models_waiters_are_refused() {
     let mut h = H::with(
         StrategyKind::Balanced,
-        models(vec![("m", vec![capped("a", 1)]), ("n", vec![capped("b", 1)])]),
+        models(vec![
+            ("m", vec![capped("a", 1)]),
+            ("n", vec![capped("b", 1)]),
+        ]),
         None,
     );
-    let held_m = h.grant(0 * MS);
+    let held_m = h.grant(Duration::ZERO);
     let w_m = h.queued(10 * S, MS);
     let held_n = match h.choose_in("n", &[], Duration::ZERO, MS) {
         Decision::Granted(g) => g,
@@ -161,7 +172,11 @@ fn queues_follow_their_model_and_a_removed_models_waiters_are_refused() {
         fx[0].starts_with(&format!("refuse w{w_n} UnknownModel")),
         "{fx:?}"
     );
-    assert_eq!(fx[1], format!("grant w{w_m} c"), "the new capacity serves m's queue");
+    assert_eq!(
+        fx[1],
+        format!("grant w{w_m} c"),
+        "the new capacity serves m's queue"
+    );
     h.release(held_m, Outcome::Success, 3 * MS);
     h.release(held_n, Outcome::Success, 3 * MS);
     assert_eq!(h.effects(), ["report a Success"]);

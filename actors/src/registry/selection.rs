@@ -126,7 +126,10 @@ pub enum Effect {
     },
     /// Remove `token` from `provider`'s Redis leases, then call
     /// [`Selection::token_released`].
-    ReleaseToken { provider: String, token: String },
+    ReleaseToken {
+        provider: String,
+        token: String,
+    },
     /// Forward a finished lease's outcome to the provider's actor.
     Report {
         model: usize,

@@ -84,7 +84,12 @@ impl ModelRegistry {
     }
 
     /// Removes a released token from Redis, then tells the core.
-    pub(super) fn release_token(&mut self, provider: String, token: String, ctx: &mut Context<Self>) {
+    pub(super) fn release_token(
+        &mut self,
+        provider: String,
+        token: String,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(store) = self.shared.as_ref().and_then(|s| s.store.clone()) else {
             self.core.token_released(&provider, &token);
             return;
