@@ -76,14 +76,9 @@ pub async fn run(
             .map_err(std::io::Error::other)?;
         Some(ProviderMonitor::new(providers, settings.provider_monitor_interval).start())
     };
-    if !settings.keepalive_interval.is_zero()
-        && settings
-            .models
-            .models
-            .iter()
-            .flat_map(|m| &m.providers)
-            .any(|p| p.keep_alive.is_some())
-    {
+    // Always on (when its tick is): a reload may add providers with `keep_alive`; a tick with
+    // none to watch is one registry message.
+    if !settings.keepalive_interval.is_zero() {
         KeepAliveMonitor::new(registry.clone(), settings.keepalive_interval).start();
     }
     let snapshots: Vec<_> = registry
@@ -125,7 +120,10 @@ pub async fn run(
         actix_rt::spawn(reloader.clone().into_inner().watch(settings.config_watch));
     }
     #[cfg(unix)]
-    actix_rt::spawn(reloader.clone().into_inner().on_sighup());
+    match reloader.clone().into_inner().on_sighup() {
+        Ok(on_hup) => drop(actix_rt::spawn(on_hup)),
+        Err(e) => tracing::warn!("cannot listen for SIGHUP ({e}); reload with POST /router/reload"),
+    }
     if let Some(f) = &settings.fastapi {
         f.log();
     }

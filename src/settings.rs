@@ -649,6 +649,7 @@ pub fn help_text() -> String {
         .iter()
         .chain(crate::builtin::VARS)
         .chain(crate::access::VARS)
+        .chain(crate::settings_fastapi::VARS)
         .map(|(n, _, _)| n.len())
         .max()
         .unwrap_or(0);
@@ -657,6 +658,7 @@ pub fn help_text() -> String {
         .chain(crate::builtin::VARS)
         .chain(crate::access::VARS)
         .chain(crate::access::VARS)
+        .chain(crate::settings_fastapi::VARS)
     {
         let default = if default.is_empty() { "\"\"" } else { default };
         s.push_str(&format!(

@@ -59,6 +59,46 @@ pub const NAMES: &[&str] = &[
     "AUTH_HEADER_NAME",
 ];
 
+/// `(name, default, meaning)` for `--help`.
+pub const VARS: &[(&str, &str, &str)] = &[
+    (
+        "ROUTER_SERVICES",
+        "",
+        "FastAPI failover router: JSON list of services (used when no models-config file exists)",
+    ),
+    (
+        "CEREBRAS_API_KEY",
+        "",
+        "FastAPI router shortcut: a Cerebras service",
+    ),
+    (
+        "DEEPINFRA_TOKEN",
+        "",
+        "FastAPI router shortcut: a DeepInfra service",
+    ),
+    (
+        "OPENAI_API_KEY",
+        "",
+        "FastAPI router shortcut: an OpenAI service",
+    ),
+    (
+        "OLLAMA_BASE_URL",
+        "http://localhost:11434/v1",
+        "FastAPI router shortcut: the Ollama service (always added last)",
+    ),
+    (
+        "AUTH_KEY, AUTH_KEY_01..99",
+        "",
+        "FastAPI router: client keys (policy admin)",
+    ),
+    ("ENABLE_AUTH", "true", "FastAPI router: require a key"),
+    (
+        "AUTH_HEADER_NAME",
+        "Authorization",
+        "FastAPI router: header a key may also come in",
+    ),
+];
+
 /// Any of these set means "configure me like the FastAPI router" (when no models file exists).
 const TRIGGERS: &[&str] = &[
     "ROUTER_SERVICES",

@@ -229,20 +229,17 @@ impl Reloader {
         }
     }
 
-    /// Reloads on every SIGHUP. Runs until the System stops.
+    /// Listens for SIGHUP now (so a signal sent as soon as the server answers is not lost) and
+    /// returns the loop that reloads on each one, until the System stops.
     #[cfg(unix)]
-    pub async fn on_sighup(self: Arc<Self>) {
+    pub fn on_sighup(self: Arc<Self>) -> std::io::Result<impl std::future::Future<Output = ()>> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGHUP ({e}); reload with POST /router/reload");
-                return;
+        let mut hup = signal(SignalKind::hangup())?;
+        Ok(async move {
+            while hup.recv().await.is_some() {
+                let _ = self.reload("SIGHUP").await;
             }
-        };
-        while hup.recv().await.is_some() {
-            let _ = self.reload("SIGHUP").await;
-        }
+        })
     }
 }
 

@@ -448,3 +448,75 @@ async fn reload_under_load_fails_no_request_and_lets_a_stream_in_flight_finish()
         .await
     );
 }
+
+#[actix_rt::test]
+async fn reload_needs_an_admin_key_and_rereads_the_keys_file() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = keys_dir.path().join("keys.json");
+    let entries = |extra: Option<&str>| {
+        let mut v = vec![
+            json!({"key_plain": "sk-reload-admin-000", "key_id": "admin", "policy_name": "admin"}),
+            json!({"key_plain": "sk-reload-dev-00000", "key_id": "dev", "policy_name": "developer"}),
+        ];
+        if let Some(k) = extra {
+            v.push(json!({"key_plain": k, "key_id": "new"}));
+        }
+        Value::Array(v)
+    };
+    write(&keys, &entries(None));
+    let k = keys.display().to_string();
+    let t = start(
+        &models_config(&[("m", vec![provider("a", &up)])]),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "true"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &k),
+        ],
+    );
+    let r = &t.router;
+    let reload_as = |key: &'static str| async move {
+        let res = client()
+            .post(r.url("/router/reload"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        res.status().as_u16()
+    };
+    assert_eq!(reload_as("sk-reload-dev-00000").await, 403);
+    let chat_as = |key: &'static str| async move {
+        client()
+            .post(r.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .send_json(&chat_body("m", false))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(chat_as("sk-reload-new-00000").await, 401);
+    write(&keys, &entries(Some("sk-reload-new-00000")));
+    assert_eq!(reload_as("sk-reload-admin-000").await, 200);
+    assert_eq!(
+        chat_as("sk-reload-new-00000").await,
+        200,
+        "the new key works"
+    );
+    // A bad keys file: refused, listing it; the running keys stay.
+    std::fs::write(&keys, r#"[{"key_plain": "x", "policy_name": "root"}]"#).unwrap();
+    let mut res = client()
+        .post(r.url("/router/reload"))
+        .bearer_auth("sk-reload-admin-000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body = res.json::<Value>().await.unwrap();
+    let problems = strs(&body["error"]["problems"]);
+    assert_eq!(problems.len(), 1, "{body}");
+    assert!(
+        problems[0].starts_with(&format!("{k}: [0]: unknown policy \"root\"")),
+        "{body}"
+    );
+    assert_eq!(chat_as("sk-reload-new-00000").await, 200);
+}

@@ -211,3 +211,33 @@ fn the_catch_all_model_serves_any_name_and_leases_carry_the_name_asked_for() {
         Decision::Refused(crate::registry::ChooseError::UnknownModel { .. })
     ));
 }
+
+#[test]
+fn a_redis_acquire_out_when_its_provider_is_removed_gives_the_token_back_and_queues_again() {
+    let mut h = H::shared(StrategyKind::FirstAvailable, vec![p("a")]);
+    let w = h.queued(5 * S, Duration::ZERO);
+    assert_eq!(
+        h.effects(),
+        [format!("acquire w{w} a r:1 cap 1 released []")]
+    );
+    h.reload(models(vec![("m", vec![p("b")])]), MS);
+    assert!(h.effects().is_empty(), "the waiter's acquire is still out");
+    h.acquired(super::selection::Acquired::Taken, 2 * MS);
+    assert_eq!(
+        h.effects(),
+        [
+            "release-token a r:1".to_string(),
+            format!("acquire w{w} b r:2 cap 1 released []"),
+        ],
+        "a's slot goes back to Redis, the request asks for b"
+    );
+    h.acquired(super::selection::Acquired::Taken, 3 * MS);
+    assert_eq!(
+        h.effects(),
+        ["count m b".to_string(), format!("grant w{w} b token r:2")]
+    );
+    let g = h.granted.remove(&w).unwrap();
+    h.release(g, Outcome::Success, 4 * MS);
+    assert_eq!(h.effects(), ["release-token b r:2", "report b Success"]);
+    assert_eq!(h.in_flight(), [0]);
+}
