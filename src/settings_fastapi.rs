@@ -479,13 +479,19 @@ impl FastApi {
             ));
         }
         let names: Vec<&str> = self.keys.iter().map(|(n, _)| n.as_str()).collect();
+        let header = match self.key_header.as_deref() {
+            None | Some("authorization") | Some("x-api-key") => {
+                "\"Authorization\" (with or without \"Bearer \") or \"x-api-key\"".to_string()
+            }
+            Some(h) => format!(
+                "\"Authorization: Bearer\", \"x-api-key\" or \"{h}\" (with or without \"Bearer \")"
+            ),
+        };
         lines.push(if self.auth_enabled {
             format!(
-                "ENABLE_AUTH on: {} key(s) ({}) → policy admin; key in \"Authorization: Bearer\", \
-                 \"x-api-key\" or \"{}\"{}",
+                "ENABLE_AUTH on: {} key(s) ({}) → policy admin; key in {header}{}",
                 names.len(),
                 names.join(", "),
-                self.key_header.as_deref().unwrap_or("authorization"),
                 if names.is_empty() {
                     "; no key is set, so every request that needs one is refused"
                 } else {

@@ -168,3 +168,30 @@ async fn fastapi_shortcut_variables_point_at_the_given_base_url() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(up.requests()[0].body["model"], "gpt-4.1");
 }
+
+#[actix_rt::test]
+async fn fastapi_auth_key_in_a_plain_authorization_header_as_the_original_accepts() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let base = format!("{}/v1", up.url());
+    let (_dir, r) = start(&[
+        ("OLLAMA_BASE_URL", &base),
+        ("AUTH_KEY", "solo-key-1234"),
+        ("AUTH_KEY_01", "ignored-key-99"),
+    ]);
+    for (header, want) in [
+        (("authorization", "solo-key-1234"), 200),
+        (("authorization", "Bearer solo-key-1234"), 200),
+        (("x-api-key", "solo-key-1234"), 200),
+        (("authorization", "ignored-key-99"), 401),
+    ] {
+        let (status, body) = chat(&r, "llama3.1:8b", Some(header)).await;
+        assert_eq!(status, want, "{header:?}: {body}");
+    }
+    assert_eq!(up.requests()[0].body["model"], "llama3.1:8b");
+    assert!(
+        up.requests()
+            .iter()
+            .all(|q| q.header("authorization").is_none() && q.header("x-api-key").is_none()),
+        "the ollama service has no token and the client's key is never forwarded"
+    );
+}
