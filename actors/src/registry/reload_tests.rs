@@ -241,3 +241,29 @@ fn a_redis_acquire_out_when_its_provider_is_removed_gives_the_token_back_and_que
     assert_eq!(h.effects(), ["release-token b r:2", "report b Success"]);
     assert_eq!(h.in_flight(), [0]);
 }
+
+#[test]
+fn an_unchanged_model_keeps_its_strategys_rotation() {
+    let weighted = |id: &str, w: f64| ProviderConfig { weight: w, ..p(id) };
+    let config = || models(vec![("m", vec![weighted("a", 2.0), weighted("b", 1.0)])]);
+    let picks = |h: &mut H, from: u32, n: u32| -> Vec<String> {
+        (from..from + n)
+            .map(|i| {
+                let g = h.grant(i * MS);
+                let id = g.snapshot.config.id.clone();
+                h.release(g, Outcome::Success, i * MS);
+                id
+            })
+            .collect()
+    };
+    let mut straight = H::with(StrategyKind::Weighted, config(), None);
+    let want = picks(&mut straight, 0, 6);
+    let mut reloaded = H::with(StrategyKind::Weighted, config(), None);
+    let mut got = picks(&mut reloaded, 0, 2);
+    reloaded.reload(config(), 2 * MS);
+    got.extend(picks(&mut reloaded, 3, 4));
+    assert_eq!(
+        got, want,
+        "a reload of the same providers does not restart the rotation"
+    );
+}

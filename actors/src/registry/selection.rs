@@ -389,11 +389,23 @@ impl Selection {
                 host.published_last = old.published_last;
             }
         }
-        // Queues follow their model; a removed model's waiters are told it is gone.
+        // Queues follow their model; a removed model's waiters are told it is gone. A model
+        // whose providers are the same, in the same order, keeps its strategy's state too.
         for (om, pool) in old_pools.iter_mut().enumerate() {
             let waiters = std::mem::take(&mut pool.waiters);
             match model_map[om] {
-                Some(nm) => pools[nm].waiters.extend(waiters),
+                Some(nm) => {
+                    let ids = |p: &Pool| -> Vec<String> {
+                        p.slots
+                            .iter()
+                            .map(|s| s.snapshot.config.id.clone())
+                            .collect()
+                    };
+                    if ids(&pools[nm]) == ids(pool) {
+                        std::mem::swap(&mut pools[nm].strategy, &mut pool.strategy);
+                    }
+                    pools[nm].waiters.extend(waiters);
+                }
                 None => {
                     for w in waiters {
                         fx.push(Effect::Refuse {
