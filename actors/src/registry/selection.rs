@@ -10,7 +10,10 @@
 //!
 //! Invariants: a slot's `in_flight` counts granted leases plus Redis acquires in flight (the slot
 //! is reserved locally meanwhile, so it is never handed out twice); every [`Grant`] is balanced
-//! by exactly one [`release`](Selection::release); queues are served in arrival order.
+//! by exactly one [`release`](Selection::release); queues are served in arrival order. A
+//! [`reload`](Selection::reload) starts a new generation: indices in grants, releases and
+//! acquires are those of their generation, mapped to the current slots (or to nothing, for a
+//! provider that is gone) when they come back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
