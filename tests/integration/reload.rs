@@ -142,7 +142,8 @@ async fn reload_route_adds_removes_and_keeps_providers_with_their_health() {
     assert_eq!(strs(&body["changed"]), ["b"]);
     assert_eq!(model_ids(r).await, ["m", "n"]);
     let after = r.provider_status("b").await;
-    assert_eq!(after["state"], "open", "b kept its open circuit: {after}");
+    // Open, or half-open should the cool-down have passed: never reset to healthy.
+    assert_ne!(after["state"], "healthy", "b kept its circuit: {after}");
     assert_eq!(after["failures"].as_u64(), Some(failures));
 
     // New requests: m is served by c (b is open), n by d on ua.
