@@ -159,7 +159,7 @@ pub async fn run(
     let max_body = settings.max_body;
     tracing::info!(
         addr = %listener.local_addr()?,
-        models = settings.models.models.len(),
+        models = settings.models.all().count(),
         strategy = %settings.strategy,
         workers = settings.workers,
         "llm-router listening"
