@@ -23,6 +23,7 @@ use crate::config::{ModelsConfig, ProviderConfig, WILDCARD};
 use crate::provider::{Outcome, ProviderSnapshot, ReportOutcome};
 use crate::strategies::{Strategy, StrategyKind};
 
+use super::diff::{classify, Change};
 use super::lease::Release;
 use super::pool::{host_key, Eligibility, Host, Pool, Slot, Waiter};
 use super::{ChooseError, KeepAliveView, ModelStatus};
@@ -323,21 +324,40 @@ impl Selection {
                 old_at.insert(slot.snapshot.config.id.clone(), (mi, pi));
             }
         }
+        // The identity rule (same `id` and `api_host`) is the diff's, decided once per provider.
+        let change: HashMap<String, Change> = {
+            let old: HashMap<&str, (&str, &ProviderConfig)> = old_pools
+                .iter()
+                .flat_map(|pool| {
+                    pool.slots.iter().map(|s| {
+                        (
+                            s.snapshot.config.id.as_str(),
+                            (&*s.snapshot.model, &s.snapshot.config),
+                        )
+                    })
+                })
+                .collect();
+            config
+                .all()
+                .flat_map(|m| m.providers.iter().map(move |p| (m.name.as_str(), p)))
+                .map(|(model, p)| (p.id.clone(), classify(&old, model, p)))
+                .collect()
+        };
         let mut taken: HashMap<(usize, usize), Origin> = HashMap::new();
         let (mut pools, mut hosts) = {
             let mut reuse = |model: &Arc<str>, p: &ProviderConfig| -> Option<Slot> {
                 let &(mi, pi) = old_at.get(&p.id)?;
                 let old = &mut old_pools[mi].slots[pi];
-                if old.snapshot.config.api_host != p.api_host {
-                    return None;
-                }
-                let same = old.snapshot.config == *p && old.snapshot.model == *model;
-                let snapshot = if same {
-                    taken.insert((mi, pi), Origin::Same(mi, pi));
-                    old.snapshot.clone()
-                } else {
-                    taken.insert((mi, pi), Origin::Carried(mi, pi));
-                    Arc::new(old.snapshot.carried(p.clone(), model.clone()))
+                let snapshot = match change.get(&p.id)? {
+                    Change::Kept => {
+                        taken.insert((mi, pi), Origin::Same(mi, pi));
+                        old.snapshot.clone()
+                    }
+                    Change::Changed => {
+                        taken.insert((mi, pi), Origin::Carried(mi, pi));
+                        Arc::new(old.snapshot.carried(p.clone(), model.clone()))
+                    }
+                    Change::Replaced | Change::Added => return None,
                 };
                 Some(old.carry(snapshot))
             };
