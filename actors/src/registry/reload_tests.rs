@@ -267,3 +267,23 @@ fn an_unchanged_model_keeps_its_strategys_rotation() {
         "a reload of the same providers does not restart the rotation"
     );
 }
+
+#[test]
+fn a_removed_providers_redis_lease_is_renewed_until_its_request_ends() {
+    let mut h = H::shared(StrategyKind::FirstAvailable, vec![p("a")]);
+    let w = h.queued(5 * S, Duration::ZERO);
+    h.effects();
+    h.acquired(super::selection::Acquired::Taken, MS);
+    h.effects();
+    let g = h.granted.remove(&w).unwrap();
+    h.reload(models(vec![("m", vec![p("b")])]), 2 * MS);
+    let held = |h: &H| h.core.held_tokens();
+    assert_eq!(
+        held(&h),
+        [("a".to_string(), "r:1".to_string())],
+        "still renewed: its stream runs"
+    );
+    h.release(g, Outcome::Success, 3 * MS);
+    assert_eq!(h.effects(), ["release-token a r:1"]);
+    assert!(held(&h).is_empty());
+}

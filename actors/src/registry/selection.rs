@@ -177,6 +177,9 @@ pub struct Selection {
     outstanding: u64,
     /// Older generations with leases still out: where their slots are now.
     old: HashMap<u64, OldGeneration>,
+    /// `(provider, token)` Redis leases of removed providers' leases still out: renewed until
+    /// they are released, so the capacity stays reserved while their streams finish.
+    draining: Vec<(String, String)>,
 }
 
 /// Where the slots of an older generation went, while its leases are out.
@@ -228,6 +231,7 @@ impl Selection {
             generation: 0,
             outstanding: 0,
             old: HashMap::new(),
+            draining: Vec::new(),
         };
         let (pools, hosts) = core.build(config, &mut |_, _| None);
         core.install(pools, hosts);
@@ -387,6 +391,15 @@ impl Selection {
                 row.push(origin);
             }
             origins.push(row);
+        }
+        for (om, pool) in old_pools.iter_mut().enumerate() {
+            for (op, slot) in pool.slots.iter_mut().enumerate() {
+                if let Dest::Gone(id) = &dest[om][op] {
+                    let tokens = std::mem::take(&mut slot.tokens);
+                    self.draining
+                        .extend(tokens.into_iter().map(|t| (id.clone(), t)));
+                }
+            }
         }
         let model_map: Vec<Option<usize>> = old_names
             .iter()
@@ -594,8 +607,11 @@ impl Selection {
             Dest::At(m, p) => (r.model, r.provider) = (m, p),
             Dest::Gone(provider) => {
                 // A drained provider: nothing here counts it any more but Redis.
-                if let (Some(token), true) = (r.token, connected && !provider.is_empty()) {
-                    fx.push(Effect::ReleaseToken { provider, token });
+                if let Some(token) = r.token {
+                    self.draining.retain(|(_, t)| *t != token);
+                    if connected && !provider.is_empty() {
+                        fx.push(Effect::ReleaseToken { provider, token });
+                    }
                 }
                 return;
             }
@@ -736,6 +752,7 @@ impl Selection {
                     .iter()
                     .map(|t| (s.snapshot.config.id.clone(), t.clone()))
             })
+            .chain(self.draining.iter().cloned())
             .collect()
     }
 
