@@ -489,11 +489,13 @@ impl Settings {
         let models_config_path = PathBuf::from(get("LLM_ROUTER_MODELS_CONFIG"));
         let file = models_config_path.display().to_string();
         // No models file, but the FastAPI failover router's variables: its configuration.
-        let fastapi = (!models_config_path.exists() && crate::settings_fastapi::requested(vars))
+        let fastapi_mode = !models_config_path.exists() && crate::settings_fastapi::requested(vars);
+        let fastapi = fastapi_mode
             .then(|| crate::settings_fastapi::parse(vars))
             .and_then(|r| r.map_err(|e| errs.extend(e)).ok());
         let models = match std::fs::read_to_string(&models_config_path) {
-            _ if fastapi.is_some() => fastapi
+            // (its problems, if any, are reported above)
+            _ if fastapi_mode => fastapi
                 .as_ref()
                 .map(|f| f.models_config())
                 .unwrap_or_default(),
