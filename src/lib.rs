@@ -15,6 +15,7 @@ pub mod keys_cli;
 pub mod pipeline;
 pub mod relay;
 pub mod settings;
+pub mod settings_fastapi;
 pub mod telemetry;
 
 use std::net::TcpListener;
@@ -67,21 +68,18 @@ pub async fn run(
             ..Default::default()
         },
     );
-    if !settings.provider_monitor_interval.is_zero() {
+    let monitor = if settings.provider_monitor_interval.is_zero() {
+        None
+    } else {
         let providers = registry
             .send(GetProviders)
             .await
             .map_err(std::io::Error::other)?;
-        ProviderMonitor::new(providers, settings.provider_monitor_interval).start();
-    }
-    if !settings.keepalive_interval.is_zero()
-        && settings
-            .models
-            .models
-            .iter()
-            .flat_map(|m| &m.providers)
-            .any(|p| p.keep_alive.is_some())
-    {
+        Some(ProviderMonitor::new(providers, settings.provider_monitor_interval).start())
+    };
+    // Always on (when its tick is): a reload may add providers with `keep_alive`; a tick with
+    // none to watch is one registry message.
+    if !settings.keepalive_interval.is_zero() {
         KeepAliveMonitor::new(registry.clone(), settings.keepalive_interval).start();
     }
     let snapshots: Vec<_> = registry
@@ -112,6 +110,25 @@ pub async fn run(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
+    let reloader = web::Data::new(handlers::reload::Reloader::new(
+        &settings,
+        registry.clone(),
+        monitor,
+        access.clone(),
+        settings.prometheus.then_some(&prom_registry),
+    )?);
+    if !settings.config_watch.is_zero() {
+        actix_rt::spawn(reloader.clone().into_inner().watch(settings.config_watch));
+    }
+    #[cfg(unix)]
+    match reloader.clone().into_inner().on_sighup() {
+        Ok(on_hup) => drop(actix_rt::spawn(on_hup)),
+        Err(e) => tracing::warn!("cannot listen for SIGHUP ({e}); reload with POST /router/reload"),
+    }
+    if let Some(f) = &settings.fastapi {
+        f.log();
+    }
+    let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
     let metrics = if settings.prometheus {
         Some(
             Metrics::new(
@@ -143,7 +160,7 @@ pub async fn run(
     let max_body = settings.max_body;
     tracing::info!(
         addr = %listener.local_addr()?,
-        models = settings.models.models.len(),
+        models = settings.models.all().count(),
         strategy = %settings.strategy,
         workers = settings.workers,
         "llm-router listening"
@@ -151,13 +168,23 @@ pub async fn run(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(reloader.clone())
             // awc::Client is !Send: one per worker, built here in the worker's factory.
             .app_data(web::Data::new(relay::client::build_client()))
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(from_fn(access::guard))
+            .wrap(Condition::new(
+                key_header.is_some(),
+                from_fn(settings_fastapi::key_header),
+            ))
             .wrap(Condition::new(prometheus, prom.clone()))
             .wrap(TracingLogger::<RouterRootSpan>::new())
             .wrap(from_fn(telemetry::request_id))
+            .service(
+                web::resource("/router/reload")
+                    .route(web::post().to(handlers::reload::reload))
+                    .default_service(web::to(handlers::method_not_allowed)),
+            )
             .configure(|cfg| handlers::configure(cfg, &prefix, prometheus))
             .default_service(web::to(handlers::route_not_found))
     })

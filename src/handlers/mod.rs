@@ -5,6 +5,7 @@ pub mod builtin;
 pub mod embeddings;
 pub mod generate;
 pub mod info;
+pub mod reload;
 
 use std::sync::Arc;
 use std::time::SystemTime;
