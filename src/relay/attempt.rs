@@ -319,20 +319,24 @@ async fn read_rest(
 ) -> Result<Bytes, FailureKind> {
     let mut end = EndTracker::new(framing);
     end.feed(&first);
-    let mut buf = BytesMut::from(&first[..]);
+    // Usually the first chunk is the whole answer: copied into a buffer only when more follow.
+    let mut more: Option<BytesMut> = None;
     loop {
         let wait = deadline.map_or(idle, |d| {
             idle.min(d.saturating_duration_since(Instant::now()))
         });
         match tokio::time::timeout(wait, rest.next()).await {
             Ok(Some(Ok(chunk))) => {
+                let buf = more.get_or_insert_with(|| BytesMut::from(&first[..]));
                 if buf.len() + chunk.len() > MAX_WHOLE {
                     return Err(FailureKind::Body);
                 }
                 end.feed(&chunk);
                 buf.extend_from_slice(&chunk);
             }
-            Ok(None) if end.incomplete().is_none() => return Ok(buf.freeze()),
+            Ok(None) if end.incomplete().is_none() => {
+                return Ok(more.map_or(first, BytesMut::freeze));
+            }
             Ok(None) | Ok(Some(Err(_))) => return Err(FailureKind::Body),
             Err(_) => return Err(FailureKind::Timeout(wait)),
         }

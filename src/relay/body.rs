@@ -388,7 +388,7 @@ impl Stream for RelayBody {
 /// registry's thread, which, sharing the core, would take the CPU ahead of that write. Deferred,
 /// the release runs after the worker's current poll, i.e. after the response has gone out.
 /// Off an arbiter (unit tests) the lease is dropped at once.
-fn defer_release(lease: Lease) {
+pub(super) fn defer_release(lease: Lease) {
     match actix_rt::Arbiter::try_current() {
         Some(arbiter) => {
             arbiter.spawn(async move { drop(lease) });

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::body::SizedStream;
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use bytes::{Bytes, BytesMut};
@@ -13,8 +12,8 @@ use llm_router_actors::wire::{EndTracker, Wire};
 use llm_router_actors::{FailureKind, Outcome};
 
 use super::attempt::Committed;
-use super::body::{BodyLimits, Mode, RelayBody};
-use super::finish::{failed, finish};
+use super::body::{defer_release, BodyLimits, Mode, RelayBody};
+use super::finish::{failed, finish, report};
 use super::plan::{decoder, read_answer, ClientApi, Ingress, Route};
 use super::Call;
 use crate::dialects::canonical::{Collector, Event, Request, Response};
@@ -31,7 +30,7 @@ pub async fn respond(
     call: &Call<'_>,
 ) -> Result<HttpResponse, RouterError> {
     match std::mem::replace(&mut c.route, Route::Pass) {
-        Route::Pass => Ok(passthrough(c, state, call, call.plan.api)),
+        Route::Pass => passthrough(c, state, call, call.plan.api),
         Route::Chat(ingress, req) => convert_chat(c, state, call, ingress, &req).await,
         Route::Embed(req) => convert_embed(c, state, call, &req).await,
     }
@@ -57,8 +56,14 @@ fn limits(c: &Committed, state: &AppState, call: &Call<'_>) -> BodyLimits {
     }
 }
 
-/// Sends the provider's response on unchanged, holding the lease until the body is done.
-fn passthrough(c: Committed, state: &AppState, call: &Call<'_>, api: ClientApi) -> HttpResponse {
+/// Sends the provider's response on unchanged: a stream holding the lease until its body is done,
+/// a non-stream answer (read whole before the commit) at once.
+fn passthrough(
+    c: Committed,
+    state: &AppState,
+    call: &Call<'_>,
+    api: ClientApi,
+) -> Result<HttpResponse, RouterError> {
     let ct = c.content_type.as_ref().and_then(|v| v.to_str().ok());
     let framing = c.wire.framing_of(ct, c.content_length);
     let status = StatusCode::from_u16(c.status.as_u16()).unwrap_or(StatusCode::OK);
@@ -68,14 +73,31 @@ fn passthrough(c: Committed, state: &AppState, call: &Call<'_>, api: ClientApi) 
         Some(ct) => res.insert_header((header::CONTENT_TYPE, ct.clone())),
         None => res.insert_header((header::CONTENT_TYPE, "application/json")),
     };
+    if !framing.is_stream() {
+        // The whole answer is here (attempt::read_rest): nothing left to watch or to stream.
+        let body = match staged(state, call, c.first) {
+            Ok(body) => body,
+            Err(e) => {
+                finish(
+                    c.lease,
+                    Outcome::Failure(FailureKind::Body),
+                    state.metrics.as_ref(),
+                );
+                return Err(e);
+            }
+        };
+        let mut lease = c.lease;
+        lease.set_outcome(Outcome::Success);
+        report(&lease, state.metrics.as_ref());
+        defer_release(lease);
+        return Ok(res.body(body));
+    }
     let limits = limits(&c, state, call);
-    let len = c.content_length;
     let mode = Mode::Pass {
         end: EndTracker::new(framing),
         error_frame: api.error_frame(),
     };
     let stages = state.stages.start_frames(api, call.ctx);
-    let untouched = stages.is_empty();
     let body = RelayBody::new(
         c.lease,
         c.first,
@@ -85,11 +107,7 @@ fn passthrough(c: Committed, state: &AppState, call: &Call<'_>, api: ClientApi) 
         limits,
         state.metrics.clone(),
     );
-    match (framing.is_stream(), len, untouched) {
-        // A frame stage may change the length: only an untouched body keeps its size.
-        (false, Some(len), true) => res.body(SizedStream::new(len, body)),
-        _ => res.streaming(body),
-    }
+    Ok(res.streaming(body))
 }
 
 /// A whole answer the router wrote, through the response's frame stages.
