@@ -74,8 +74,10 @@ pub async fn failover(
     call: &Call<'_>,
 ) -> Result<Committed, RouterError> {
     let models = &state.settings.models;
-    let mut model = call.plan.model.clone();
-    let mut visited = vec![model.clone()];
+    // Borrowed until a fallback is taken (no allocation on the usual path).
+    let mut model = std::borrow::Cow::Borrowed(call.plan.model.as_str());
+    // Fallback models taken so far (the request's own model aside).
+    let mut visited: Vec<String> = Vec::new();
     let mut attempts: Vec<Attempt> = Vec::new();
     // A prompt estimated too long for every provider of the model goes to a larger model at once.
     if let Some(cfg) = models.model(&model) {
@@ -89,8 +91,8 @@ pub async fn failover(
                 tracing::info!(model = %model, estimate, limit, fallback = %next,
                     "prompt longer than every provider's input_size; using a context-window fallback");
                 count_fallback(state, &model, Fallback::ContextWindow);
-                model = next.clone();
-                visited.push(model.clone());
+                visited.push(next.clone());
+                model = std::borrow::Cow::Owned(next.clone());
             }
         }
     }
@@ -103,14 +105,14 @@ pub async fn failover(
         let next = models.model(&model).and_then(|cfg| {
             cfg.fallback_list(why.key())
                 .iter()
-                .find(|m| !visited.contains(m))
+                .find(|m| **m != call.plan.model && !visited.contains(m))
         });
         match next {
             Some(next) if attempts.len() < state.settings.max_attempts => {
                 tracing::info!(model = %model, fallback = %next, reason = why.key(), "falling back");
                 count_fallback(state, &model, why);
-                model = next.clone();
-                visited.push(model.clone());
+                visited.push(next.clone());
+                model = std::borrow::Cow::Owned(next.clone());
             }
             _ => return Err(err),
         }

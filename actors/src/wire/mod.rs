@@ -112,10 +112,10 @@ pub fn url(p: &ProviderConfig, path: &str) -> String {
     let host = &p.api_host;
     // An OpenAI-style base URL already names the API version: `…/v1`, or a versioned prefix
     // such as DeepInfra's `https://api.deepinfra.com/v1/openai`.
-    let versioned = host.ends_with("/v1")
-        || host
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.contains("/v1/"));
+    static V1: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"/v1/"));
+    let after_scheme = host.find("://").map_or(0, |i| i + 3);
+    let versioned = host.ends_with("/v1") || V1.find(&host.as_bytes()[after_scheme..]).is_some();
     match (versioned, path.strip_prefix("/v1")) {
         (true, Some(rest)) => format!("{host}{rest}"),
         _ => format!("{host}{path}"),
