@@ -38,6 +38,7 @@ use serde_json::json;
 use crate::errors::{Dialect, RouterError};
 use crate::handlers::AppState;
 use crate::settings::{parse_bool, RedisSettings};
+use crate::usage::{Counted, Sink};
 
 /// `(name, default, meaning)` of this module's variables, for `--help`.
 pub const VARS: &[(&str, &str, &str)] = &[
@@ -493,20 +494,54 @@ async fn body_model(
     Ok(model)
 }
 
-/// Middleware: enforces keys, policies, models and rate limits (a no-op with auth off).
-pub async fn guard<B: MessageBody + 'static>(
+static X_PROVIDER: HeaderName = HeaderName::from_static("x-llm-router-provider");
+static X_MODEL: HeaderName = HeaderName::from_static("x-llm-router-model");
+
+/// Wraps a provider's answer so its token usage reaches the caller's token window and
+/// `/router/stats` when the body is done ([`crate::usage`]); other responses pass unwrapped.
+fn counted<B: MessageBody>(res: ServiceResponse<B>) -> ServiceResponse<Counted<B>> {
+    let provider = res.headers().get(&X_PROVIDER).and_then(|v| v.to_str().ok());
+    let sink = provider.map(|provider| {
+        let model = res
+            .headers()
+            .get(&X_MODEL)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let req = res.request();
+        let stats = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|s| s.metrics.as_ref())
+            .map(|m| m.stats.provider(provider, model));
+        let request_bytes = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Sink {
+            caller: caller(req),
+            stats,
+            request_bytes,
+        }
+    });
+    res.map_body(|_, b| Counted::new(b, sink))
+}
+
+/// Middleware: enforces keys, policies, models and rate limits (a no-op with auth off), and
+/// counts the tokens of every provider answer.
+pub async fn guard<B: MessageBody + Unpin + 'static>(
     mut req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+) -> Result<ServiceResponse<EitherBody<Counted<B>, BoxBody>>, Error> {
     let Some(access) = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.access.clone())
         .filter(|a| a.enabled)
     else {
-        return Ok(next.call(req).await?.map_into_left_body());
+        return Ok(counted(next.call(req).await?).map_into_left_body());
     };
     if access.public.iter().any(|p| p == req.path()) {
-        return Ok(next.call(req).await?.map_into_left_body());
+        return Ok(counted(next.call(req).await?).map_into_left_body());
     }
     let route = classify(req.path(), &access.prefix);
     let d = route.dialect;
@@ -631,7 +666,7 @@ pub async fn guard<B: MessageBody + 'static>(
     if let Some(dec) = &decision {
         rate_headers(res.headers_mut(), dec);
     }
-    Ok(res.map_into_left_body())
+    Ok(counted(res).map_into_left_body())
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ pub mod keys_cli;
 pub mod pipeline;
 pub mod relay;
 pub mod settings;
+pub mod stats;
 pub mod telemetry;
+pub mod usage;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -111,19 +113,17 @@ pub async fn run(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
-    let metrics = if settings.prometheus {
-        Some(
-            Metrics::new(
-                prom_registry,
-                snapshots,
-                settings.strategy.as_str(),
-                shared_health.clone(),
-            )
-            .map_err(std::io::Error::other)?,
+    // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
+    let metrics = Some(
+        Metrics::new(
+            prom_registry,
+            snapshots,
+            settings.strategy.as_str(),
+            shared_health.clone(),
+            settings.prometheus,
         )
-    } else {
-        None
-    };
+        .map_err(std::io::Error::other)?,
+    );
 
     let (stages, masking) = pipeline::build(&settings);
     let settings = Arc::new(settings);

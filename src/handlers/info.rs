@@ -201,7 +201,7 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, RouterEr
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match &state.metrics {
+    match state.metrics.as_ref().filter(|m| m.exposed()) {
         Some(m) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(m.render()),

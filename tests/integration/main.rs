@@ -12,6 +12,7 @@ mod dialects;
 mod errors;
 mod lease;
 mod observability;
+mod ops;
 mod privacy;
 mod process;
 mod resilience;
