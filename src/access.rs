@@ -338,6 +338,23 @@ impl Access {
         self.limiter.as_ref().map(|l| l.health())
     }
 
+    /// The limiter's state for `/health` and the status routes: which windows decide now
+    /// (`backend`: `redis` while Redis answers, else `local`), Redis' state when configured, and
+    /// how many requests were decided locally because Redis was away.
+    pub fn limiter_json(&self) -> serde_json::Value {
+        match self.limiter_health() {
+            None => json!({"enabled": false}),
+            Some(h) if !h.is_shared() => json!({"enabled": true, "backend": "local"}),
+            Some(h) => json!({
+                "enabled": true,
+                "backend": if h.is_up() { "redis" } else { "local" },
+                "redis": if h.is_up() { "up" } else { "down" },
+                "degraded": !h.is_up(),
+                "local_decisions": h.fallbacks(),
+            }),
+        }
+    }
+
     /// Re-reads the keys file (memory store); a bad file keeps the running keys.
     pub fn reload_keys(&self) -> Result<usize, Vec<String>> {
         self.store.reload()

@@ -196,7 +196,8 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, RouterEr
     };
     Ok(json_response(
         code,
-        &json!({"status": word, "shared_state": shared, "models": models}),
+        &json!({"status": word, "shared_state": shared,
+                "rate_limits": state.access.limiter_json(), "models": models}),
     ))
 }
 

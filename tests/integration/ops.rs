@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -170,5 +172,108 @@ async fn ops_token_limits_count_the_usage_of_answers_and_streams_in_every_dialec
         remaining,
         100000 - used,
         "the window holds the first answer's usage"
+    );
+}
+
+async fn metric(r: &Router, name: &str) -> Option<f64> {
+    let a = send(r, "GET", "/metrics", None, &[]).await;
+    a.text
+        .lines()
+        .find(|l| l.split([' ', '{']).next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[actix_rt::test]
+async fn ops_health_shows_the_rate_limiter_falling_back_to_local_windows_when_redis_is_lost() {
+    let mut redis = RedisServer::start();
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_keys(dir.path(), &[]);
+    let rport = redis.port.to_string();
+    let r = Router::start(
+        &models_config(&[("m", vec![provider("a", &up)])]),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &keys),
+            ("LLM_ROUTER_AUTH_RATE_LIMIT_ENABLED", "1"),
+            ("LLM_ROUTER_REDIS_HOST", "127.0.0.1"),
+            ("LLM_ROUTER_REDIS_PORT", &rport),
+            ("LLM_ROUTER_USE_PROMETHEUS", "1"),
+        ],
+    );
+    let limits = || async { r.health().await["rate_limits"].clone() };
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            limits().await["backend"] == "redis"
+        })
+        .await,
+        "{}",
+        limits().await
+    );
+    assert_eq!(
+        limits().await,
+        json!({"enabled": true, "backend": "redis", "redis": "up", "degraded": false,
+               "local_decisions": 0})
+    );
+    let auth = bearer(DEV);
+    let (body, headers) = (chat_body("m", false), [("authorization", auth.as_str())]);
+    let chat = || send(&r, "POST", "/v1/chat/completions", Some(&body), &headers);
+    assert_eq!(chat().await.status, 200);
+    redis.stop();
+    // Requests keep being served, decided on local windows, and /health says so.
+    assert_eq!(chat().await.status, 200);
+    assert_eq!(chat().await.status, 200);
+    let h = send(&r, "GET", "/health", None, &[]).await;
+    assert_eq!(
+        h.status, 200,
+        "a degraded limiter does not make the router unready"
+    );
+    assert_eq!(
+        h.body["rate_limits"],
+        json!({"enabled": true, "backend": "local", "redis": "down", "degraded": true,
+               "local_decisions": 2})
+    );
+    assert_eq!(
+        metric(&r, "llm_router_rate_limit_shared_up").await,
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&r, "llm_router_rate_limit_local_decisions_total").await,
+        Some(2.0)
+    );
+    redis.restart();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            limits().await["backend"] == "redis"
+        })
+        .await,
+        "back on Redis: {}",
+        limits().await
+    );
+    assert_eq!(
+        metric(&r, "llm_router_rate_limit_shared_up").await,
+        Some(1.0)
+    );
+}
+
+#[actix_rt::test]
+async fn ops_health_without_limits_or_redis_says_which_limiter_runs() {
+    let (_up, r) = single(FakeConfig::default(), &[]);
+    assert_eq!(r.health().await["rate_limits"], json!({"enabled": false}));
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_keys(dir.path(), &[]);
+    let r = Router::start(
+        &models_config(&[("m", vec![provider("a", &up)])]),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &keys),
+            ("LLM_ROUTER_AUTH_RATE_LIMIT_ENABLED", "1"),
+        ],
+    );
+    assert_eq!(
+        r.health().await["rate_limits"],
+        json!({"enabled": true, "backend": "local"})
     );
 }
