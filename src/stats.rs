@@ -185,34 +185,94 @@ impl Ring {
     }
 
     /// The slots of the last five minutes at `now`.
-    pub fn summary(&self, now: u64) -> Summary {
+    pub fn window(&self, now: u64) -> Window {
         let epoch = now / SLOT_SECS;
-        let live = |s: &&Slot| s.epoch <= epoch && epoch - s.epoch < SLOTS as u64;
-        let mut out = Summary {
-            requests: 0,
-            errors: [0; CLASSES.len()],
-            latency_ms: None,
-            ttft_ms: None,
-            tokens_in: 0,
-            tokens_out: 0,
-            totals: self.totals,
-        };
-        let (mut lat, mut ttft) = ([0u64; BINS], [0u64; BINS]);
-        for s in self.slots.iter().filter(live) {
-            out.requests += u64::from(s.requests);
-            for (o, e) in out.errors.iter_mut().zip(s.errors) {
+        let mut w = Window::default();
+        for s in self.slots.iter() {
+            if s.epoch > epoch || epoch - s.epoch >= SLOTS as u64 {
+                continue;
+            }
+            w.requests += u64::from(s.requests);
+            if epoch - s.epoch < 6 {
+                w.last_minute += u64::from(s.requests);
+            }
+            for (o, e) in w.errors.iter_mut().zip(s.errors) {
                 *o += u64::from(e);
             }
             for b in 0..BINS {
-                lat[b] += u64::from(s.latency[b]);
-                ttft[b] += u64::from(s.ttft[b]);
+                w.latency[b] += u64::from(s.latency[b]);
+                w.ttft[b] += u64::from(s.ttft[b]);
             }
-            out.tokens_in += s.tokens_in;
-            out.tokens_out += s.tokens_out;
+            w.tokens_in += s.tokens_in;
+            w.tokens_out += s.tokens_out;
         }
-        out.latency_ms = percentiles(&lat);
-        out.ttft_ms = percentiles(&ttft);
-        out
+        w.totals = self.totals;
+        w
+    }
+
+    pub fn summary(&self, now: u64) -> Summary {
+        self.window(now).summary()
+    }
+}
+
+/// The last five minutes of one provider or (added up) of a model.
+#[derive(Clone)]
+pub struct Window {
+    requests: u64,
+    /// Calls that finished in the last six slots (about a minute).
+    pub last_minute: u64,
+    errors: [u64; CLASSES.len()],
+    latency: [u64; BINS],
+    ttft: [u64; BINS],
+    tokens_in: u64,
+    tokens_out: u64,
+    totals: Totals,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            requests: 0,
+            last_minute: 0,
+            errors: [0; CLASSES.len()],
+            latency: [0; BINS],
+            ttft: [0; BINS],
+            tokens_in: 0,
+            tokens_out: 0,
+            totals: Totals::default(),
+        }
+    }
+}
+
+impl Window {
+    pub fn add(&mut self, o: &Window) {
+        self.requests += o.requests;
+        self.last_minute += o.last_minute;
+        for (a, b) in self.errors.iter_mut().zip(o.errors) {
+            *a += b;
+        }
+        for b in 0..BINS {
+            self.latency[b] += o.latency[b];
+            self.ttft[b] += o.ttft[b];
+        }
+        self.tokens_in += o.tokens_in;
+        self.tokens_out += o.tokens_out;
+        self.totals.requests += o.totals.requests;
+        self.totals.errors += o.totals.errors;
+        self.totals.tokens_in += o.totals.tokens_in;
+        self.totals.tokens_out += o.totals.tokens_out;
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            requests: self.requests,
+            errors: self.errors,
+            latency_ms: percentiles(&self.latency),
+            ttft_ms: percentiles(&self.ttft),
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+            totals: self.totals,
+        }
     }
 }
 
@@ -237,12 +297,12 @@ impl ProviderStats {
             .tokens(now, u);
     }
 
-    pub fn summary(&self) -> Summary {
+    pub fn window(&self) -> Window {
         let now = self.now();
         self.ring
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .summary(now)
+            .window(now)
     }
 }
 
@@ -381,6 +441,7 @@ mod tests {
             },
         );
         let s = r.summary(9);
+        assert_eq!(r.window(9).last_minute, 103);
         assert_eq!(s.requests, 103);
         assert_eq!(s.errors, [0, 1, 1, 0, 0, 1, 0]);
         let [p50, p95, p99] = s.latency_ms.unwrap();
@@ -399,6 +460,12 @@ mod tests {
         r.call(0, OK, ms(10), None);
         r.call(295, OK, ms(1000), None);
         assert_eq!(r.summary(299).requests, 2);
+        assert_eq!(r.window(299).last_minute, 1);
+        // A model's window adds its providers' histograms.
+        let mut both = r.window(299);
+        both.add(&r.window(299));
+        assert_eq!(both.summary().requests, 4);
+        assert_eq!(both.summary().latency_ms, r.summary(299).latency_ms);
         // At 300 s the first 10 s slot is five minutes old.
         let s = r.summary(300);
         assert_eq!(s.requests, 1);

@@ -5,6 +5,7 @@ pub mod builtin;
 pub mod embeddings;
 pub mod generate;
 pub mod info;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -57,6 +58,30 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
         web::route().to(info::health)
     });
     add(&[p("/tags")], Method::GET, || web::route().to(info::tags));
+    // One model of the listing; `{id}` may hold slashes (`google/gemma-3`).
+    add(
+        &["/v1/models/{id:.+}".into(), "/models/{id:.+}".into()],
+        Method::GET,
+        || web::route().to(status::model),
+    );
+    add(&["/router/stats".into()], Method::GET, || {
+        web::route().to(status::stats)
+    });
+    add(&["/router/health".into()], Method::GET, || {
+        web::route().to(status::router_health)
+    });
+    add(&["/router/rate-limits".into()], Method::GET, || {
+        web::route().to(status::rate_limits)
+    });
+    add(&["/auth/status".into()], Method::GET, || {
+        web::route().to(status::auth_status)
+    });
+    add(&["/auth/metrics".into()], Method::GET, || {
+        web::route().to(status::auth_metrics)
+    });
+    add(&["/auth/reload-keys".into()], Method::POST, || {
+        web::route().to(status::reload_keys)
+    });
     add(
         &["/models".into(), "/v1/models".into(), p("/models")],
         Method::GET,

@@ -277,3 +277,346 @@ async fn ops_health_without_limits_or_redis_says_which_limiter_runs() {
         json!({"enabled": true, "backend": "local"})
     );
 }
+
+#[actix_rt::test]
+async fn ops_status_routes_report_stats_limits_and_auth_to_admin_keys_only() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let broken = FakeUpstream::start(FakeConfig {
+        fault: Fault::Status {
+            code: 500,
+            message: "boom".into(),
+            retry_after: None,
+        },
+        ..FakeConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let lim = key_of("lim");
+    let keys = write_keys(
+        dir.path(),
+        &[json!({"key_plain": lim, "key_id": "lim", "rpm": 5, "tpm": 100000})],
+    );
+    let r = Router::start(
+        &models_config(&[
+            ("m", vec![provider("a", &up)]),
+            ("m2", vec![provider("b", &broken)]),
+        ]),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &keys),
+            ("LLM_ROUTER_AUTH_RATE_LIMIT_ENABLED", "1"),
+        ],
+    );
+    let admin = bearer(ADMIN);
+    let admin_h = [("authorization", admin.as_str())];
+    let dev = bearer(DEV);
+    for path in [
+        "/router/stats",
+        "/router/health",
+        "/router/rate-limits",
+        "/auth/status",
+        "/auth/metrics",
+    ] {
+        assert_eq!(send(&r, "GET", path, None, &[]).await.status, 401, "{path}");
+        let a = send(&r, "GET", path, None, &[("authorization", &dev)]).await;
+        assert_eq!(a.status, 403, "{path}: a developer key");
+        let a = send(&r, "GET", path, None, &admin_h).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+    }
+    assert_eq!(
+        send(
+            &r,
+            "POST",
+            "/auth/reload-keys",
+            None,
+            &[("authorization", &dev)]
+        )
+        .await
+        .status,
+        403
+    );
+
+    // Traffic: three whole answers and a stream on "a", one failure on "b".
+    let lim_auth = bearer(&lim);
+    let lim_h = [("authorization", lim_auth.as_str())];
+    let mut tokens = 0;
+    for _ in 0..3 {
+        let a = send(
+            &r,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat_body("m", false)),
+            &lim_h,
+        )
+        .await;
+        assert_eq!(a.status, 200);
+        tokens += a.body["usage"]["total_tokens"].as_u64().unwrap();
+    }
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hello there"}],
+                      "stream": true, "stream_options": {"include_usage": true}});
+    let a = send(&r, "POST", "/v1/chat/completions", Some(&body), &lim_h).await;
+    let last = sse_data(&a.text)
+        .into_iter()
+        .filter(|d| d != "[DONE]")
+        .last()
+        .unwrap();
+    tokens += serde_json::from_str::<Value>(&last).unwrap()["usage"]["total_tokens"]
+        .as_u64()
+        .unwrap();
+    let failed = send(
+        &r,
+        "POST",
+        "/v1/chat/completions",
+        Some(&chat_body("m2", false)),
+        &admin_h,
+    )
+    .await;
+    assert_eq!(failed.status, 502);
+
+    let s = send(&r, "GET", "/router/stats", None, &admin_h).await.body;
+    let m = s["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "m")
+        .unwrap();
+    let a = &m["providers"][0];
+    assert_eq!(a["id"], "a");
+    assert_eq!(a["requests"], 4, "{a}");
+    assert_eq!(a["health"], "healthy");
+    assert_eq!(a["in_flight"], 0);
+    assert_eq!(a["window_seconds"], 300);
+    assert!(
+        a["errors"].as_object().unwrap().values().all(|v| v == 0),
+        "{a}"
+    );
+    for p in ["p50", "p95", "p99"] {
+        assert!(a["latency_ms"][p].as_f64().is_some(), "{a}");
+        assert!(a["ttft_ms"][p].as_f64().is_some(), "{a}");
+    }
+    let (tin, tout) = (
+        a["tokens"]["input"].as_u64().unwrap(),
+        a["tokens"]["output"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        tin + tout,
+        tokens,
+        "tokens of the answers, the stream included"
+    );
+    assert_eq!(m["requests"], 4);
+    let m2 = s["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "m2")
+        .unwrap();
+    assert_eq!(m2["providers"][0]["errors"]["status_5xx"], 1, "{m2}");
+    assert_eq!(m2["providers"][0]["latency_ms"], Value::Null);
+    assert!(
+        !s.to_string().contains("127.0.0.1"),
+        "no provider host: {s}"
+    );
+
+    let rl = send(&r, "GET", "/router/rate-limits", None, &admin_h)
+        .await
+        .body;
+    let k = rl["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == "lim")
+        .unwrap();
+    assert_eq!(
+        k["requests"],
+        json!({"limit": 5, "used": 4, "remaining": 1}),
+        "{k}"
+    );
+    assert_eq!(k["tokens"], json!({"limit": 100000, "used": tokens}), "{k}");
+    let resets = k["resets_in_seconds"].as_u64().unwrap();
+    assert!((1..=60).contains(&resets), "{k}");
+    assert_eq!(k["source"], "local");
+    let pa = rl["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "a")
+        .unwrap();
+    assert_eq!(pa["used_last_minute"], 4, "{pa}");
+    assert_eq!(pa["rpm"], Value::Null);
+    assert!(!rl.to_string().contains(&lim), "never a key");
+
+    // One more passes, the next is refused: /auth/metrics counts both, and a stranger's 401.
+    assert_eq!(
+        send(
+            &r,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat_body("m", false)),
+            &lim_h
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        send(
+            &r,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat_body("m", false)),
+            &lim_h
+        )
+        .await
+        .status,
+        429
+    );
+    let stranger = bearer("sk-nobody-000000000000");
+    assert_eq!(
+        send(
+            &r,
+            "GET",
+            "/router/stats",
+            None,
+            &[("authorization", &stranger)]
+        )
+        .await
+        .status,
+        401
+    );
+    let am = send(&r, "GET", "/auth/metrics", None, &admin_h).await.body;
+    let of = |id: &str| {
+        am["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        of("lim"),
+        json!({"key_id": "lim", "requests": 6, "unauthorized_401": 0, "forbidden_403": 0,
+               "rate_limited_429": 1})
+    );
+    assert_eq!(of("dev")["forbidden_403"], 6);
+    assert!(of("-")["unauthorized_401"].as_u64().unwrap() >= 6);
+
+    let st = send(&r, "GET", "/auth/status", None, &admin_h).await.body;
+    assert_eq!(st["auth_enabled"], true);
+    assert_eq!(st["store"], "memory");
+    assert_eq!(st["keys"], 3);
+    assert_eq!(
+        st["rate_limits"],
+        json!({"enabled": true, "backend": "local"})
+    );
+
+    let h = send(&r, "GET", "/router/health", None, &admin_h).await;
+    assert_eq!(h.status, 200);
+    assert_eq!(
+        h.body["key_store"],
+        json!({"auth_enabled": true, "kind": "memory"})
+    );
+    assert_eq!(h.body["providers"].as_array().unwrap().len(), 2);
+    assert_eq!(h.body["shared_state"]["backend"], "local");
+
+    // Reload: a good file swaps the keys; a bad one is refused, naming the problem, and the
+    // running keys stay.
+    let new = key_of("new");
+    write_keys(dir.path(), &[json!({"key_plain": new, "key_id": "new"})]);
+    let a = send(&r, "POST", "/auth/reload-keys", None, &admin_h).await;
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"reloaded": true, "keys": 3}))
+    );
+    let new_h = bearer(&new);
+    assert_eq!(
+        send(&r, "GET", "/v1/models", None, &[("authorization", &new_h)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(
+            &r,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat_body("m", false)),
+            &lim_h
+        )
+        .await
+        .status,
+        401,
+        "lim is gone"
+    );
+    std::fs::write(&keys, r#"[{"key_plain": "x", "policy_name": "nope"}]"#).unwrap();
+    let a = send(&r, "POST", "/auth/reload-keys", None, &admin_h).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown policy \"nope\""),
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        send(&r, "GET", "/router/stats", None, &admin_h)
+            .await
+            .status,
+        200,
+        "running keys kept"
+    );
+}
+
+#[actix_rt::test]
+async fn ops_retrieve_model_is_public_and_an_unknown_id_is_a_404_naming_it() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_keys(dir.path(), &[]);
+    let r = Router::start(
+        &models_config(&[
+            ("m", vec![provider("a", &up)]),
+            ("org/x-1", vec![provider("b", &up)]),
+        ]),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &keys),
+        ],
+    );
+    let list = send(&r, "GET", "/v1/models", None, &[]).await.body;
+    for id in ["m", "org/x-1"] {
+        let a = send(&r, "GET", &format!("/v1/models/{id}"), None, &[]).await;
+        assert_eq!(a.status, 200, "{id}: {}", a.text);
+        let listed = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .unwrap();
+        assert_eq!(&a.body, listed, "the listing's entry");
+        assert_eq!(a.body["object"], "model");
+    }
+    let a = send(&r, "GET", "/v1/models/nope", None, &[]).await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.body["error"]["code"], 404);
+    let msg = a.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("nope") && msg.contains("org/x-1"), "{msg}");
+    // With auth off the admin routes are open.
+    let (_up, open) = single(FakeConfig::default(), &[]);
+    for path in [
+        "/router/stats",
+        "/router/health",
+        "/router/rate-limits",
+        "/auth/status",
+        "/auth/metrics",
+    ] {
+        assert_eq!(
+            send(&open, "GET", path, None, &[]).await.status,
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        send(&open, "GET", "/auth/status", None, &[]).await.body["auth_enabled"],
+        false
+    );
+}
