@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod builtin;
+pub mod cors;
 pub mod dialects;
 pub mod errors;
 pub mod handlers;
@@ -154,6 +155,8 @@ pub async fn run(
             .app_data(web::Data::new(relay::client::build_client()))
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(from_fn(access::guard))
+            // Outside the guard: preflights need no key, refusals carry the CORS headers.
+            .wrap(from_fn(cors::cors))
             .wrap(Condition::new(prometheus, prom.clone()))
             .wrap(TracingLogger::<RouterRootSpan>::new())
             .wrap(from_fn(telemetry::request_id))

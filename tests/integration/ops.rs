@@ -356,8 +356,7 @@ async fn ops_status_routes_report_stats_limits_and_auth_to_admin_keys_only() {
     let a = send(&r, "POST", "/v1/chat/completions", Some(&body), &lim_h).await;
     let last = sse_data(&a.text)
         .into_iter()
-        .filter(|d| d != "[DONE]")
-        .last()
+        .rfind(|d| d != "[DONE]")
         .unwrap();
     tokens += serde_json::from_str::<Value>(&last).unwrap()["usage"]["total_tokens"]
         .as_u64()
@@ -619,4 +618,189 @@ async fn ops_retrieve_model_is_public_and_an_unknown_id_is_a_404_naming_it() {
         send(&open, "GET", "/auth/status", None, &[]).await.body["auth_enabled"],
         false
     );
+}
+
+#[actix_rt::test]
+async fn ops_cors_preflight_streams_and_errors_carry_the_headers_for_allowed_origins_only() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_keys(
+        dir.path(),
+        &[json!({"key_plain": key_of("one"), "key_id": "one", "rpm": 1})],
+    );
+    let r = Router::start(
+        &models_config(&[("m", vec![provider("a", &up)])]),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &keys),
+            ("LLM_ROUTER_AUTH_RATE_LIMIT_ENABLED", "1"),
+            (
+                "LLM_ROUTER_CORS_ORIGINS",
+                "http://app.test, https://ui.example.com:8443",
+            ),
+        ],
+    );
+    const APP: &str = "http://app.test";
+    // Preflight: no key needed, the SDK's own headers echoed.
+    let pre = send(
+        &r,
+        "OPTIONS",
+        "/v1/chat/completions",
+        None,
+        &[
+            ("origin", APP),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization, content-type, x-stainless-os",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(pre.status, 204, "{}", pre.text);
+    assert_eq!(pre.header("access-control-allow-origin"), Some(APP));
+    assert!(pre
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
+    let allow = pre.header("access-control-allow-headers").unwrap();
+    for h in [
+        "authorization",
+        "x-api-key",
+        "content-type",
+        "x-stainless-os",
+    ] {
+        assert!(allow.contains(h), "{h} in {allow}");
+    }
+    assert_eq!(pre.header("access-control-max-age"), Some("600"));
+    assert_eq!(pre.header("vary"), Some("Origin"));
+
+    let expose_ok = |a: &Answer| {
+        assert_eq!(
+            a.header("access-control-allow-origin"),
+            Some(APP),
+            "{}",
+            a.status
+        );
+        let e = a.header("access-control-expose-headers").unwrap();
+        for h in [
+            "x-llm-router-model",
+            "x-request-id",
+            "x-ratelimit-remaining-requests",
+            "retry-after",
+        ] {
+            assert!(e.contains(h), "{h} in {e}");
+        }
+        assert!(a.headers.get_all("vary").any(|v| v == "Origin"));
+    };
+    // A stream read from the page: headers on its head, the stream whole.
+    let auth = bearer(&key_of("one"));
+    let s = send(
+        &r,
+        "POST",
+        "/v1/chat/completions",
+        Some(&chat_body("m", true)),
+        &[("origin", APP), ("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(s.status, 200);
+    expose_ok(&s);
+    assert_eq!(sse_data(&s.text).last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(s.header("x-ratelimit-remaining-requests"), Some("0"));
+    // Errors: 429 from the limiter, 401, 403, 404, 405.
+    let limited = send(
+        &r,
+        "POST",
+        "/v1/chat/completions",
+        Some(&chat_body("m", false)),
+        &[("origin", APP), ("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(limited.status, 429);
+    expose_ok(&limited);
+    let dev = bearer(DEV);
+    for (method, path, headers, status) in [
+        ("POST", "/v1/chat/completions", vec![("origin", APP)], 401),
+        (
+            "GET",
+            "/router/stats",
+            vec![("origin", APP), ("authorization", dev.as_str())],
+            403,
+        ),
+        (
+            "GET",
+            "/no/such/route",
+            vec![("origin", APP), ("authorization", dev.as_str())],
+            404,
+        ),
+        (
+            "GET",
+            "/v1/chat/completions",
+            vec![("origin", APP), ("authorization", dev.as_str())],
+            405,
+        ),
+    ] {
+        let body = (method == "POST").then(|| chat_body("m", false));
+        let a = send(&r, method, path, body.as_ref(), &headers).await;
+        assert_eq!(a.status, status, "{path}: {}", a.text);
+        expose_ok(&a);
+    }
+    // The second listed origin, port included.
+    let a = send(
+        &r,
+        "GET",
+        "/v1/models",
+        None,
+        &[("origin", "https://ui.example.com:8443")],
+    )
+    .await;
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://ui.example.com:8443")
+    );
+    // Another origin: no CORS headers, on a preflight or a request.
+    for origin in ["http://evil.test", "https://ui.example.com"] {
+        let a = send(&r, "GET", "/v1/models", None, &[("origin", origin)]).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("access-control-allow-origin"), None, "{origin}");
+        let p = send(
+            &r,
+            "OPTIONS",
+            "/v1/chat/completions",
+            None,
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "POST"),
+            ],
+        )
+        .await;
+        assert_ne!(p.status, 204);
+        assert_eq!(p.header("access-control-allow-origin"), None, "{origin}");
+        assert_eq!(p.header("access-control-allow-methods"), None, "{origin}");
+    }
+    // CORS off (the default): no headers at all.
+    let (_up, plain) = single(FakeConfig::default(), &[]);
+    let a = send(&plain, "GET", "/v1/models", None, &[("origin", APP)]).await;
+    assert_eq!(a.header("access-control-allow-origin"), None);
+    assert_eq!(a.header("vary"), None);
+}
+
+#[test]
+fn ops_a_bad_cors_origin_or_grace_period_stops_start_up_naming_it() {
+    let mut vars = std::collections::HashMap::new();
+    vars.insert(
+        "LLM_ROUTER_CORS_ORIGINS".to_string(),
+        "https://ok.test, app.test/".to_string(),
+    );
+    vars.insert(
+        "LLM_ROUTER_SHUTDOWN_GRACE_SECONDS".to_string(),
+        "soon".to_string(),
+    );
+    let errs = llm_router::Settings::from_vars(&vars).unwrap_err();
+    let all = errs.join("\n");
+    assert!(
+        all.contains("LLM_ROUTER_CORS_ORIGINS: \"app.test/\" is not an origin"),
+        "{all}"
+    );
+    assert!(all.contains("LLM_ROUTER_SHUTDOWN_GRACE_SECONDS"), "{all}");
 }
