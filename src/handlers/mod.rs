@@ -35,6 +35,8 @@ pub struct AppState {
     pub masking: Arc<crate::pipeline::masking::Masking>,
     /// API keys, policies and rate limits (SPEC §10).
     pub access: Arc<crate::access::Access>,
+    /// Set on SIGTERM/SIGINT: `/health` answers 503 `draining`.
+    pub drain: crate::Drain,
 }
 
 /// Registers every route of this build under its paths; other methods on them get 405.

@@ -804,3 +804,144 @@ fn ops_a_bad_cors_origin_or_grace_period_stops_start_up_naming_it() {
     );
     assert!(all.contains("LLM_ROUTER_SHUTDOWN_GRACE_SECONDS"), "{all}");
 }
+
+fn signal(child: &std::process::Child, sig: &str) {
+    // The shell builtin, so the test needs no procps.
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -{sig} {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn refused(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+#[actix_rt::test]
+async fn ops_sigterm_and_sigint_drain_streams_in_flight_refuse_new_connections_and_exit_0() {
+    use futures_util::StreamExt;
+    for sig in ["TERM", "INT"] {
+        let up = FakeUpstream::start(FakeConfig {
+            chunks: 6,
+            chunk_delay: Duration::from_millis(300),
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, port) = crate::process::spawn_binary(&up, dir.path(), &[]);
+        let mut res = client()
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .send_json(&chat_body("m", true))
+            .await
+            .unwrap();
+        let mut body = res.next().await.unwrap().unwrap().to_vec();
+        signal(&child, sig);
+        // The listener closes at once, while the stream is still going.
+        assert!(
+            eventually(Duration::from_secs(1), || async { refused(port) }).await,
+            "SIG{sig}: new connections refused during the drain"
+        );
+        while let Some(chunk) = res.next().await {
+            body.extend_from_slice(&chunk.unwrap());
+        }
+        let frames = sse_data(std::str::from_utf8(&body).unwrap());
+        assert_eq!(frames.len(), 6 + 3, "SIG{sig}: every frame: {frames:?}");
+        assert_eq!(frames.last().unwrap(), "[DONE]", "SIG{sig}");
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "SIG{sig}: {status:?}");
+    }
+}
+
+#[actix_rt::test]
+async fn ops_a_stream_longer_than_the_grace_period_is_cut_and_the_process_still_exits_0() {
+    use futures_util::StreamExt;
+    let up = FakeUpstream::start(FakeConfig {
+        chunks: 40,
+        chunk_delay: Duration::from_millis(250),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port) = crate::process::spawn_binary(
+        &up,
+        dir.path(),
+        &[("LLM_ROUTER_SHUTDOWN_GRACE_SECONDS", "1")],
+    );
+    let mut res = client()
+        .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+        .send_json(&chat_body("m", true))
+        .await
+        .unwrap();
+    let mut body = res.next().await.unwrap().unwrap().to_vec();
+    let t0 = std::time::Instant::now();
+    signal(&child, "TERM");
+    while let Some(Ok(chunk)) = res.next().await {
+        body.extend_from_slice(&chunk);
+    }
+    let status = child.wait().unwrap();
+    let took = t0.elapsed();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "exited after the 1 s grace: {took:?}"
+    );
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        !text.contains("[DONE]"),
+        "a 10 s stream cannot finish in 1 s"
+    );
+}
+
+#[actix_rt::test]
+async fn ops_health_answers_503_draining_once_the_drain_began() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("models-config.json");
+    std::fs::write(
+        &path,
+        models_config(&[("m", vec![provider("a", &up)])]).to_string(),
+    )
+    .unwrap();
+    let mut vars = std::collections::HashMap::new();
+    vars.insert(
+        "LLM_ROUTER_MODELS_CONFIG".to_string(),
+        path.display().to_string(),
+    );
+    vars.insert("LLM_ROUTER_SERVER_WORKERS_COUNT".into(), "1".into());
+    vars.insert(
+        "LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS".into(),
+        "0".into(),
+    );
+    let settings = llm_router::Settings::from_vars(&vars).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let drain = llm_router::Drain::default();
+    let d = drain.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = llm_router::run_with(listener, settings, d).await.unwrap();
+            tx.send(server.handle()).unwrap();
+            let _ = server.await;
+        })
+    });
+    let handle = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let health = || async {
+        let mut r = client()
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<Value>().limit(1 << 20).await.unwrap(),
+        )
+    };
+    let (code, body) = health().await;
+    assert_eq!((code, &body["status"]), (200, &json!("ok")));
+    drain.begin();
+    let (code, body) = health().await;
+    assert_eq!(code, 503);
+    assert_eq!(body["status"], "draining");
+    assert_eq!(body["models"][0]["name"], "m", "the details stay");
+    handle.stop(true).await;
+}
