@@ -473,6 +473,11 @@ impl Access {
         self.enabled
     }
 
+    /// Whether `path` is served without a key (see [`is_public`]).
+    pub fn is_public(&self, path: &str) -> bool {
+        is_public(path, &self.public)
+    }
+
     /// `memory` or `redis`.
     pub fn store_kind(&self) -> &'static str {
         self.store.kind()

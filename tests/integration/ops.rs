@@ -945,3 +945,128 @@ async fn ops_health_answers_503_draining_once_the_drain_began() {
     assert_eq!(body["models"][0]["name"], "m", "the details stay");
     handle.stop(true).await;
 }
+
+#[actix_rt::test]
+async fn ops_openapi_describes_every_route_of_the_contract_and_only_served_ones_and_docs_render_it()
+{
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_keys(dir.path(), &[]);
+    let r = Router::start(
+        &models_config(&[("m", vec![provider("a", &up)])]),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &keys),
+            ("LLM_ROUTER_USE_PROMETHEUS", "1"),
+        ],
+    );
+    // Public, even with auth on.
+    let a = send(&r, "GET", "/openapi.json", None, &[]).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let doc = a.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    // SPEC §3, §5, §6 and §10, with P = /api.
+    let contract = [
+        ("get", "/"),
+        ("get", "/api/ping"),
+        ("get", "/api/version"),
+        ("get", "/health"),
+        ("get", "/api/tags"),
+        ("get", "/models"),
+        ("get", "/v1/models"),
+        ("get", "/api/models"),
+        ("get", "/api/v0/models"),
+        ("post", "/v1/chat/completions"),
+        ("post", "/chat/completions"),
+        ("post", "/api/chat/completions"),
+        ("post", "/api/v1/chat/completions"),
+        ("post", "/v1/completions"),
+        ("post", "/api/v1/completions"),
+        ("post", "/v1/responses"),
+        ("post", "/responses"),
+        ("post", "/v1/embeddings"),
+        ("post", "/embeddings"),
+        ("post", "/api/v1/embeddings"),
+        ("post", "/api/chat"),
+        ("post", "/api/generate"),
+        ("post", "/api/embed"),
+        ("post", "/api/embeddings"),
+        ("post", "/api/show"),
+        ("post", "/api/v0/chat/completions"),
+        ("post", "/v1/messages"),
+        ("post", "/api/v1/messages"),
+        ("post", "/api/conversation_with_model"),
+        ("post", "/api/extended_conversation_with_model"),
+        ("post", "/api/generative_answer"),
+        ("post", "/api/generate_article_from_text"),
+        ("post", "/api/create_full_article_from_texts"),
+        ("post", "/api/translate"),
+        ("post", "/api/simplify_text"),
+        ("post", "/api/generate_questions"),
+        ("post", "/api/fast_text_mask"),
+        ("get", "/metrics"),
+        ("get", "/api/metrics"),
+        ("get", "/router/stats"),
+        ("get", "/router/health"),
+        ("get", "/router/rate-limits"),
+        ("get", "/auth/status"),
+        ("get", "/auth/metrics"),
+        ("post", "/auth/reload-keys"),
+        ("get", "/v1/models/{id}"),
+        ("get", "/openapi.json"),
+        ("get", "/docs"),
+    ];
+    for (m, p) in contract {
+        assert!(
+            paths.get(p).and_then(|v| v.get(m)).is_some(),
+            "{m} {p} described"
+        );
+    }
+    // Security follows the running config: chat needs a key, the listing does not.
+    assert_eq!(paths["/v1/models"]["get"]["security"], json!([]));
+    assert_eq!(paths["/v1/models/{id}"]["get"]["security"], json!([]));
+    assert_eq!(
+        paths["/v1/chat/completions"]["post"]["security"],
+        json!([{"bearer": []}, {"apiKey": []}])
+    );
+    // Every described operation is served (no route 404, no 405) at that method.
+    let admin = bearer(ADMIN);
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let real = path.replace("{id}", "m");
+            if real == "/auth/reload-keys" {
+                continue; // Served, but it would swap the keys under this test.
+            }
+            let body = (method == "post").then(|| json!({}));
+            let a = send(
+                &r,
+                &method.to_uppercase(),
+                &real,
+                body.as_ref(),
+                &[("authorization", &admin)],
+            )
+            .await;
+            assert!(
+                a.status != 405 && !a.text.contains("no route for"),
+                "{method} {path}: {} {}",
+                a.status,
+                a.text
+            );
+        }
+    }
+    // The page: self-contained, no external assets, and it loads the description.
+    let page = send(&r, "GET", "/docs", None, &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text.contains("openapi.json"));
+    for external in ["http://", "https://", "src=", "<link"] {
+        assert!(
+            !page.text.contains(external),
+            "no external asset ({external})"
+        );
+    }
+}
