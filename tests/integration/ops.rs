@@ -219,7 +219,47 @@ async fn ops_health_shows_the_rate_limiter_falling_back_to_local_windows_when_re
     let auth = bearer(DEV);
     let (body, headers) = (chat_body("m", false), [("authorization", auth.as_str())]);
     let chat = || send(&r, "POST", "/v1/chat/completions", Some(&body), &headers);
-    assert_eq!(chat().await.status, 200);
+    let first = chat().await;
+    assert_eq!(first.status, 200);
+    let used = first.body["usage"]["total_tokens"].as_u64().unwrap();
+    // /router/rate-limits reads the shared windows from Redis.
+    let admin = bearer(ADMIN);
+    let key_row = || async {
+        let rl = send(
+            &r,
+            "GET",
+            "/router/rate-limits",
+            None,
+            &[("authorization", &admin)],
+        )
+        .await;
+        rl.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == "dev")
+            .cloned()
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            key_row().await["tokens"]["used"] == used
+        })
+        .await,
+        "the answer's tokens reach Redis: {}",
+        key_row().await
+    );
+    let k = key_row().await;
+    assert_eq!(k["source"], "redis", "{k}");
+    assert_eq!(
+        k["requests"],
+        json!({"limit": 60, "used": 1, "remaining": 59}),
+        "{k}"
+    );
+    assert!(
+        (1..=60).contains(&k["resets_in_seconds"].as_u64().unwrap()),
+        "{k}"
+    );
     redis.stop();
     // Requests keep being served, decided on local windows, and /health says so.
     assert_eq!(chat().await.status, 200);
