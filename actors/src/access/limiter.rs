@@ -6,7 +6,9 @@
 //!   token window, then counts and adds — one atomic script, so N replicas admit exactly `rpm`.
 //! - `rl:tok:{key_id}` — sorted set, one member `"{tokens}:{nonce}"` per answer, same scores.
 //!
-//! Both expire 60 s after their last write. When a Redis call fails the limiter answers from its
+//! Both expire 60 s after their last write. [`RateLimiter::usage`] (for `/router/rate-limits`)
+//! reads them with a read-only script (`USAGE`): counts and sums inside the window on Redis'
+//! clock, and when the oldest entry leaves it. When a Redis call fails the limiter answers from its
 //! local windows, logs the switch once, counts every such answer (`fallbacks`) and shows
 //! `shared_up = false`; a probe every second switches back when Redis answers again.
 
