@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod batch;
 pub mod builtin;
 pub mod cors;
 pub mod dialects;
@@ -15,6 +16,7 @@ pub mod keys_cli;
 pub mod pipeline;
 pub mod relay;
 pub mod settings;
+pub mod settings_fastapi;
 pub mod stats;
 pub mod telemetry;
 pub mod usage;
@@ -96,21 +98,18 @@ pub async fn run_with(
             ..Default::default()
         },
     );
-    if !settings.provider_monitor_interval.is_zero() {
+    let monitor = if settings.provider_monitor_interval.is_zero() {
+        None
+    } else {
         let providers = registry
             .send(GetProviders)
             .await
             .map_err(std::io::Error::other)?;
-        ProviderMonitor::new(providers, settings.provider_monitor_interval).start();
-    }
-    if !settings.keepalive_interval.is_zero()
-        && settings
-            .models
-            .models
-            .iter()
-            .flat_map(|m| &m.providers)
-            .any(|p| p.keep_alive.is_some())
-    {
+        Some(ProviderMonitor::new(providers, settings.provider_monitor_interval).start())
+    };
+    // Always on (when its tick is): a reload may add providers with `keep_alive`; a tick with
+    // none to watch is one registry message.
+    if !settings.keepalive_interval.is_zero() {
         KeepAliveMonitor::new(registry.clone(), settings.keepalive_interval).start();
     }
     let snapshots: Vec<_> = registry
@@ -141,6 +140,25 @@ pub async fn run_with(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
+    let reloader = web::Data::new(handlers::reload::Reloader::new(
+        &settings,
+        registry.clone(),
+        monitor,
+        access.clone(),
+        settings.prometheus.then_some(&prom_registry),
+    )?);
+    if !settings.config_watch.is_zero() {
+        actix_rt::spawn(reloader.clone().into_inner().watch(settings.config_watch));
+    }
+    #[cfg(unix)]
+    match reloader.clone().into_inner().on_sighup() {
+        Ok(on_hup) => drop(actix_rt::spawn(on_hup)),
+        Err(e) => tracing::warn!("cannot listen for SIGHUP ({e}); reload with POST /router/reload"),
+    }
+    if let Some(f) = &settings.fastapi {
+        f.log();
+    }
+    let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
     // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
     let metrics = Some(
         Metrics::new(
@@ -171,7 +189,7 @@ pub async fn run_with(
     let max_body = settings.max_body;
     tracing::info!(
         addr = %listener.local_addr()?,
-        models = settings.models.models.len(),
+        models = settings.models.all().count(),
         strategy = %settings.strategy,
         workers = settings.workers,
         "llm-router listening"
@@ -179,10 +197,15 @@ pub async fn run_with(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(reloader.clone())
             // awc::Client is !Send: one per worker, built here in the worker's factory.
             .app_data(web::Data::new(relay::client::build_client()))
             .app_data(web::PayloadConfig::new(max_body))
             .wrap(from_fn(access::guard))
+            .wrap(Condition::new(
+                key_header.is_some(),
+                from_fn(settings_fastapi::key_header),
+            ))
             // Outside the guard: preflights need no key, refusals carry the CORS headers.
             .wrap(from_fn(cors::cors))
             .wrap(Condition::new(prometheus, prom.clone()))

@@ -17,6 +17,10 @@ fn main() -> ExitCode {
             let args: Vec<String> = std::env::args().skip(2).collect();
             return llm_router::keys_cli::main(&args);
         }
+        Some("batch") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            return llm_router::batch::main(&args);
+        }
         Some("-V" | "--version") => {
             println!("llm-router {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;

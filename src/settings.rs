@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use llm_router_actors::config::Secret;
+use llm_router_actors::config::{LiveModels, Secret};
 use llm_router_actors::{ModelsConfig, StrategyKind};
 
 /// `(name, default, meaning)`; the single source for parsing defaults and `--help`.
@@ -119,6 +119,11 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS",
         "1",
         "keep-alive scheduler tick (0 = off)",
+    ),
+    (
+        "LLM_ROUTER_CONFIG_WATCH_SECONDS",
+        "5",
+        "how often the models config file is checked for changes (hot reload; 0 = off)",
     ),
     (
         "LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS",
@@ -258,7 +263,12 @@ pub struct Settings {
     pub workers: usize,
     /// Where `models` came from (the hot reload re-reads it).
     pub models_config_path: PathBuf,
-    pub models: ModelsConfig,
+    /// The running models config: a hot reload swaps it for every reader (it derefs to the
+    /// current [`ModelsConfig`]).
+    pub models: LiveModels,
+    /// How often the models config file is checked for changes (`LLM_ROUTER_CONFIG_WATCH_SECONDS`;
+    /// zero = never).
+    pub config_watch: Duration,
     /// Root of the prompt tree, for the built-in endpoints (SPEC §5).
     pub prompts_dir: PathBuf,
     /// `pl` or `en`: the built-in endpoints' language when a request names none (SPEC §5).
@@ -296,6 +306,9 @@ pub struct Settings {
     /// When and how requests are masked (SPEC §6).
     pub masking: crate::pipeline::masking::MaskingSettings,
     pub access: crate::access::AccessSettings,
+    /// Set when the configuration came from the FastAPI failover router's variables (no
+    /// models-config file): the mapping, logged at start-up.
+    pub fastapi: Option<crate::settings_fastapi::FastApi>,
 }
 
 /// True for `1,true,t,yes,y,tak` in any case (the Python gateway's rule).
@@ -327,7 +340,9 @@ pub fn env_vars() -> HashMap<String, String> {
 impl Settings {
     /// Builds settings from the process environment, reading the files it names.
     pub fn from_env() -> Result<Settings, Vec<String>> {
-        Settings::from_vars(&env_vars())
+        let mut vars = env_vars();
+        vars.extend(crate::settings_fastapi::env_vars());
+        Settings::from_vars(&vars)
     }
 
     /// Builds settings from explicit variables (tests); files named are read from disk.
@@ -402,6 +417,8 @@ impl Settings {
             Duration::from_millis(100),
         );
         let max_retry_after = secs("LLM_ROUTER_MAX_RETRY_AFTER_SECONDS", Duration::ZERO);
+        // 0 turns the watch off.
+        let config_watch = secs("LLM_ROUTER_CONFIG_WATCH_SECONDS", Duration::ZERO);
         let strategy = match StrategyKind::parse(&get("LLM_ROUTER_BALANCE_STRATEGY")) {
             Ok(k) => k,
             Err(e) => {
@@ -485,7 +502,17 @@ impl Settings {
 
         let models_config_path = PathBuf::from(get("LLM_ROUTER_MODELS_CONFIG"));
         let file = models_config_path.display().to_string();
+        // No models file, but the FastAPI failover router's variables: its configuration.
+        let fastapi_mode = !models_config_path.exists() && crate::settings_fastapi::requested(vars);
+        let fastapi = fastapi_mode
+            .then(|| crate::settings_fastapi::parse(vars))
+            .and_then(|r| r.map_err(|e| errs.extend(e)).ok());
         let models = match std::fs::read_to_string(&models_config_path) {
+            // (its problems, if any, are reported above)
+            _ if fastapi_mode => fastapi
+                .as_ref()
+                .map(|f| f.models_config())
+                .unwrap_or_default(),
             Ok(text) => match ModelsConfig::from_json_str(&text) {
                 Ok(m) => m,
                 Err(e) => {
@@ -510,10 +537,22 @@ impl Settings {
             errs.push(format!("LLM_ROUTER_CORS_ORIGINS: {e}"));
             Default::default()
         });
-        let access = crate::access::AccessSettings::from_vars(vars).unwrap_or_else(|e| {
+        let mut access = crate::access::AccessSettings::from_vars(vars).unwrap_or_else(|e| {
             errs.extend(e);
             Default::default()
         });
+        // The FastAPI router's keys, unless the LLM_ROUTER_AUTH_* variables configure access.
+        if let Some(f) = fastapi
+            .as_ref()
+            .filter(|_| !vars.contains_key("LLM_ROUTER_AUTH_ENABLED"))
+        {
+            access.enabled = f.auth_enabled;
+            access.store = crate::access::StoreKind::Memory;
+            match f.keys_file() {
+                Ok(k) => access.keys = Some(k),
+                Err(e) => errs.extend(e),
+            }
+        }
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -522,7 +561,8 @@ impl Settings {
             port,
             workers,
             models_config_path,
-            models,
+            models: LiveModels::new(models),
+            config_watch,
             prompts_dir: PathBuf::from(get("LLM_ROUTER_PROMPTS_DIR")),
             default_language,
             prefix,
@@ -548,6 +588,7 @@ impl Settings {
             masking,
             builtin: builtin?,
             access,
+            fastapi,
         })
     }
 }
@@ -621,7 +662,9 @@ fn seconds(raw: &str, min: Duration) -> Result<Duration, String> {
 pub fn help_text() -> String {
     let mut s = format!(
         "llm-router {}: an LLM gateway (OpenAI, Ollama, Anthropic dialects).\n\n\
-         Usage: llm-router [--help | --version]\n\n\
+         Usage: llm-router [--help | --version]\n\
+         \x20      llm-router keys create|list|revoke|rotate ...  (API keys; see llm-router keys --help)\n\
+         \x20      llm-router batch translate|classify ...       (datasets; see llm-router batch --help)\n\n\
          Configured only through environment variables (booleans are true for 1,true,t,yes,y,tak):\n\n",
         env!("CARGO_PKG_VERSION")
     );
@@ -629,14 +672,14 @@ pub fn help_text() -> String {
         .iter()
         .chain(crate::builtin::VARS)
         .chain(crate::access::VARS)
+        .chain(crate::settings_fastapi::VARS)
         .map(|(n, _, _)| n.len())
         .max()
         .unwrap_or(0);
     for (name, default, meaning) in VARS
         .iter()
         .chain(crate::builtin::VARS)
-        .chain(crate::access::VARS)
-        .chain(crate::access::VARS)
+        .chain(crate::settings_fastapi::VARS)
     {
         let default = if default.is_empty() { "\"\"" } else { default };
         s.push_str(&format!(

@@ -201,3 +201,48 @@ fn help_lists_every_variable_with_its_default() {
     }
     assert!(h.contains("[default: 8080]"));
 }
+
+#[test]
+fn the_fastapi_routers_variables_apply_only_without_a_models_file() {
+    let missing = "/nonexistent/models-config.json";
+    let s = Settings::from_vars(&vars(&[
+        ("LLM_ROUTER_MODELS_CONFIG", missing),
+        ("OPENAI_API_KEY", "sk-1"),
+        ("AUTH_KEY", "client-key-1"),
+    ]))
+    .unwrap();
+    assert!(s.fastapi.is_some());
+    assert!(s.models.models.is_empty());
+    let any = s.models.wildcard.as_ref().unwrap();
+    let ids: Vec<&str> = any.providers.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["openai", "ollama"]);
+    assert!(s.access.enabled, "ENABLE_AUTH defaults to on");
+    assert_eq!(s.access.keys.as_ref().unwrap().table.len(), 1);
+    // LLM_ROUTER_AUTH_ENABLED, when set, decides.
+    let s = Settings::from_vars(&vars(&[
+        ("LLM_ROUTER_MODELS_CONFIG", missing),
+        ("OPENAI_API_KEY", "sk-1"),
+        ("LLM_ROUTER_AUTH_ENABLED", "false"),
+    ]))
+    .unwrap();
+    assert!(!s.access.enabled);
+    // A models file wins: the variables are not read.
+    let s = Settings::from_vars(&vars(&[("OPENAI_API_KEY", "sk-1")])).unwrap();
+    assert!(s.fastapi.is_none() && s.models.wildcard.is_none());
+    // A bad ROUTER_SERVICES is reported alone (not as a missing models file too).
+    let errs = Settings::from_vars(&vars(&[
+        ("LLM_ROUTER_MODELS_CONFIG", missing),
+        ("ROUTER_SERVICES", "[{\"name\": \"x\"}]"),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        errs,
+        [
+            "ROUTER_SERVICES[0]: missing \"backend_type\"",
+            "ROUTER_SERVICES[0]: missing \"base_url\""
+        ]
+    );
+    // Neither a file nor the variables: the missing file is the error, as before.
+    let errs = Settings::from_vars(&vars(&[("LLM_ROUTER_MODELS_CONFIG", missing)])).unwrap_err();
+    assert!(errs[0].contains("cannot read"), "{errs:?}");
+}

@@ -7,8 +7,10 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
 /// Provider wire families. `openai`, `vllm`, `lmstudio` and `llama.cpp` all speak the OpenAI wire format.
@@ -84,7 +86,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProviderConfig {
     pub id: String,
     /// Base URL without a trailing slash, e.g. `http://10.0.0.11:7000`.
@@ -102,6 +104,9 @@ pub struct ProviderConfig {
     pub priority: u32,
     pub max_concurrency: Option<u32>,
     pub rpm: Option<u32>,
+    /// The window `rpm` counts over (60 s unless a mapped configuration says otherwise: the
+    /// FastAPI failover router's `rate_limit_window`).
+    pub rpm_window: Duration,
     pub timeout: Option<Duration>,
     pub ttft_timeout: Option<Duration>,
 }
@@ -123,6 +128,7 @@ impl ProviderConfig {
             priority: 0,
             max_concurrency: None,
             rpm: None,
+            rpm_window: Duration::from_secs(60),
             timeout: None,
             ttft_timeout: None,
         }
@@ -138,7 +144,7 @@ impl ProviderConfig {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelConfig {
     pub name: String,
     pub group: String,
@@ -176,15 +182,30 @@ impl ModelConfig {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+/// The name of the catch-all model: an active model called `*` serves every model name that no
+/// other active model has, passing the requested name upstream (unless `model_path` is set).
+pub const WILDCARD: &str = "*";
+
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelsConfig {
-    /// Active models in `active_models` order.
+    /// Active models in `active_models` order (the catch-all excluded: listings never show it).
     pub models: Vec<ModelConfig>,
+    /// The active model named [`WILDCARD`], if any.
+    pub wildcard: Option<ModelConfig>,
 }
 
 impl ModelsConfig {
+    /// The model serving `name`: the one of that name, else the catch-all.
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
-        self.models.iter().find(|m| m.name == name)
+        self.models
+            .iter()
+            .find(|m| m.name == name)
+            .or(self.wildcard.as_ref())
+    }
+
+    /// Every model with providers, the catch-all last.
+    pub fn all(&self) -> impl Iterator<Item = &ModelConfig> {
+        self.models.iter().chain(self.wildcard.as_ref())
     }
 
     pub fn model_names(&self) -> Vec<&str> {
@@ -200,13 +221,62 @@ impl ModelsConfig {
             )])
         })?;
         let mut v = Validator::default();
-        let models = v.root(&root);
+        let mut models = v.root(&root);
         v.fallbacks(&models);
+        let wildcard = models
+            .iter()
+            .position(|m| m.name == WILDCARD)
+            .map(|i| models.remove(i));
         if v.errors.is_empty() {
-            Ok(ModelsConfig { models })
+            Ok(ModelsConfig { models, wildcard })
         } else {
             Err(ConfigErrors(v.errors))
         }
+    }
+}
+
+/// The running models config, shared by every reader and swapped whole by a hot reload.
+///
+/// It derefs to the current [`ModelsConfig`], so readers written for a fixed config
+/// (`settings.models.model(name)`) see reloads without change. To hand out plain references
+/// without a guard, each installed config lives for the rest of the process: a reload that
+/// changes the file keeps one more config in memory (a few KB each; reloads are operator
+/// actions, and an unchanged file is never installed).
+#[derive(Clone)]
+pub struct LiveModels(Arc<ArcSwap<&'static ModelsConfig>>);
+
+impl LiveModels {
+    pub fn new(config: ModelsConfig) -> LiveModels {
+        LiveModels(Arc::new(ArcSwap::from_pointee(Box::leak(Box::new(config)))))
+    }
+
+    /// The config now in force.
+    pub fn current(&self) -> &'static ModelsConfig {
+        **self.0.load()
+    }
+
+    /// Installs `config` for every reader at once.
+    pub fn store(&self, config: ModelsConfig) {
+        self.0.store(Arc::new(Box::leak(Box::new(config))));
+    }
+}
+
+impl Default for LiveModels {
+    fn default() -> LiveModels {
+        LiveModels::new(ModelsConfig::default())
+    }
+}
+
+impl std::ops::Deref for LiveModels {
+    type Target = ModelsConfig;
+    fn deref(&self) -> &ModelsConfig {
+        self.current()
+    }
+}
+
+impl fmt::Debug for LiveModels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.current().fmt(f)
     }
 }
 
@@ -606,6 +676,7 @@ impl Validator {
             priority,
             max_concurrency: max_concurrency.map(|n| n.min(u32::MAX as u64) as u32),
             rpm: rpm.map(|n| n.min(u32::MAX as u64) as u32),
+            rpm_window: Duration::from_secs(60),
             timeout,
             ttft_timeout,
         })

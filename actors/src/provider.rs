@@ -217,6 +217,33 @@ impl ProviderSnapshot {
         self.consecutive_failures.load(Relaxed)
     }
 
+    /// A snapshot for a new configuration of the same provider (a reload kept its `id` and
+    /// `api_host`): every published value carries over, so health and latency survive.
+    pub fn carried(&self, config: ProviderConfig, model: Arc<str>) -> ProviderSnapshot {
+        let next = ProviderSnapshot::new(config, model);
+        next.copy_from(self);
+        next
+    }
+
+    fn copy_from(&self, old: &ProviderSnapshot) {
+        let pairs64 = [
+            (&self.open_until, &old.open_until),
+            (&self.latency_us, &old.latency_us),
+            (&self.ttft_us, &old.ttft_us),
+            (&self.served, &old.served),
+            (&self.failures, &old.failures),
+            (&self.error_rate, &old.error_rate),
+            (&self.error_rate_at, &old.error_rate_at),
+            (&self.retry_after_until, &old.retry_after_until),
+        ];
+        for (to, from) in pairs64 {
+            to.store(from.load(Relaxed), Relaxed);
+        }
+        self.in_flight.store(old.in_flight.load(Relaxed), Relaxed);
+        self.consecutive_failures
+            .store(old.consecutive_failures.load(Relaxed), Relaxed);
+    }
+
     pub(crate) fn set_selection(&self, in_flight: u32, served: u64) {
         self.in_flight.store(in_flight, Relaxed);
         self.served.store(served, Relaxed);
@@ -246,6 +273,14 @@ pub struct ReportOutcome {
 pub struct ProbeResult {
     pub ok: bool,
     pub at: Instant,
+}
+
+/// A reload changed this provider's configuration but kept its identity: publish into `snapshot`
+/// from now on (the actor's breaker and EWMAs carry on).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Rebind {
+    pub snapshot: Arc<ProviderSnapshot>,
 }
 
 /// Owns one provider's health truth; see the module docs.
@@ -347,6 +382,21 @@ impl Handler<ReportOutcome> for ProviderActor {
     type Result = ();
     fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
         self.apply(&msg);
+    }
+}
+
+impl Handler<Rebind> for ProviderActor {
+    type Result = ();
+    fn handle(&mut self, msg: Rebind, _: &mut Context<Self>) {
+        // Counters written since the registry made the new snapshot (failures, Retry-After).
+        msg.snapshot
+            .failures
+            .fetch_max(self.snapshot.failures(), Relaxed);
+        msg.snapshot
+            .retry_after_until
+            .fetch_max(self.snapshot.retry_after_until.load(Relaxed), Relaxed);
+        self.snapshot = msg.snapshot;
+        self.publish();
     }
 }
 

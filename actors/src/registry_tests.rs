@@ -22,6 +22,7 @@ fn config(providers: Vec<ProviderConfig>) -> ModelsConfig {
             providers,
             ..Default::default()
         }],
+        ..Default::default()
     }
 }
 
@@ -212,4 +213,49 @@ async fn lower_priority_tiers_serve_only_when_higher_ones_cannot() {
     let l2 = choose(&reg, &[], Duration::ZERO).await.unwrap();
     assert_eq!(l1.provider().id, "main");
     assert_eq!(l2.provider().id, "backup", "main is full");
+}
+
+#[actix_rt::test]
+async fn a_reloaded_provider_actor_publishes_into_its_new_snapshot_and_old_leases_release() {
+    let reg = ModelRegistry::start(&config(vec![p("a"), p("b")]), RegistryOptions::default());
+    let mut failed = choose(&reg, &[], Duration::ZERO).await.unwrap();
+    assert_eq!(failed.provider().id, "a");
+    let held_b = choose(&reg, &[], Duration::ZERO).await.unwrap();
+    failed.set_outcome(Outcome::Failure(FailureKind::Connect));
+    drop(failed);
+    wait_for("a's first failure", || async {
+        snapshot(&reg).await.failures() == 1
+    })
+    .await;
+    // a gets a new weight (kept identity, new snapshot); b leaves with its lease out.
+    let heavier = ProviderConfig {
+        weight: 5.0,
+        ..p("a")
+    };
+    let summary = reg
+        .send(crate::registry::Reload {
+            config: config(vec![heavier]),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.diff.changed.clone(), summary.diff.removed.clone()),
+        (vec!["a".to_string()], vec!["b".to_string()])
+    );
+    let now_a = snapshot(&reg).await;
+    assert_eq!(now_a.config.weight, 5.0);
+    assert_eq!(now_a.failures(), 1, "carried over");
+    let mut again = choose(&reg, &[], Duration::ZERO).await.unwrap();
+    again.set_outcome(Outcome::Failure(FailureKind::Connect));
+    drop(again);
+    wait_for("the rebound actor's report", || async {
+        snapshot(&reg).await.failures() == 2
+    })
+    .await;
+    drop(held_b);
+    assert_eq!(
+        in_flight(&reg).await,
+        [0],
+        "the drained lease touched nothing"
+    );
 }

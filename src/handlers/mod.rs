@@ -6,6 +6,7 @@ pub mod embeddings;
 pub mod generate;
 pub mod info;
 pub mod openapi;
+pub mod reload;
 pub mod status;
 
 use std::sync::Arc;
@@ -403,6 +404,18 @@ pub fn table(prefix: &str, prometheus: bool) -> Vec<Entry> {
             None,
             false,
             "RateLimits",
+        ),
+    );
+    add(
+        vec![s("/router/reload")],
+        M::POST,
+        || web::route().to(reload::reload),
+        doc(
+            "Re-reads models-config.json and the keys file; 400 listing every problem (the running state stays)",
+            "status",
+            None,
+            false,
+            "Object",
         ),
     );
     add(

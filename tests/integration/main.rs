@@ -4,17 +4,20 @@
 mod common;
 
 mod access;
+mod batch;
 mod builtin;
 mod chat;
 mod clients;
 mod conformance;
 mod dialects;
 mod errors;
+mod fastapi;
 mod lease;
 mod observability;
 mod ops;
 mod privacy;
 mod process;
+mod reload;
 mod resilience;
 mod routes;
 mod shared;

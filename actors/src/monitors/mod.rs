@@ -13,7 +13,7 @@ mod keepalive;
 mod provider_monitor;
 
 pub use keepalive::{KeepAliveMonitor, KeepAliveSchedule, Watched};
-pub use provider_monitor::ProviderMonitor;
+pub use provider_monitor::{ProviderMonitor, SetProviders};
 
 use std::time::Duration;
 

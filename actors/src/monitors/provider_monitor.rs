@@ -2,7 +2,9 @@
 //! one is still out): vLLM / llama.cpp `GET /health`, Ollama `GET /`, OpenAI / LM Studio /
 //! Anthropic `GET /v1/models`. A 2xx within the timeout is healthy. Each verdict goes to the
 //! provider's actor as [`ProbeResult`]: failures count towards opening the circuit like failed
-//! calls do, a success closes an open circuit at once.
+//! calls do, a success closes an open circuit at once. After a reload, [`SetProviders`] replaces
+//! the list: added providers are probed from the next tick, removed ones no more (a probe
+//! already out still reports to its actor, harmlessly).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,8 +22,8 @@ pub struct ProviderMonitor {
     providers: Vec<(Arc<ProviderSnapshot>, Addr<ProviderActor>)>,
     interval: Duration,
     timeout: Duration,
-    /// Indexes of providers with a probe out.
-    in_flight: HashSet<usize>,
+    /// Ids of providers with a probe out.
+    in_flight: HashSet<String>,
     client: Option<awc::Client>,
 }
 
@@ -42,8 +44,8 @@ impl ProviderMonitor {
 
     fn probe_all(&mut self, ctx: &mut Context<Self>) {
         let client = self.client.get_or_insert_with(client).clone();
-        for (i, (snap, actor)) in self.providers.iter().enumerate() {
-            if !self.in_flight.insert(i) {
+        for (snap, actor) in self.providers.iter() {
+            if !self.in_flight.insert(snap.config.id.clone()) {
                 continue;
             }
             let p: &ProviderConfig = &snap.config;
@@ -51,6 +53,7 @@ impl ProviderMonitor {
             let req = request(&client, Method::GET, p, path).timeout(self.timeout);
             let actor = actor.clone();
             let id = p.id.clone();
+            let done = p.id.clone();
             let fut = async move {
                 let ok = match req.send().await {
                     Ok(mut res) => {
@@ -70,8 +73,29 @@ impl ProviderMonitor {
                 });
             };
             ctx.spawn(fut.into_actor(self).map(move |_, act, _| {
-                act.in_flight.remove(&i);
+                act.in_flight.remove(&done);
             }));
+        }
+    }
+}
+
+/// Replaces the providers probed (from `GetProviders` after a reload).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetProviders(pub Vec<(Arc<ProviderSnapshot>, Addr<ProviderActor>)>);
+
+impl Handler<SetProviders> for ProviderMonitor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetProviders, ctx: &mut Context<Self>) {
+        let added = msg
+            .0
+            .iter()
+            .any(|(s, _)| !self.providers.iter().any(|(o, _)| o.id() == s.id()));
+        self.providers = msg.0;
+        // New providers get their first verdict now, not an interval later.
+        if added {
+            self.probe_all(ctx);
         }
     }
 }

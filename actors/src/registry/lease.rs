@@ -19,6 +19,8 @@ use super::ModelRegistry;
 /// outcome to the provider's actor (on the registry's own thread) and may serve a queued request.
 #[derive(Debug)]
 pub struct Release {
+    /// The registry generation of `model` and `provider`.
+    pub generation: u64,
     pub model: usize,
     pub provider: usize,
     pub report: ReportOutcome,
@@ -56,8 +58,11 @@ pub struct Lease {
     registry: Addr<ModelRegistry>,
     inbox: Arc<ReleaseInbox>,
     snapshot: Arc<ProviderSnapshot>,
+    generation: u64,
     model: usize,
     provider: usize,
+    /// The requested name, when the catch-all model serves it.
+    alias: Option<Arc<str>>,
     probe: bool,
     started: Instant,
     first_byte: Option<Instant>,
@@ -73,8 +78,10 @@ impl Lease {
             registry,
             inbox,
             snapshot: g.snapshot,
+            generation: g.generation,
             model: g.model,
             provider: g.provider,
+            alias: g.alias,
             probe: g.probe,
             started: g.started,
             first_byte: None,
@@ -97,9 +104,9 @@ impl Lease {
         &self.snapshot
     }
 
-    /// Public name of the leased model.
+    /// Public name of the leased model (for the catch-all model: the name asked for).
     pub fn model(&self) -> &str {
-        &self.snapshot.model
+        self.alias.as_deref().unwrap_or(&self.snapshot.model)
     }
 
     pub fn started(&self) -> Instant {
@@ -130,6 +137,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let now = Instant::now();
         let release = Release {
+            generation: self.generation,
             model: self.model,
             provider: self.provider,
             report: ReportOutcome {

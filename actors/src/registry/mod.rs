@@ -12,16 +12,21 @@
 //!
 //! Messages: [`ChooseProvider`] (from HTTP handlers, any worker thread) → [`Choice`]; releases of
 //! dropped leases (through the [`ReleaseInbox`]); [`GetStatus`], [`GetProviders`],
-//! [`GetKeepAlive`], [`ClaimKeepAlive`]. The registry is the only writer of selection state;
+//! [`GetKeepAlive`], [`ClaimKeepAlive`]; [`Reload`] (hot reload: the core swaps in the new
+//! config, this actor reuses, rebinds or starts provider actors). The registry is the only
+//! writer of selection state;
 //! provider health comes from each provider's [`ProviderSnapshot`], written by its
 //! [`ProviderActor`].
 
+pub mod diff;
 mod lease;
 mod pool;
 pub mod selection;
 mod shared;
 pub mod sync;
 
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod selection_tests;
 #[cfg(test)]
@@ -37,12 +42,13 @@ use tokio::sync::oneshot;
 
 use crate::config::ModelsConfig;
 use crate::health::Breaker;
-use crate::provider::{ProviderActor, ProviderSnapshot};
+use crate::provider::{ProviderActor, ProviderSnapshot, Rebind};
 use crate::store::{epoch_ms, StoreOptions};
 use crate::strategies::StrategyKind;
 
+pub use diff::ConfigDiff;
 pub use lease::{Lease, Release, ReleaseInbox};
-pub use selection::{Alive, Decision, Effect, Grant, Selection, WaiterId};
+pub use selection::{Alive, Decision, Effect, Grant, Origin, Selection, WaiterId};
 
 use lease::DrainReleases;
 use shared::{Shared, SHARED_POLL, SHARED_SYNC};
@@ -176,10 +182,32 @@ pub struct ClaimKeepAlive {
     pub hold: Duration,
 }
 
+/// Swaps in a new, already validated models config (hot reload). New choices see it at once;
+/// leases in flight finish on the providers they hold; removed providers drain; providers whose
+/// `id` and `api_host` are unchanged keep their health and latency state.
+#[derive(Message)]
+#[rtype(result = "ReloadSummary")]
+pub struct Reload {
+    pub config: ModelsConfig,
+}
+
+/// What a [`Reload`] changed.
+#[derive(Debug)]
+pub struct ReloadSummary {
+    pub diff: ConfigDiff,
+    /// Models now served (the catch-all counted).
+    pub models: usize,
+    pub providers: usize,
+}
+
 type Answer = oneshot::Sender<Result<Lease, ChooseError>>;
 
 pub struct ModelRegistry {
     core: Selection,
+    /// The config the core was built from (what the next reload is compared with).
+    config: ModelsConfig,
+    /// The breaker settings new provider actors start with.
+    breaker: Breaker,
     /// Provider actors, by model then provider index.
     providers: Vec<Vec<Addr<ProviderActor>>>,
     /// Where queued requests' answers go.
@@ -219,6 +247,8 @@ impl ModelRegistry {
         });
         ModelRegistry {
             core,
+            config: config.clone(),
+            breaker,
             providers,
             waiters: HashMap::new(),
             shared,
@@ -269,12 +299,9 @@ impl ModelRegistry {
                 }
                 Effect::Acquire(a) => self.acquire(a, ctx),
                 Effect::CountUse { model, provider } => self.count_use(&model, provider),
-                Effect::ReleaseToken {
-                    model,
-                    index,
-                    provider,
-                    token,
-                } => self.release_token(model, index, provider, token, ctx),
+                Effect::ReleaseToken { provider, token } => {
+                    self.release_token(provider, token, ctx)
+                }
                 Effect::Report {
                     model,
                     provider,
@@ -332,6 +359,48 @@ impl Handler<ChooseProvider> for ModelRegistry {
         self.perform(&mut fx, ctx);
         self.fx = fx;
         MessageResult(choice)
+    }
+}
+
+impl Handler<Reload> for ModelRegistry {
+    type Result = MessageResult<Reload>;
+
+    fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) -> Self::Result {
+        let diff = diff::diff(&self.config, &msg.config);
+        let mut fx = std::mem::take(&mut self.fx);
+        let waiters = &self.waiters;
+        let alive = |id: WaiterId| waiters.get(&id).is_some_and(|tx| !tx.is_closed());
+        let origins = self
+            .core
+            .reload(&msg.config, Instant::now(), &alive, &mut fx);
+        // Provider actors first: the effects below may name the new indices.
+        let old = std::mem::take(&mut self.providers);
+        let mut providers = Vec::with_capacity(origins.len());
+        for (mi, row) in origins.iter().enumerate() {
+            let mut actors = Vec::with_capacity(row.len());
+            for (pi, origin) in row.iter().enumerate() {
+                let snapshot = self.core.pools[mi].slots[pi].snapshot.clone();
+                actors.push(match *origin {
+                    Origin::Same(om, op) => old[om][op].clone(),
+                    Origin::Carried(om, op) => {
+                        let actor = old[om][op].clone();
+                        actor.do_send(Rebind { snapshot });
+                        actor
+                    }
+                    Origin::Fresh => ProviderActor::new(snapshot, self.breaker.clone()).start(),
+                });
+            }
+            providers.push(actors);
+        }
+        self.providers = providers;
+        self.perform(&mut fx, ctx);
+        self.fx = fx;
+        self.config = msg.config;
+        MessageResult(ReloadSummary {
+            diff,
+            models: self.config.all().count(),
+            providers: self.config.all().map(|m| m.providers.len()).sum(),
+        })
     }
 }
 

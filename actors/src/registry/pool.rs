@@ -12,8 +12,6 @@ use crate::strategies::{Candidate, Strategy};
 
 use super::selection::WaiterId;
 
-pub(super) const MINUTE: Duration = Duration::from_secs(60);
-
 pub(super) struct Slot {
     pub snapshot: Arc<ProviderSnapshot>,
     pub in_flight: u32,
@@ -58,15 +56,36 @@ impl Slot {
         }
     }
 
+    /// This slot's state under a new snapshot (a reload kept the provider); the caller sets
+    /// host and capacity. The verdicts seen from other replicas are re-read at the next sync.
+    pub fn carry(&mut self, snapshot: Arc<ProviderSnapshot>) -> Slot {
+        Slot {
+            snapshot,
+            in_flight: self.in_flight,
+            served: self.served,
+            probing: self.probing,
+            host: self.host,
+            capacity: self.capacity,
+            tokens: std::mem::take(&mut self.tokens),
+            released: std::mem::take(&mut self.released),
+            recent: std::mem::take(&mut self.recent),
+            remote_busy_until: self.remote_busy_until,
+            remote_open_until: self.remote_open_until,
+            global_served: self.global_served,
+            published_open: self.published_open,
+        }
+    }
+
     /// Records a request started at `now` in the rpm window (only when `rpm` is set).
     pub fn record_start(&mut self, now: Instant) {
         if self.snapshot.config.rpm.is_none() {
             return;
         }
+        let window = self.snapshot.config.rpm_window;
         while self
             .recent
             .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
         {
             self.recent.pop_front();
         }
@@ -105,23 +124,25 @@ impl Host {
     }
 }
 
-/// With `rpm` requests started in the last minute, when the oldest leaves the window.
+/// With `rpm` requests started in the last `window` (a minute unless configured otherwise),
+/// when the oldest leaves the window.
 pub(super) fn rpm_full_until(
     recent: &VecDeque<Instant>,
     rpm: u32,
+    window: Duration,
     now: Instant,
 ) -> Option<Instant> {
     let in_window = recent
         .iter()
-        .filter(|t| now.saturating_duration_since(**t) < MINUTE)
+        .filter(|t| now.saturating_duration_since(**t) < window)
         .count();
     if in_window < rpm as usize {
         return None;
     }
     recent
         .iter()
-        .find(|t| now.saturating_duration_since(**t) < MINUTE)
-        .map(|oldest| *oldest + MINUTE)
+        .find(|t| now.saturating_duration_since(**t) < window)
+        .map(|oldest| *oldest + window)
 }
 
 /// Host key of an `api_host`: scheme and authority, without path.
@@ -141,6 +162,8 @@ pub(super) struct Waiter {
     pub id: WaiterId,
     pub exclude: Vec<String>,
     pub deadline: Instant,
+    /// The requested model name, when the catch-all model serves it.
+    pub alias: Option<Arc<str>>,
 }
 
 pub(super) struct Pool {
@@ -219,7 +242,9 @@ impl Pool {
             if s.remote_busy_until.is_some_and(|t| t > now) {
                 continue;
             }
-            let rpm_until = cfg.rpm.and_then(|rpm| rpm_full_until(&s.recent, rpm, now));
+            let rpm_until = cfg
+                .rpm
+                .and_then(|rpm| rpm_full_until(&s.recent, rpm, cfg.rpm_window, now));
             if let Some(until) = s.snapshot.rate_limited_until(now).or(rpm_until) {
                 limited = Some(limited.map_or(until, |l: Instant| l.min(until)));
                 limited_count += 1;
@@ -278,6 +303,8 @@ impl Pool {
 mod tests {
     use super::*;
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
     #[test]
     fn the_rpm_window_fills_and_frees_as_requests_age() {
         let t0 = Instant::now();
@@ -290,8 +317,12 @@ mod tests {
             ("full until the second leaves", 2, at(61), Some(at(70))),
         ];
         for (name, rpm, now, want) in cases {
-            assert_eq!(rpm_full_until(&recent, rpm, now), want, "{name}");
+            assert_eq!(rpm_full_until(&recent, rpm, MINUTE, now), want, "{name}");
         }
+        // A 10 s window (the FastAPI router's `rate_limit_window: 10`): only the last start is in it.
+        let ten = Duration::from_secs(10);
+        assert_eq!(rpm_full_until(&recent, 2, ten, at(25)), None);
+        assert_eq!(rpm_full_until(&recent, 1, ten, at(25)), Some(at(30)));
     }
 
     #[test]

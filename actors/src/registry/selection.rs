@@ -10,16 +10,20 @@
 //!
 //! Invariants: a slot's `in_flight` counts granted leases plus Redis acquires in flight (the slot
 //! is reserved locally meanwhile, so it is never handed out twice); every [`Grant`] is balanced
-//! by exactly one [`release`](Selection::release); queues are served in arrival order.
+//! by exactly one [`release`](Selection::release); queues are served in arrival order. A
+//! [`reload`](Selection::reload) starts a new generation: indices in grants, releases and
+//! acquires are those of their generation, mapped to the current slots (or to nothing, for a
+//! provider that is gone) when they come back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::ModelsConfig;
+use crate::config::{ModelsConfig, ProviderConfig, WILDCARD};
 use crate::provider::{Outcome, ProviderSnapshot, ReportOutcome};
 use crate::strategies::{Strategy, StrategyKind};
 
+use super::diff::{classify, Change};
 use super::lease::Release;
 use super::pool::{host_key, Eligibility, Host, Pool, Slot, Waiter};
 use super::{ChooseError, KeepAliveView, ModelStatus};
@@ -36,8 +40,12 @@ pub type Alive<'a> = &'a dyn Fn(WaiterId) -> bool;
 /// A granted provider slot: the caller wraps it in a [`Lease`](super::Lease).
 #[derive(Debug)]
 pub struct Grant {
+    /// The registry generation whose indices `model` and `provider` are (see [`Selection::reload`]).
+    pub generation: u64,
     pub model: usize,
     pub provider: usize,
+    /// The requested model name, when the catch-all model serves it.
+    pub alias: Option<Arc<str>>,
     /// The lease is the single half-open probe.
     pub probe: bool,
     pub snapshot: Arc<ProviderSnapshot>,
@@ -50,6 +58,7 @@ impl Grant {
     /// The release of this grant ending with `outcome` at `now` (no TTFT, no `Retry-After`).
     pub fn release(self, outcome: Outcome, now: Instant) -> Release {
         Release {
+            generation: self.generation,
             model: self.model,
             provider: self.provider,
             report: ReportOutcome {
@@ -75,6 +84,7 @@ pub struct Acquire {
     pub cap: u32,
     pub released: Vec<String>,
     waiter: Waiter,
+    generation: u64,
     model: usize,
     index: usize,
     probe: bool,
@@ -121,8 +131,6 @@ pub enum Effect {
     /// Remove `token` from `provider`'s Redis leases, then call
     /// [`Selection::token_released`].
     ReleaseToken {
-        model: usize,
-        index: usize,
         provider: String,
         token: String,
     },
@@ -157,19 +165,89 @@ struct SharedState {
 pub struct Selection {
     pub(super) pools: Vec<Pool>,
     by_name: HashMap<String, usize>,
+    /// The pool of the catch-all model (`*`), serving names no other model has.
+    wildcard: Option<usize>,
     pub(super) hosts: Vec<Host>,
     shared: Option<SharedState>,
     next_waiter: WaiterId,
+    kind: StrategyKind,
+    /// Bumped by every reload; grants, releases and acquires name the generation of their indices.
+    generation: u64,
+    /// Grants and Redis acquires of the current generation not yet released.
+    outstanding: u64,
+    /// Older generations with leases still out: where their slots are now.
+    old: HashMap<u64, OldGeneration>,
+    /// `(provider, token)` Redis leases of removed providers' leases still out: renewed until
+    /// they are released, so the capacity stays reserved while their streams finish.
+    draining: Vec<(String, String)>,
+}
+
+/// Where the slots of an older generation went, while its leases are out.
+#[derive(Debug)]
+struct OldGeneration {
+    outstanding: u64,
+    /// `[model][provider]` of that generation → now.
+    slots: Vec<Vec<Dest>>,
+    /// Model index of that generation → now.
+    models: Vec<Option<usize>>,
+}
+
+/// Where an older slot is now.
+#[derive(Clone, Debug, PartialEq)]
+enum Dest {
+    At(usize, usize),
+    /// Removed (or replaced by another endpoint): its leases drain, their releases only give
+    /// back the Redis token.
+    Gone(String),
+}
+
+/// How a provider of a reloaded config relates to the running one, for the actor: reuse the
+/// provider actor of the old `(model, provider)` as is, reuse it publishing into the new
+/// snapshot ([`Rebind`](crate::provider::Rebind)), or start a fresh one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Same(usize, usize),
+    Carried(usize, usize),
+    Fresh,
 }
 
 impl Selection {
     /// One pool per model with strategy `kind`; `replica` (with Redis) names this replica's
     /// tokens.
     pub fn new(config: &ModelsConfig, kind: StrategyKind, replica: Option<String>) -> Selection {
+        let mut core = Selection {
+            pools: Vec::new(),
+            by_name: HashMap::new(),
+            wildcard: None,
+            hosts: Vec::new(),
+            shared: replica.map(|replica| SharedState {
+                replica,
+                next_token: 0,
+                connected: false,
+                up: false,
+            }),
+            next_waiter: 0,
+            kind,
+            generation: 0,
+            outstanding: 0,
+            old: HashMap::new(),
+            draining: Vec::new(),
+        };
+        let (pools, hosts) = core.build(config, &mut |_, _| None);
+        core.install(pools, hosts);
+        core
+    }
+
+    /// Pools and hosts for `config`; `reuse` may supply a provider's slot (state carried over).
+    fn build(
+        &self,
+        config: &ModelsConfig,
+        reuse: &mut dyn FnMut(&Arc<str>, &ProviderConfig) -> Option<Slot>,
+    ) -> (Vec<Pool>, Vec<Host>) {
+        let kind = self.kind;
         let mut host_ids: HashMap<String, usize> = HashMap::new();
         let pools: Vec<Pool> = config
-            .models
-            .iter()
+            .all()
             .enumerate()
             .map(|(mi, m)| {
                 let name: Arc<str> = m.name.as_str().into();
@@ -177,14 +255,21 @@ impl Selection {
                     .providers
                     .iter()
                     .map(|p| {
-                        let snapshot = Arc::new(ProviderSnapshot::new(p.clone(), name.clone()));
                         let next = host_ids.len();
                         let host = *host_ids.entry(host_key(&p.api_host)).or_insert(next);
-                        Slot::new(
-                            snapshot,
-                            host,
-                            p.max_concurrency.or(kind.default_capacity()),
-                        )
+                        let capacity = p.max_concurrency.or(kind.default_capacity());
+                        match reuse(&name, p) {
+                            Some(mut slot) => {
+                                slot.host = host;
+                                slot.capacity = capacity;
+                                slot
+                            }
+                            None => Slot::new(
+                                Arc::new(ProviderSnapshot::new(p.clone(), name.clone())),
+                                host,
+                                capacity,
+                            ),
+                        }
                     })
                     .collect();
                 Pool {
@@ -200,23 +285,238 @@ impl Selection {
         for (key, i) in host_ids {
             hosts[i].key = key;
         }
-        let by_name = pools
+        (pools, hosts)
+    }
+
+    fn install(&mut self, pools: Vec<Pool>, hosts: Vec<Host>) {
+        self.by_name = pools
             .iter()
             .enumerate()
+            .filter(|(_, p)| p.name != WILDCARD)
             .map(|(i, p)| (p.name.clone(), i))
             .collect();
-        Selection {
-            pools,
-            by_name,
-            hosts,
-            shared: replica.map(|replica| SharedState {
-                replica,
-                next_token: 0,
-                connected: false,
-                up: false,
-            }),
-            next_waiter: 0,
+        self.wildcard = pools.iter().position(|p| p.name == WILDCARD);
+        self.pools = pools;
+        self.hosts = hosts;
+    }
+
+    /// The generation grants are made in now.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Swaps in a new (validated) config. Providers whose `id` and `api_host` are unchanged
+    /// keep their slot — in-flight count, rpm window, Redis tokens, probe flag — and snapshot
+    /// (the same one when nothing else changed, else a [`carried`](ProviderSnapshot::carried)
+    /// copy); queued requests of models that remain stay queued, those of removed models are
+    /// refused. Leases of earlier generations release into the slot their provider has now, or,
+    /// for a provider that is gone, only give back their Redis token. Returns, per new
+    /// `[model][provider]`, where its provider actor comes from.
+    pub fn reload(
+        &mut self,
+        config: &ModelsConfig,
+        now: Instant,
+        alive: Alive,
+        fx: &mut Vec<Effect>,
+    ) -> Vec<Vec<Origin>> {
+        let mut old_pools = std::mem::take(&mut self.pools);
+        let old_hosts = std::mem::take(&mut self.hosts);
+        let old_names: Vec<String> = old_pools.iter().map(|p| p.name.clone()).collect();
+        let mut old_at: HashMap<String, (usize, usize)> = HashMap::new();
+        for (mi, pool) in old_pools.iter().enumerate() {
+            for (pi, slot) in pool.slots.iter().enumerate() {
+                old_at.insert(slot.snapshot.config.id.clone(), (mi, pi));
+            }
         }
+        // The identity rule (same `id` and `api_host`) is the diff's, decided once per provider.
+        let change: HashMap<String, Change> = {
+            let old: HashMap<&str, (&str, &ProviderConfig)> = old_pools
+                .iter()
+                .flat_map(|pool| {
+                    pool.slots.iter().map(|s| {
+                        (
+                            s.snapshot.config.id.as_str(),
+                            (&*s.snapshot.model, &s.snapshot.config),
+                        )
+                    })
+                })
+                .collect();
+            config
+                .all()
+                .flat_map(|m| m.providers.iter().map(move |p| (m.name.as_str(), p)))
+                .map(|(model, p)| (p.id.clone(), classify(&old, model, p)))
+                .collect()
+        };
+        let mut taken: HashMap<(usize, usize), Origin> = HashMap::new();
+        let (mut pools, mut hosts) = {
+            let mut reuse = |model: &Arc<str>, p: &ProviderConfig| -> Option<Slot> {
+                let &(mi, pi) = old_at.get(&p.id)?;
+                let old = &mut old_pools[mi].slots[pi];
+                let snapshot = match change.get(&p.id)? {
+                    Change::Kept => {
+                        taken.insert((mi, pi), Origin::Same(mi, pi));
+                        old.snapshot.clone()
+                    }
+                    Change::Changed => {
+                        taken.insert((mi, pi), Origin::Carried(mi, pi));
+                        Arc::new(old.snapshot.carried(p.clone(), model.clone()))
+                    }
+                    Change::Replaced | Change::Added => return None,
+                };
+                Some(old.carry(snapshot))
+            };
+            self.build(config, &mut reuse)
+        };
+        // Old → new indices, for the leases and acquires still out.
+        let mut origins: Vec<Vec<Origin>> = Vec::with_capacity(pools.len());
+        let mut dest: Vec<Vec<Dest>> = old_pools
+            .iter()
+            .map(|p| {
+                p.slots
+                    .iter()
+                    .map(|s| Dest::Gone(s.snapshot.config.id.clone()))
+                    .collect()
+            })
+            .collect();
+        for (mi, pool) in pools.iter().enumerate() {
+            let mut row = Vec::with_capacity(pool.slots.len());
+            for (pi, slot) in pool.slots.iter().enumerate() {
+                let origin = old_at
+                    .get(&slot.snapshot.config.id)
+                    .and_then(|at| taken.get(at).copied())
+                    .unwrap_or(Origin::Fresh);
+                if let Origin::Same(om, op) | Origin::Carried(om, op) = origin {
+                    dest[om][op] = Dest::At(mi, pi);
+                }
+                row.push(origin);
+            }
+            origins.push(row);
+        }
+        for (om, pool) in old_pools.iter_mut().enumerate() {
+            for (op, slot) in pool.slots.iter_mut().enumerate() {
+                if let Dest::Gone(id) = &dest[om][op] {
+                    let tokens = std::mem::take(&mut slot.tokens);
+                    self.draining
+                        .extend(tokens.into_iter().map(|t| (id.clone(), t)));
+                }
+            }
+        }
+        let model_map: Vec<Option<usize>> = old_names
+            .iter()
+            .map(|n| pools.iter().position(|p| p.name == *n))
+            .collect();
+        // Hosts: occupancy recomputed from the slots; what each last served, by model name.
+        for (hi, host) in hosts.iter_mut().enumerate() {
+            for (mi, pool) in pools.iter().enumerate() {
+                let n: u32 = pool
+                    .slots
+                    .iter()
+                    .filter(|s| s.host == hi)
+                    .map(|s| s.in_flight)
+                    .sum();
+                if n > 0 {
+                    host.in_flight.insert(mi, n);
+                }
+            }
+            if let Some(old) = old_hosts.iter().find(|h| h.key == host.key) {
+                host.last = old
+                    .last
+                    .and_then(|(m, at)| Some((model_map.get(m).copied().flatten()?, at)));
+                host.published_last = old.published_last;
+            }
+        }
+        // Queues follow their model; a removed model's waiters are told it is gone. A model
+        // whose providers are the same, in the same order, keeps its strategy's state too.
+        for (om, pool) in old_pools.iter_mut().enumerate() {
+            let waiters = std::mem::take(&mut pool.waiters);
+            match model_map[om] {
+                Some(nm) => {
+                    let ids = |p: &Pool| -> Vec<String> {
+                        p.slots
+                            .iter()
+                            .map(|s| s.snapshot.config.id.clone())
+                            .collect()
+                    };
+                    if ids(&pools[nm]) == ids(pool) {
+                        std::mem::swap(&mut pools[nm].strategy, &mut pool.strategy);
+                    }
+                    pools[nm].waiters.extend(waiters);
+                }
+                None => {
+                    for w in waiters {
+                        fx.push(Effect::Refuse {
+                            waiter: w.id,
+                            error: ChooseError::UnknownModel {
+                                model: pool.name.clone(),
+                                available: config.models.iter().map(|m| m.name.clone()).collect(),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        // Earlier generations now point at the new slots.
+        let remap = |d: &Dest| match d {
+            Dest::At(m, p) => dest[*m][*p].clone(),
+            gone => gone.clone(),
+        };
+        for g in self.old.values_mut() {
+            for row in g.slots.iter_mut() {
+                for d in row.iter_mut() {
+                    *d = remap(d);
+                }
+            }
+            for m in g.models.iter_mut() {
+                *m = m.and_then(|m| model_map[m]);
+            }
+        }
+        if self.outstanding > 0 {
+            self.old.insert(
+                self.generation,
+                OldGeneration {
+                    outstanding: self.outstanding,
+                    slots: dest,
+                    models: model_map,
+                },
+            );
+        }
+        self.generation += 1;
+        self.outstanding = 0;
+        self.install(pools, hosts);
+        self.serve_queues(now, alive, fx);
+        origins
+    }
+
+    /// Where a slot of `generation` is now; counts one of that generation's leases as ended.
+    fn settle(&mut self, generation: u64, model: usize, provider: usize) -> Dest {
+        if generation == self.generation {
+            self.outstanding = self.outstanding.saturating_sub(1);
+            return Dest::At(model, provider);
+        }
+        let Some(g) = self.old.get_mut(&generation) else {
+            return Dest::Gone(String::new());
+        };
+        let d = g
+            .slots
+            .get(model)
+            .and_then(|r| r.get(provider))
+            .cloned()
+            .unwrap_or(Dest::Gone(String::new()));
+        g.outstanding = g.outstanding.saturating_sub(1);
+        if g.outstanding == 0 {
+            self.old.remove(&generation);
+        }
+        d
+    }
+
+    /// The current index of a model of `generation` (`None`: removed since).
+    fn model_now(&self, generation: u64, model: usize) -> Option<usize> {
+        if generation == self.generation {
+            return Some(model);
+        }
+        self.old
+            .get(&generation)
+            .and_then(|g| g.models.get(model).copied().flatten())
     }
 
     /// Every provider's snapshot with its (model, provider) indices, in config order.
@@ -266,15 +566,16 @@ impl Selection {
         now: Instant,
         fx: &mut Vec<Effect>,
     ) -> Decision {
-        let Some(&m) = self.by_name.get(model) else {
+        let Some(m) = self.by_name.get(model).copied().or(self.wildcard) else {
             return Decision::Refused(ChooseError::UnknownModel {
                 model: model.to_string(),
                 available: self.pools.iter().map(|p| p.name.clone()).collect(),
             });
         };
+        let alias: Option<Arc<str>> = (Some(m) == self.wildcard).then(|| model.into());
         match self.pools[m].select(m, &self.hosts, &exclude, now) {
             Eligibility::Lease(index, probe) if !self.needs_shared(m, index) => {
-                Decision::Granted(self.grant(m, index, probe, None, now, fx))
+                Decision::Granted(self.grant(m, index, probe, None, alias, now, fx))
             }
             Eligibility::Full if now >= deadline => Decision::Refused(ChooseError::AllBusy {
                 model: model.to_string(),
@@ -285,6 +586,7 @@ impl Selection {
                     id: self.next_waiter,
                     exclude,
                     deadline,
+                    alias,
                 };
                 let id = w.id;
                 match e {
@@ -299,8 +601,21 @@ impl Selection {
 
     /// A lease ended: frees its slot, forwards its outcome, releases its Redis token and serves
     /// the model's queue.
-    pub fn release(&mut self, r: Release, now: Instant, alive: Alive, fx: &mut Vec<Effect>) {
+    pub fn release(&mut self, mut r: Release, now: Instant, alive: Alive, fx: &mut Vec<Effect>) {
         let connected = self.shared.as_ref().is_some_and(|s| s.connected);
+        match self.settle(r.generation, r.model, r.provider) {
+            Dest::At(m, p) => (r.model, r.provider) = (m, p),
+            Dest::Gone(provider) => {
+                // A drained provider: nothing here counts it any more but Redis.
+                if let Some(token) = r.token {
+                    self.draining.retain(|(_, t)| *t != token);
+                    if connected && !provider.is_empty() {
+                        fx.push(Effect::ReleaseToken { provider, token });
+                    }
+                }
+                return;
+            }
+        }
         let slot = &mut self.pools[r.model].slots[r.provider];
         slot.in_flight = slot.in_flight.saturating_sub(1);
         if let Some(token) = r.token {
@@ -311,8 +626,6 @@ impl Selection {
                 // release expires with its TTL.
                 slot.released.push(token.clone());
                 fx.push(Effect::ReleaseToken {
-                    model: r.model,
-                    index: r.provider,
                     provider: slot.snapshot.config.id.clone(),
                     token,
                 });
@@ -335,11 +648,16 @@ impl Selection {
         }
     }
 
-    /// Redis confirmed the removal of a released token.
-    pub fn token_released(&mut self, model: usize, index: usize, token: &str) {
-        self.pools[model].slots[index]
-            .released
-            .retain(|t| t != token);
+    /// Redis confirmed the removal of a released token of `provider`.
+    pub fn token_released(&mut self, provider: &str, token: &str) {
+        for slot in self
+            .pools
+            .iter_mut()
+            .flat_map(|p| p.slots.iter_mut())
+            .filter(|s| s.snapshot.config.id == provider)
+        {
+            slot.released.retain(|t| t != token);
+        }
     }
 
     /// A Redis acquire ended: grants, or (held elsewhere) backs the provider off and looks again.
@@ -354,16 +672,43 @@ impl Selection {
         let Acquire {
             token,
             waiter,
+            generation,
             model,
             index,
             probe,
+            provider,
             ..
         } = acq;
+        let model_now = self.model_now(generation, model);
+        let (model, index) = match self.settle(generation, model, index) {
+            Dest::At(m, p) => (m, p),
+            Dest::Gone(_) => {
+                // The provider left while Redis answered: give its slot back, queue again.
+                if result == Acquired::Taken {
+                    fx.push(Effect::ReleaseToken { provider, token });
+                }
+                match model_now {
+                    Some(m) => {
+                        if let Some(w) = self.place(m, waiter, now, alive, fx) {
+                            self.pools[m].waiters.push_back(w);
+                        }
+                    }
+                    None => fx.push(Effect::Refuse {
+                        waiter: waiter.id,
+                        error: ChooseError::Exhausted {
+                            model: String::from("(removed by a reload)"),
+                        },
+                    }),
+                }
+                return;
+            }
+        };
         let slot = &mut self.pools[model].slots[index];
         slot.in_flight = slot.in_flight.saturating_sub(1);
         match result {
             Acquired::Taken => {
-                let grant = self.grant(model, index, probe, Some(token.clone()), now, fx);
+                let alias = waiter.alias.clone();
+                let grant = self.grant(model, index, probe, Some(token.clone()), alias, now, fx);
                 self.pools[model].slots[index].tokens.push(token);
                 fx.push(Effect::Grant {
                     waiter: waiter.id,
@@ -378,7 +723,8 @@ impl Selection {
             }
             Acquired::StoreDown => {
                 self.set_up(false);
-                let grant = self.grant(model, index, probe, None, now, fx);
+                let alias = waiter.alias.clone();
+                let grant = self.grant(model, index, probe, None, alias, now, fx);
                 fx.push(Effect::Grant {
                     waiter: waiter.id,
                     grant,
@@ -406,6 +752,7 @@ impl Selection {
                     .iter()
                     .map(|t| (s.snapshot.config.id.clone(), t.clone()))
             })
+            .chain(self.draining.iter().cloned())
             .collect()
     }
 
@@ -447,16 +794,19 @@ impl Selection {
         self.pools[model].slots[index].capacity.is_some() && self.is_live()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn grant(
         &mut self,
         model: usize,
         index: usize,
         probe: bool,
         token: Option<String>,
+        alias: Option<Arc<str>>,
         now: Instant,
         fx: &mut Vec<Effect>,
     ) -> Grant {
         let live = self.is_live();
+        self.outstanding += 1;
         let slot = &mut self.pools[model].slots[index];
         slot.in_flight += 1;
         slot.served += 1;
@@ -473,8 +823,10 @@ impl Selection {
             });
         }
         Grant {
+            generation: self.generation,
             model,
             provider: index,
+            alias,
             probe,
             snapshot: slot.snapshot.clone(),
             started: now,
@@ -498,6 +850,8 @@ impl Selection {
         };
         sh.next_token += 1;
         let token = format!("{}:{}", sh.replica, sh.next_token);
+        // The reservation counts as a lease of this generation until Redis answers.
+        self.outstanding += 1;
         let slot = &mut self.pools[model].slots[index];
         slot.in_flight += 1;
         fx.push(Effect::Acquire(Acquire {
@@ -506,6 +860,7 @@ impl Selection {
             cap: slot.capacity.unwrap_or(1),
             released: slot.released.clone(),
             waiter,
+            generation: self.generation,
             model,
             index,
             probe,
@@ -549,7 +904,7 @@ impl Selection {
                 None
             }
             Eligibility::Lease(index, probe) => {
-                let grant = self.grant(model, index, probe, None, now, fx);
+                let grant = self.grant(model, index, probe, None, w.alias.clone(), now, fx);
                 fx.push(Effect::Grant {
                     waiter: w.id,
                     grant,

@@ -37,6 +37,7 @@ pub(super) fn models(models: Vec<(&str, Vec<ProviderConfig>)>) -> ModelsConfig {
                 ..Default::default()
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -86,24 +86,22 @@ impl ModelRegistry {
     /// Removes a released token from Redis, then tells the core.
     pub(super) fn release_token(
         &mut self,
-        model: usize,
-        index: usize,
         provider: String,
         token: String,
         ctx: &mut Context<Self>,
     ) {
         let Some(store) = self.shared.as_ref().and_then(|s| s.store.clone()) else {
-            self.core.token_released(model, index, &token);
+            self.core.token_released(&provider, &token);
             return;
         };
         ctx.spawn(
             async move {
                 // A failed release expires with its TTL.
                 let _ = store.release(&provider, &token).await;
-                token
+                (provider, token)
             }
             .into_actor(self)
-            .map(move |token, act, _| act.core.token_released(model, index, &token)),
+            .map(|(provider, token), act, _| act.core.token_released(&provider, &token)),
         );
     }
 
@@ -168,6 +166,8 @@ impl ModelRegistry {
         };
         let req = self.core.sync_request(Instant::now(), epoch_ms());
         let was_up = req.was_up;
+        // The reply is positional: a reload in between makes it describe other slots.
+        let generation = self.core.generation();
         let fut = async move {
             store.ping().await?;
             for (id, until, left) in &req.publish {
@@ -198,7 +198,9 @@ impl ModelRegistry {
                 if !was_up {
                     tracing::info!("shared state (Redis) reachable; synchronising");
                 }
-                act.core.apply_sync(reply, Instant::now(), epoch_ms());
+                if act.core.generation() == generation {
+                    act.core.apply_sync(reply, Instant::now(), epoch_ms());
+                }
                 if let Some(sh) = act.shared.as_ref() {
                     sh.health.up.store(true, Relaxed);
                 }

@@ -45,7 +45,7 @@ fn shared_capacity_is_taken_in_redis_and_given_back_with_the_lease() {
         "the next acquire removes the token whose release may still be in flight"
     );
     assert!(h.core.held_tokens().is_empty());
-    h.core.token_released(0, 0, "r:1");
+    h.core.token_released("a", "r:1");
     h.acquired(Acquired::Taken, 4 * MS);
     h.effects();
     let g = h.granted.remove(&w2).unwrap();

@@ -4,8 +4,8 @@
 //! the bytes themselves: OpenAI streams end `data: [DONE]`, Anthropic streams with
 //! `message_stop`, Ollama NDJSON with a `"done": true` line, and a single JSON document with its
 //! `Content-Length` or, unsized, with its top-level value closed. The tracker looks only at the
-//! bytes forwarded (a small tail, the NDJSON line in progress, a nesting counter): it never
-//! buffers an answer.
+//! bytes forwarded (a small tail, an OpenAI stream's last 4–8 KiB, the NDJSON line in progress,
+//! a nesting counter): it never buffers an answer.
 
 /// How a response body is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +37,15 @@ pub struct EndTracker {
     /// NDJSON: the line being received, and whether the last full line had `"done": true`.
     line: Vec<u8>,
     last_line_done: bool,
-    /// OpenAI SSE: a frame with a non-null `finish_reason` went by.
-    finish_seen: bool,
+    /// OpenAI SSE: the last bytes forwarded (at least [`RECENT`]), searched for the final
+    /// chunk's `finish_reason` only when a stream ends without `data: [DONE]` — scanning every
+    /// chunk for it cost more than the rest of the passthrough of a chunk.
+    recent: Vec<u8>,
 }
+
+/// How far back from the end of an OpenAI stream its final chunk is looked for: the chunk with
+/// the finish reason ends a few hundred bytes before the end (only a usage chunk may follow).
+const RECENT: usize = 4096;
 
 /// The key of an OpenAI chunk's finish reason; a non-null value follows as a string (the key
 /// cannot occur unescaped inside a string value).
@@ -65,7 +71,11 @@ impl EndTracker {
             json: JsonEnd::default(),
             line: Vec::new(),
             last_line_done: false,
-            finish_seen: false,
+            // One allocation per stream rather than a few growths.
+            recent: match framing {
+                Framing::Sse => Vec::with_capacity(2 * RECENT),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -77,8 +87,13 @@ impl EndTracker {
     /// dropped without a final poll, so its success is known here).
     pub fn feed(&mut self, chunk: &[u8]) -> bool {
         self.sent += chunk.len() as u64;
-        if self.framing == Framing::Sse && !self.finish_seen {
-            self.finish_seen = finish_in(chunk) || self.finish_across(chunk);
+        if self.framing == Framing::Sse {
+            // Amortised: one copy of each chunk's last bytes, a shift of RECENT bytes now and then.
+            if self.recent.len() >= 2 * RECENT {
+                self.recent.drain(..self.recent.len() - RECENT);
+            }
+            self.recent
+                .extend_from_slice(&chunk[chunk.len().saturating_sub(RECENT)..]);
         }
         self.tail.push(chunk);
         match self.framing {
@@ -103,17 +118,9 @@ impl EndTracker {
         false
     }
 
-    /// A non-null `finish_reason` straddling the previous chunk and this one (checked on a small
-    /// stack window around the seam: no allocation per chunk).
-    fn finish_across(&self, chunk: &[u8]) -> bool {
-        const SIDE: usize = 24;
-        let prev = self.tail.bytes();
-        let prev = &prev[prev.len().saturating_sub(SIDE)..];
-        let next = &chunk[..chunk.len().min(SIDE)];
-        let mut seam = [0u8; 2 * SIDE];
-        seam[..prev.len()].copy_from_slice(prev);
-        seam[prev.len()..prev.len() + next.len()].copy_from_slice(next);
-        finish_in(&seam[..prev.len() + next.len()])
+    /// OpenAI SSE: a frame with a non-null `finish_reason` is among the last bytes forwarded.
+    fn finish_seen(&self) -> bool {
+        self.framing == Framing::Sse && finish_in(&self.recent)
     }
 
     /// The bytes forwarded so far end between two frames (nothing forwarded counts).
@@ -127,13 +134,13 @@ impl EndTracker {
     /// An OpenAI stream that ended after its final chunk but without `data: [DONE]`: complete,
     /// and the client should get the `[DONE]` the provider left out.
     pub fn missing_done(&self) -> bool {
-        self.framing == Framing::Sse && self.finish_seen && !self.tail.ends_with(DONE_FRAME)
+        !self.tail.ends_with(DONE_FRAME) && self.finish_seen()
     }
 
     /// Why a body that has ended is incomplete, if it is.
     pub fn incomplete(&self) -> Option<&'static str> {
         match self.framing {
-            Framing::Sse if !self.tail.ends_with(DONE_FRAME) && !self.finish_seen => {
+            Framing::Sse if !self.tail.ends_with(DONE_FRAME) && !self.finish_seen() => {
                 Some("the stream ended before its final chunk")
             }
             Framing::AnthropicSse if !self.tail.ends_with(b"\"message_stop\"}") => {
@@ -346,6 +353,30 @@ mod tests {
             t.feed(b"data: [DONE]\n\n");
             assert!(!t.missing_done());
         }
+    }
+
+    #[test]
+    fn the_final_chunk_is_found_behind_a_usage_chunk_after_a_long_stream() {
+        let delta =
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"tok \"},\"finish_reason\":null}]}\n\n";
+        let last = b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}\n\n";
+        let usage =
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":500}}\n\n";
+        let mut t = EndTracker::new(Framing::Sse);
+        for _ in 0..500 {
+            t.feed(delta);
+        }
+        assert!(t.incomplete().is_some() && !t.missing_done());
+        t.feed(last);
+        t.feed(usage);
+        assert_eq!(t.incomplete(), None);
+        assert!(t.missing_done());
+        // A stream of only null finish reasons, however long, is cut.
+        let mut t = EndTracker::new(Framing::Sse);
+        (0..500).for_each(|_| {
+            t.feed(delta);
+        });
+        assert!(t.incomplete().is_some());
     }
 
     #[test]

@@ -110,7 +110,13 @@ impl Wire {
 /// `/v1` (hosted APIs are often written that way); other paths are appended as they are.
 pub fn url(p: &ProviderConfig, path: &str) -> String {
     let host = &p.api_host;
-    match (host.ends_with("/v1"), path.strip_prefix("/v1")) {
+    // An OpenAI-style base URL already names the API version: `…/v1`, or a versioned prefix
+    // such as DeepInfra's `https://api.deepinfra.com/v1/openai`.
+    let versioned = host.ends_with("/v1")
+        || host
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.contains("/v1/"));
+    match (versioned, path.strip_prefix("/v1")) {
         (true, Some(rest)) => format!("{host}{rest}"),
         _ => format!("{host}{path}"),
     }
@@ -179,6 +185,15 @@ mod tests {
             "http://h:8000/v1/chat/completions"
         );
         assert_eq!(url(&p, "/api/chat"), "http://h:8000/api/chat");
+        p.api_host = "https://api.deepinfra.com/v1/openai".into();
+        assert_eq!(
+            url(&p, "/v1/chat/completions"),
+            "https://api.deepinfra.com/v1/openai/chat/completions"
+        );
+        assert_eq!(
+            url(&p, "/v1/models"),
+            "https://api.deepinfra.com/v1/openai/models"
+        );
     }
 
     #[test]
