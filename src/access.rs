@@ -38,6 +38,7 @@ use serde_json::json;
 use crate::errors::{Dialect, RouterError};
 use crate::handlers::AppState;
 use crate::settings::{parse_bool, RedisSettings};
+use crate::usage::{Counted, Sink};
 
 /// `(name, default, meaning)` of this module's variables, for `--help`.
 pub const VARS: &[(&str, &str, &str)] = &[
@@ -254,6 +255,25 @@ pub struct Access {
     store: KeyStore,
     limiter: Option<Arc<RateLimiter>>,
     rejections: Option<IntCounterVec>,
+    /// `/auth/metrics`: per `key_id` (`-` for a missing or unknown key).
+    per_key: std::sync::RwLock<HashMap<Arc<str>, Arc<KeyCounts>>>,
+}
+
+/// Requests, 401s and 429s of one `key_id`.
+#[derive(Default)]
+struct KeyCounts {
+    requests: std::sync::atomic::AtomicU64,
+    unauthorized: std::sync::atomic::AtomicU64,
+    forbidden: std::sync::atomic::AtomicU64,
+    rate_limited: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Clone, Copy)]
+enum Tally {
+    Served,
+    Unauthorized,
+    Forbidden,
+    RateLimited,
 }
 
 impl Access {
@@ -321,7 +341,97 @@ impl Access {
             store,
             limiter,
             rejections,
+            per_key: Default::default(),
         }))
+    }
+
+    /// Counts one request of `key_id` for `/auth/metrics` (a read lock and an atomic add; the
+    /// write lock only for a key's first request).
+    fn tally(&self, key_id: &str, t: Tally) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let found = self
+            .per_key
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key_id)
+            .cloned();
+        let c = match found {
+            Some(c) => c,
+            None => self
+                .per_key
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key_id.into())
+                .or_default()
+                .clone(),
+        };
+        c.requests.fetch_add(1, Relaxed);
+        match t {
+            Tally::Served => {}
+            Tally::Unauthorized => {
+                c.unauthorized.fetch_add(1, Relaxed);
+            }
+            Tally::Forbidden => {
+                c.forbidden.fetch_add(1, Relaxed);
+            }
+            Tally::RateLimited => {
+                c.rate_limited.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// `GET /auth/metrics`: per `key_id`, requests seen and how many got 401, 403, 429.
+    pub fn metrics_json(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let map = self.per_key.read().unwrap_or_else(|e| e.into_inner());
+        let mut keys: Vec<_> = map
+            .iter()
+            .map(|(k, c)| {
+                json!({"key_id": &**k, "requests": c.requests.load(Relaxed),
+                       "unauthorized_401": c.unauthorized.load(Relaxed),
+                       "forbidden_403": c.forbidden.load(Relaxed),
+                       "rate_limited_429": c.rate_limited.load(Relaxed)})
+            })
+            .collect();
+        keys.sort_by(|a, b| a["key_id"].as_str().cmp(&b["key_id"].as_str()));
+        json!({"auth_enabled": self.enabled, "keys": keys})
+    }
+
+    /// `GET /auth/status`.
+    pub async fn status_json(&self) -> serde_json::Value {
+        let keys = match self.store.records().await {
+            Ok(r) => json!(r.len()),
+            Err(e) => json!({"error": e.0}),
+        };
+        json!({"auth_enabled": self.enabled, "store": self.store.kind(), "keys": keys,
+               "public_endpoints": self.public, "rate_limits": self.limiter_json(),
+               "default_rpm": self.default_rpm})
+    }
+
+    /// The per-key half of `GET /router/rate-limits`: every key's limits and what its windows
+    /// hold now (from Redis when the limits are shared and Redis answers).
+    pub async fn key_limits_json(&self) -> serde_json::Value {
+        let records = match self.store.records().await {
+            Ok(r) => r,
+            Err(e) => return json!({"error": e.0}),
+        };
+        let mut out = Vec::with_capacity(records.len());
+        for r in records.iter().take(10_000) {
+            let rpm = r.rpm.unwrap_or(self.default_rpm);
+            let u = match &self.limiter {
+                Some(l) => Some(l.usage(&r.key_id).await),
+                None => None,
+            };
+            out.push(json!({
+                "key_id": r.key_id, "policy": r.policy.as_str(), "active": r.is_active,
+                "requests": {"limit": rpm, "used": u.map(|u| u.requests),
+                             "remaining": u.map(|u| u64::from(rpm).saturating_sub(u.requests))},
+                "tokens": {"limit": r.tpm, "used": u.map(|u| u.tokens)},
+                "resets_in_seconds": u.and_then(|u| u.resets_in).map(|d| d.as_millis().div_ceil(1000) as u64),
+                "source": u.map(|u| if u.shared { "redis" } else { "local" }),
+            }));
+        }
+        json!(out)
     }
 
     /// Starts the background work (the shared limiter's Redis probe). Inside an actix System.
@@ -337,6 +447,23 @@ impl Access {
         self.limiter.as_ref().map(|l| l.health())
     }
 
+    /// The limiter's state for `/health` and the status routes: which windows decide now
+    /// (`backend`: `redis` while Redis answers, else `local`), Redis' state when configured, and
+    /// how many requests were decided locally because Redis was away.
+    pub fn limiter_json(&self) -> serde_json::Value {
+        match self.limiter_health() {
+            None => json!({"enabled": false}),
+            Some(h) if !h.is_shared() => json!({"enabled": true, "backend": "local"}),
+            Some(h) => json!({
+                "enabled": true,
+                "backend": if h.is_up() { "redis" } else { "local" },
+                "redis": if h.is_up() { "up" } else { "down" },
+                "degraded": !h.is_up(),
+                "local_decisions": h.fallbacks(),
+            }),
+        }
+    }
+
     /// Re-reads the keys file (memory store); a bad file keeps the running keys.
     pub fn reload_keys(&self) -> Result<usize, Vec<String>> {
         self.store.reload()
@@ -344,6 +471,16 @@ impl Access {
 
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Whether `path` is served without a key (see [`is_public`]).
+    pub fn is_public(&self, path: &str) -> bool {
+        is_public(path, &self.public)
+    }
+
+    /// `memory` or `redis`.
+    pub fn store_kind(&self) -> &'static str {
+        self.store.kind()
     }
 
     fn count(&self, reason: &str) {
@@ -493,20 +630,68 @@ async fn body_model(
     Ok(model)
 }
 
-/// Middleware: enforces keys, policies, models and rate limits (a no-op with auth off).
-pub async fn guard<B: MessageBody + 'static>(
+static X_PROVIDER: HeaderName = HeaderName::from_static("x-llm-router-provider");
+static X_MODEL: HeaderName = HeaderName::from_static("x-llm-router-model");
+
+/// Wraps a provider's answer so its token usage reaches the caller's token window and
+/// `/router/stats` when the body is done ([`crate::usage`]); other responses pass unwrapped.
+fn counted<B: MessageBody>(res: ServiceResponse<B>) -> ServiceResponse<Counted<B>> {
+    let provider = res.headers().get(&X_PROVIDER).and_then(|v| v.to_str().ok());
+    let sink = provider.map(|provider| {
+        let model = res
+            .headers()
+            .get(&X_MODEL)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let req = res.request();
+        let stats = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|s| s.metrics.as_ref())
+            .map(|m| m.stats.provider(provider, model));
+        let request_bytes = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Sink {
+            caller: caller(req),
+            stats,
+            request_bytes,
+        }
+    });
+    res.map_body(|_, b| Counted::new(b, sink))
+}
+
+/// Whether `path` is served without a key: listed in `LLM_ROUTER_AUTH_PUBLIC_ENDPOINTS`, one
+/// model of a public listing (`/v1/models/{id}` when `/v1/models` is public), or the API
+/// description (`/openapi.json`, `/docs`).
+fn is_public(path: &str, public: &[String]) -> bool {
+    if public.iter().any(|p| p == path) || matches!(path, "/openapi.json" | "/docs") {
+        return true;
+    }
+    ["/v1/models", "/models"].iter().any(|base| {
+        path.strip_prefix(base)
+            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('/'))
+            && public.iter().any(|p| p == base)
+    })
+}
+
+/// Middleware: enforces keys, policies, models and rate limits (a no-op with auth off), and
+/// counts the tokens of every provider answer.
+pub async fn guard<B: MessageBody + Unpin + 'static>(
     mut req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, Error> {
+) -> Result<ServiceResponse<EitherBody<Counted<B>, BoxBody>>, Error> {
     let Some(access) = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.access.clone())
         .filter(|a| a.enabled)
     else {
-        return Ok(next.call(req).await?.map_into_left_body());
+        return Ok(counted(next.call(req).await?).map_into_left_body());
     };
-    if access.public.iter().any(|p| p == req.path()) {
-        return Ok(next.call(req).await?.map_into_left_body());
+    if is_public(req.path(), &access.public) {
+        return Ok(counted(next.call(req).await?).map_into_left_body());
     }
     let route = classify(req.path(), &access.prefix);
     let d = route.dialect;
@@ -520,6 +705,7 @@ pub async fn guard<B: MessageBody + 'static>(
             }
             _ => "-",
         };
+        access.tally(key_id, Tally::Unauthorized);
         tracing::info!(
             reason = f.reason(),
             key_id,
@@ -558,6 +744,7 @@ pub async fn guard<B: MessageBody + 'static>(
     }
     let forbidden = |req: ServiceRequest, message: String| {
         access.count("forbidden");
+        access.tally(&record.key_id, Tally::Forbidden);
         tracing::info!(key_id = %record.key_id, path = req.path(), "request refused: 403");
         let res = refusal(d, StatusCode::FORBIDDEN, "permission_error", &message);
         refuse(req, res)
@@ -594,6 +781,7 @@ pub async fn guard<B: MessageBody + 'static>(
             let dec = l.admit(&record.key_id, rpm, record.tpm).await;
             if let Some((limit, secs)) = dec.refused {
                 access.count("rate_limited");
+                access.tally(&record.key_id, Tally::RateLimited);
                 tracing::info!(key_id = %record.key_id, limit = ?limit, retry_after = secs, "request refused: 429");
                 let what = match limit {
                     llm_router_actors::access::Limit::Requests => {
@@ -621,6 +809,7 @@ pub async fn guard<B: MessageBody + 'static>(
         }
         None => None,
     };
+    access.tally(&record.key_id, Tally::Served);
     tracing::debug!(key_id = %record.key_id, "authenticated");
     req.extensions_mut().insert(Caller {
         key_id: record.key_id.as_str().into(),
@@ -631,7 +820,7 @@ pub async fn guard<B: MessageBody + 'static>(
     if let Some(dec) = &decision {
         rate_headers(res.headers_mut(), dec);
     }
-    Ok(res.map_into_left_body())
+    Ok(counted(res).map_into_left_body())
 }
 
 #[cfg(test)]
@@ -673,6 +862,25 @@ mod tests {
             }
             let req = t.to_srv_request();
             assert_eq!(presented_key(&req), *want, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn one_model_of_a_public_listing_and_the_api_description_are_public() {
+        let public = expand_public("/,/health,/v1/models", "/api");
+        let cases = [
+            ("/v1/models", true),
+            ("/v1/models/m", true),
+            ("/v1/models/google/gemma", true),
+            ("/v1/models/", false),
+            ("/models/m", false),
+            ("/v1/modelsx", false),
+            ("/openapi.json", true),
+            ("/docs", true),
+            ("/router/stats", false),
+        ];
+        for (path, want) in cases {
+            assert_eq!(is_public(path, &public), want, "{path}");
         }
     }
 

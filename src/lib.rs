@@ -8,6 +8,7 @@
 pub mod access;
 pub mod batch;
 pub mod builtin;
+pub mod cors;
 pub mod dialects;
 pub mod errors;
 pub mod handlers;
@@ -16,9 +17,12 @@ pub mod pipeline;
 pub mod relay;
 pub mod settings;
 pub mod settings_fastapi;
+pub mod stats;
 pub mod telemetry;
+pub mod usage;
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,11 +41,37 @@ pub use settings::Settings;
 use handlers::AppState;
 use telemetry::{Metrics, RouterRootSpan};
 
+/// Whether the server is draining (shutting down): set on SIGTERM/SIGINT before the listener
+/// closes; `/health` answers 503 `draining` from then on. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Drain(Arc<AtomicBool>);
+
+impl Drain {
+    /// Marks the server as draining (the signal handler does this; tests may too).
+    pub fn begin(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Starts the engine and the HTTP server on `listener`. Must be called inside an actix `System`;
-/// the returned server runs until stopped (or SIGINT/SIGTERM, which drain gracefully).
+/// the returned server runs until stopped, or until SIGTERM/SIGINT, which drain it
+/// ([`drain_on_signal`]).
 pub async fn run(
     listener: TcpListener,
     settings: Settings,
+) -> std::io::Result<actix_web::dev::Server> {
+    run_with(listener, settings, Drain::default()).await
+}
+
+/// [`run`] with the caller's [`Drain`] flag.
+pub async fn run_with(
+    listener: TcpListener,
+    settings: Settings,
+    drain: Drain,
 ) -> std::io::Result<actix_web::dev::Server> {
     relay::client::install_crypto();
     let shared_health = settings
@@ -129,19 +159,17 @@ pub async fn run(
         f.log();
     }
     let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
-    let metrics = if settings.prometheus {
-        Some(
-            Metrics::new(
-                prom_registry,
-                snapshots,
-                settings.strategy.as_str(),
-                shared_health.clone(),
-            )
-            .map_err(std::io::Error::other)?,
+    // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
+    let metrics = Some(
+        Metrics::new(
+            prom_registry,
+            snapshots,
+            settings.strategy.as_str(),
+            shared_health.clone(),
+            settings.prometheus,
         )
-    } else {
-        None
-    };
+        .map_err(std::io::Error::other)?,
+    );
 
     let (stages, masking) = pipeline::build(&settings);
     let settings = Arc::new(settings);
@@ -154,6 +182,7 @@ pub async fn run(
         stages,
         masking,
         access,
+        drain: drain.clone(),
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;
@@ -177,14 +206,11 @@ pub async fn run(
                 key_header.is_some(),
                 from_fn(settings_fastapi::key_header),
             ))
+            // Outside the guard: preflights need no key, refusals carry the CORS headers.
+            .wrap(from_fn(cors::cors))
             .wrap(Condition::new(prometheus, prom.clone()))
             .wrap(TracingLogger::<RouterRootSpan>::new())
             .wrap(from_fn(telemetry::request_id))
-            .service(
-                web::resource("/router/reload")
-                    .route(web::post().to(handlers::reload::reload))
-                    .default_service(web::to(handlers::method_not_allowed)),
-            )
             .configure(|cfg| handlers::configure(cfg, &prefix, prometheus))
             .default_service(web::to(handlers::route_not_found))
     })
@@ -195,7 +221,50 @@ pub async fn run(
     .keep_alive(Duration::from_secs(75))
     .backlog(4096)
     .shutdown_timeout(settings.shutdown_grace.as_secs())
+    // Signals are handled by `drain_on_signal`: actix would stop at once on SIGINT.
+    .disable_signals()
     .listen(listener)?
     .run();
+    actix_rt::spawn(drain_on_signal(
+        server.handle(),
+        drain,
+        settings.shutdown_grace,
+    ));
     Ok(server)
+}
+
+/// On the first SIGTERM or SIGINT: marks the server draining, closes the listener (new
+/// connections are refused), lets requests and streams in flight finish for up to `grace`
+/// (actix closes idle keep-alive connections and each busy one after its response), then the
+/// server future ends and the process exits 0. A second signal stops at once.
+async fn drain_on_signal(handle: actix_web::dev::ServerHandle, drain: Drain, grace: Duration) {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    use futures_util::future::{select, Either};
+    use futures_util::FutureExt;
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for SIGTERM/SIGINT; shutdown will not drain");
+        return;
+    };
+    let name = match select(term.recv().boxed_local(), int.recv().boxed_local()).await {
+        Either::Left(_) => "SIGTERM",
+        Either::Right(_) => "SIGINT",
+    };
+    drain.begin();
+    tracing::info!(
+        signal = name,
+        grace_seconds = grace.as_secs(),
+        "draining: no new connections; requests in flight may finish"
+    );
+    let stop = handle.stop(true).boxed_local();
+    let again = select(term.recv().boxed_local(), int.recv().boxed_local());
+    match select(stop, again).await {
+        Either::Left(_) => tracing::info!("drained; stopping"),
+        Either::Right(_) => {
+            tracing::warn!("second signal: stopping without waiting for requests in flight");
+            handle.stop(false).await;
+        }
+    };
 }

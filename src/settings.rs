@@ -182,6 +182,16 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "utils plugins in order",
     ),
     (
+        "LLM_ROUTER_CORS_ORIGINS",
+        "",
+        "allowed browser origins (comma list of scheme://host[:port], or *); empty = no CORS headers",
+    ),
+    (
+        "LLM_ROUTER_SHUTDOWN_GRACE_SECONDS",
+        "30",
+        "on SIGTERM/SIGINT, how long requests and streams in flight may finish",
+    ),
+    (
         "LLM_ROUTER_MINIMUM",
         "",
         "accepted for compatibility, no effect",
@@ -286,8 +296,11 @@ pub struct Settings {
     pub services_monitor_interval: Duration,
     /// Idle gap after which an SSE heartbeat comment is sent on a stream.
     pub heartbeat: Duration,
-    /// How long in-flight requests may take to finish on shutdown.
+    /// How long in-flight requests may take to finish on shutdown
+    /// (`LLM_ROUTER_SHUTDOWN_GRACE_SECONDS`).
     pub shutdown_grace: Duration,
+    /// Allowed browser origins (`LLM_ROUTER_CORS_ORIGINS`).
+    pub cors: crate::cors::Cors,
     /// The built-in endpoints: loaded prompts, optional routes.
     pub builtin: crate::builtin::BuiltinSettings,
     /// When and how requests are masked (SPEC §6).
@@ -385,6 +398,7 @@ impl Settings {
         let external = secs("LLM_ROUTER_EXTERNAL_TIMEOUT", Duration::from_millis(1));
         // 0 = no whole-request deadline.
         let timeout = secs("LLM_ROUTER_TIMEOUT", Duration::ZERO);
+        let shutdown_grace = secs("LLM_ROUTER_SHUTDOWN_GRACE_SECONDS", Duration::ZERO);
         // 0 turns the monitor off.
         let monitor = secs(
             "LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS",
@@ -519,6 +533,10 @@ impl Settings {
             errs.extend(e.iter().cloned());
         }
 
+        let cors = crate::cors::Cors::parse(&get("LLM_ROUTER_CORS_ORIGINS")).unwrap_or_else(|e| {
+            errs.push(format!("LLM_ROUTER_CORS_ORIGINS: {e}"));
+            Default::default()
+        });
         let mut access = crate::access::AccessSettings::from_vars(vars).unwrap_or_else(|e| {
             errs.extend(e);
             Default::default()
@@ -565,7 +583,8 @@ impl Settings {
             keepalive_interval: keepalive,
             services_monitor_interval: services_monitor,
             heartbeat: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(30),
+            shutdown_grace,
+            cors,
             masking,
             builtin: builtin?,
             access,

@@ -126,7 +126,8 @@ impl RootSpanBuilder for RouterRootSpan {
     }
 }
 
-/// Router metrics (SPEC §8). Cheap to clone.
+/// Router metrics (SPEC §8) and the recent statistics of `/router/stats`. Always made; the
+/// Prometheus side is updated only when `/metrics` is exposed (`exposed`). Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics(Arc<MetricsInner>);
 
@@ -147,6 +148,10 @@ pub struct MetricsInner {
     strategy: &'static str,
     shared_up: prometheus::IntGauge,
     shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
+    /// `LLM_ROUTER_USE_PROMETHEUS`: without it only [`Self::stats`] is fed.
+    exposed: bool,
+    /// Per-provider windows of the last five minutes (`/router/stats`).
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 impl std::ops::Deref for Metrics {
@@ -168,6 +173,7 @@ impl Metrics {
         snapshots: Vec<Arc<ProviderSnapshot>>,
         strategy: &'static str,
         shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
+        exposed: bool,
     ) -> prometheus::Result<Metrics> {
         let shared_up = prometheus::IntGauge::new(
             "llm_router_shared_state_up",
@@ -266,11 +272,17 @@ impl Metrics {
             strategy,
             shared_up,
             shared,
+            exposed,
+            stats: Arc::default(),
         })))
     }
 
     /// Records one finished upstream call.
     pub fn observe_call(&self, lease: &Lease) {
+        self.stats.observe(lease);
+        if !self.exposed {
+            return;
+        }
         let p = lease.provider();
         let labels = [p.id.as_str(), lease.model(), p.api_type.as_str()];
         self.calls.with_label_values(&labels).inc();
@@ -302,9 +314,17 @@ impl Metrics {
     }
 
     pub fn observe_choice(&self, model: &str) {
+        if !self.exposed {
+            return;
+        }
         self.strategy_selected
             .with_label_values(&[self.strategy, model])
             .inc();
+    }
+
+    /// Whether `/metrics` is served.
+    pub fn exposed(&self) -> bool {
+        self.exposed
     }
 
     /// Prometheus text exposition; gauges are read from the provider snapshots at scrape time.

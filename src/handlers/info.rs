@@ -150,7 +150,8 @@ pub async fn show(
 }
 
 /// Per-model provider health. 200 while at least one model has a provider that can take
-/// traffic (healthy, or half-open and due for a probe), 503 otherwise.
+/// traffic (healthy, or half-open and due for a probe), 503 otherwise, and 503 `draining` while
+/// the server shuts down.
 pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, RouterError> {
     let status = state
         .registry
@@ -185,7 +186,10 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, RouterEr
                    "queued": m.queued, "providers": providers})
         })
         .collect();
-    let (code, word) = if any_available {
+    let (code, word) = if state.drain.is_draining() {
+        // Shutting down: take this replica out of rotation while it finishes.
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if any_available {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -196,12 +200,13 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, RouterEr
     };
     Ok(json_response(
         code,
-        &json!({"status": word, "shared_state": shared, "models": models}),
+        &json!({"status": word, "shared_state": shared,
+                "rate_limits": state.access.limiter_json(), "models": models}),
     ))
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match &state.metrics {
+    match state.metrics.as_ref().filter(|m| m.exposed()) {
         Some(m) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(m.render()),

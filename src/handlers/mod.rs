@@ -5,7 +5,9 @@ pub mod builtin;
 pub mod embeddings;
 pub mod generate;
 pub mod info;
+pub mod openapi;
 pub mod reload;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -35,126 +37,474 @@ pub struct AppState {
     pub masking: Arc<crate::pipeline::masking::Masking>,
     /// API keys, policies and rate limits (SPEC §10).
     pub access: Arc<crate::access::Access>,
+    /// Set on SIGTERM/SIGINT: `/health` answers 503 `draining`.
+    pub drain: crate::Drain,
 }
 
-/// Registers every route of this build under its paths; other methods on them get 405.
-pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
+/// What the API description says about a route (see [`openapi`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Doc {
+    pub summary: &'static str,
+    /// The route family (`openai`, `anthropic`, `ollama`, `lmstudio`, `builtin`, `status`, …).
+    pub tag: &'static str,
+    /// Name of the request body schema in `components.schemas`, if the route takes a body.
+    pub body: Option<&'static str>,
+    /// The answer may be a stream (SSE or NDJSON) when the request asks for one.
+    pub stream: bool,
+    /// Name of the success answer's schema.
+    pub answer: &'static str,
+}
+
+const fn doc(
+    summary: &'static str,
+    tag: &'static str,
+    body: Option<&'static str>,
+    stream: bool,
+    answer: &'static str,
+) -> Doc {
+    Doc {
+        summary,
+        tag,
+        body,
+        stream,
+        answer,
+    }
+}
+
+/// One row of the route table: its paths, method, handler and description.
+pub struct Entry {
+    pub paths: Vec<String>,
+    pub method: Method,
+    pub route: fn() -> Route,
+    pub doc: Doc,
+}
+
+/// Every route of this build. [`configure`] registers exactly these and `/openapi.json` is built
+/// from them, so the description cannot miss or invent a route.
+pub fn table(prefix: &str, prometheus: bool) -> Vec<Entry> {
     let p = |path: &str| format!("{prefix}{path}");
-    let mut add = |paths: &[String], method: Method, route: fn() -> Route| {
-        for path in paths {
-            cfg.service(
-                web::resource(path.as_str())
-                    .route(route().method(method.clone()))
-                    .default_service(web::to(method_not_allowed)),
-            );
-        }
+    let mut t = Vec::new();
+    let mut add = |paths: Vec<String>, method: Method, route: fn() -> Route, doc: Doc| {
+        t.push(Entry {
+            paths,
+            method,
+            route,
+            doc,
+        })
     };
-    add(&["/".into()], Method::GET, || web::route().to(info::root));
-    add(&[p("/ping")], Method::GET, || web::route().to(info::ping));
-    add(&[p("/version")], Method::GET, || {
-        web::route().to(info::version)
-    });
-    add(&["/health".into()], Method::GET, || {
-        web::route().to(info::health)
-    });
-    add(&[p("/tags")], Method::GET, || web::route().to(info::tags));
+    use Method as M;
+    let s = |v: &str| v.to_string();
     add(
-        &["/models".into(), "/v1/models".into(), p("/models")],
-        Method::GET,
-        || web::route().to(info::models),
+        vec![s("/")],
+        M::GET,
+        || web::route().to(info::root),
+        doc(
+            "Ollama probe: `Ollama is running`",
+            "ollama",
+            None,
+            false,
+            "Text",
+        ),
     );
     add(
-        &[
-            "/v1/chat/completions".into(),
-            "/chat/completions".into(),
+        vec![p("/ping")],
+        M::GET,
+        || web::route().to(info::ping),
+        doc(
+            "Liveness: `{\"status\": true, \"body\": \"pong\"}`",
+            "builtin",
+            None,
+            false,
+            "Ping",
+        ),
+    );
+    add(
+        vec![p("/version")],
+        M::GET,
+        || web::route().to(info::version),
+        doc("The router's version", "builtin", None, false, "Version"),
+    );
+    add(vec![s("/health")], M::GET, || web::route().to(info::health),
+        doc("Liveness and readiness: per-model provider health; 503 when no model can serve or while draining",
+            "status", None, false, "Health"));
+    add(
+        vec![p("/tags")],
+        M::GET,
+        || web::route().to(info::tags),
+        doc("Ollama model listing", "ollama", None, false, "OllamaTags"),
+    );
+    add(
+        vec![s("/models"), s("/v1/models"), p("/models")],
+        M::GET,
+        || web::route().to(info::models),
+        doc("OpenAI model listing", "openai", None, false, "ModelList"),
+    );
+    // One model of the listing; `{id}` may hold slashes (`google/gemma-3`).
+    add(
+        vec![s("/v1/models/{id:.+}"), s("/models/{id:.+}")],
+        M::GET,
+        || web::route().to(status::model),
+        doc(
+            "OpenAI retrieve model; 404 naming an unknown id",
+            "openai",
+            None,
+            false,
+            "Model",
+        ),
+    );
+    add(
+        vec![
+            s("/v1/chat/completions"),
+            s("/chat/completions"),
             p("/chat/completions"),
             p("/v1/chat/completions"),
         ],
-        Method::POST,
+        M::POST,
         || web::route().to(generate::openai_chat),
+        doc(
+            "OpenAI chat completions",
+            "openai",
+            Some("ChatCompletionRequest"),
+            true,
+            "ChatCompletion",
+        ),
     );
     add(
-        &["/v1/completions".into(), p("/v1/completions")],
-        Method::POST,
+        vec![s("/v1/completions"), p("/v1/completions")],
+        M::POST,
         || web::route().to(generate::openai_completions),
+        doc(
+            "OpenAI legacy text completions",
+            "openai",
+            Some("CompletionRequest"),
+            true,
+            "Completion",
+        ),
     );
     add(
-        &["/v1/responses".into(), "/responses".into()],
-        Method::POST,
+        vec![s("/v1/responses"), s("/responses")],
+        M::POST,
         || web::route().to(generate::openai_responses),
+        doc(
+            "OpenAI Responses API",
+            "openai",
+            Some("ResponsesRequest"),
+            true,
+            "Response",
+        ),
     );
     add(
-        &["/v1/messages".into(), p("/v1/messages")],
-        Method::POST,
+        vec![s("/v1/messages"), p("/v1/messages")],
+        M::POST,
         || web::route().to(generate::anthropic_messages),
+        doc(
+            "Anthropic Messages",
+            "anthropic",
+            Some("MessagesRequest"),
+            true,
+            "Message",
+        ),
     );
-    add(&[p("/chat")], Method::POST, || {
-        web::route().to(generate::ollama_chat)
-    });
-    add(&[p("/generate")], Method::POST, || {
-        web::route().to(generate::ollama_generate)
-    });
-    add(&[p("/v0/chat/completions")], Method::POST, || {
-        web::route().to(generate::openai_chat)
-    });
-    add(&[p("/v0/models")], Method::GET, || {
-        web::route().to(info::lmstudio_models)
-    });
-    add(&[p("/show")], Method::POST, || web::route().to(info::show));
-    add(&[p("/fast_text_mask")], Method::POST, || {
-        web::route().to(info::fast_text_mask)
-    });
     add(
-        &[
-            "/v1/embeddings".into(),
-            "/embeddings".into(),
-            p("/v1/embeddings"),
-        ],
-        Method::POST,
-        || web::route().to(embeddings::openai),
+        vec![p("/chat")],
+        M::POST,
+        || web::route().to(generate::ollama_chat),
+        doc(
+            "Ollama chat (NDJSON stream by default)",
+            "ollama",
+            Some("OllamaChatRequest"),
+            true,
+            "OllamaChat",
+        ),
     );
-    add(&[p("/embed")], Method::POST, || {
-        web::route().to(embeddings::ollama_embed)
-    });
-    add(&[p("/embeddings")], Method::POST, || {
-        web::route().to(embeddings::ollama_legacy)
-    });
+    add(
+        vec![p("/generate")],
+        M::POST,
+        || web::route().to(generate::ollama_generate),
+        doc(
+            "Ollama generate (NDJSON stream by default)",
+            "ollama",
+            Some("OllamaGenerateRequest"),
+            true,
+            "OllamaGenerate",
+        ),
+    );
+    add(
+        vec![p("/v0/chat/completions")],
+        M::POST,
+        || web::route().to(generate::openai_chat),
+        doc(
+            "LM Studio chat",
+            "lmstudio",
+            Some("ChatCompletionRequest"),
+            true,
+            "ChatCompletion",
+        ),
+    );
+    add(
+        vec![p("/v0/models")],
+        M::GET,
+        || web::route().to(info::lmstudio_models),
+        doc(
+            "LM Studio model listing",
+            "lmstudio",
+            None,
+            false,
+            "ModelList",
+        ),
+    );
+    add(
+        vec![p("/show")],
+        M::POST,
+        || web::route().to(info::show),
+        doc(
+            "Ollama model info (from the config)",
+            "ollama",
+            Some("OllamaShowRequest"),
+            false,
+            "OllamaShow",
+        ),
+    );
+    add(
+        vec![p("/fast_text_mask")],
+        M::POST,
+        || web::route().to(info::fast_text_mask),
+        doc(
+            "Masks personal data in a text: `{text, mappings}`",
+            "builtin",
+            Some("TextRequest"),
+            false,
+            "MaskedText",
+        ),
+    );
+    add(
+        vec![s("/v1/embeddings"), s("/embeddings"), p("/v1/embeddings")],
+        M::POST,
+        || web::route().to(embeddings::openai),
+        doc(
+            "OpenAI embeddings",
+            "openai",
+            Some("EmbeddingsRequest"),
+            false,
+            "Embeddings",
+        ),
+    );
+    add(
+        vec![p("/embed")],
+        M::POST,
+        || web::route().to(embeddings::ollama_embed),
+        doc(
+            "Ollama embed (`input` string or list)",
+            "ollama",
+            Some("OllamaEmbedRequest"),
+            false,
+            "OllamaEmbed",
+        ),
+    );
+    add(
+        vec![p("/embeddings")],
+        M::POST,
+        || web::route().to(embeddings::ollama_legacy),
+        doc(
+            "Ollama legacy embeddings (`prompt`)",
+            "ollama",
+            Some("OllamaEmbeddingsRequest"),
+            false,
+            "OllamaEmbedding",
+        ),
+    );
     // Built-in endpoints (SPEC §5); `anonymize_text_genai` answers 404 unless enabled.
     {
         use crate::builtin::routes::Route as B;
-        let builtin: [(B, fn() -> Route); 9] = [
-            (B::Conversation, || {
-                web::route().to(builtin::conversation_with_model)
-            }),
-            (B::ExtendedConversation, || {
-                web::route().to(builtin::extended_conversation_with_model)
-            }),
-            (B::GenerativeAnswer, || {
-                web::route().to(builtin::generative_answer)
-            }),
-            (B::ArticleFromText, || {
-                web::route().to(builtin::generate_article_from_text)
-            }),
-            (B::FullArticle, || {
-                web::route().to(builtin::create_full_article_from_texts)
-            }),
-            (B::Translate, || web::route().to(builtin::translate)),
-            (B::SimplifyText, || web::route().to(builtin::simplify_text)),
-            (B::GenerateQuestions, || {
-                web::route().to(builtin::generate_questions)
-            }),
-            (B::AnonymizeText, || {
-                web::route().to(builtin::anonymize_text_genai)
-            }),
+        type Row = (B, fn() -> Route, &'static str);
+        let builtin: [Row; 9] = [
+            (
+                B::Conversation,
+                || web::route().to(builtin::conversation_with_model),
+                "A conversation turn with a model",
+            ),
+            (
+                B::ExtendedConversation,
+                || web::route().to(builtin::extended_conversation_with_model),
+                "A conversation with history and a system prompt",
+            ),
+            (
+                B::GenerativeAnswer,
+                || web::route().to(builtin::generative_answer),
+                "An answer to a question from given texts",
+            ),
+            (
+                B::ArticleFromText,
+                || web::route().to(builtin::generate_article_from_text),
+                "An article from a text",
+            ),
+            (
+                B::FullArticle,
+                || web::route().to(builtin::create_full_article_from_texts),
+                "A full article from several texts",
+            ),
+            (
+                B::Translate,
+                || web::route().to(builtin::translate),
+                "Translates texts",
+            ),
+            (
+                B::SimplifyText,
+                || web::route().to(builtin::simplify_text),
+                "Simplifies texts",
+            ),
+            (
+                B::GenerateQuestions,
+                || web::route().to(builtin::generate_questions),
+                "Questions about texts",
+            ),
+            (
+                B::AnonymizeText,
+                || web::route().to(builtin::anonymize_text_genai),
+                "Anonymises a text with a model (404 unless enabled)",
+            ),
         ];
-        for (r, handler) in builtin {
-            add(&[p(r.path())], Method::POST, handler);
+        for (r, handler, summary) in builtin {
+            add(
+                vec![p(r.path())],
+                M::POST,
+                handler,
+                doc(
+                    summary,
+                    "builtin",
+                    Some("BuiltinRequest"),
+                    true,
+                    "BuiltinAnswer",
+                ),
+            );
         }
     }
+    add(vec![s("/router/stats")], M::GET, || web::route().to(status::stats),
+        doc("Per model and provider, the last 5 minutes: requests, errors by class, latency and TTFT percentiles, tokens, in flight, health",
+            "status", None, false, "Stats"));
+    add(
+        vec![s("/router/health")],
+        M::GET,
+        || web::route().to(status::router_health),
+        doc(
+            "Providers, shared state, rate limiter, key store, plugins",
+            "status",
+            None,
+            false,
+            "RouterHealth",
+        ),
+    );
+    add(
+        vec![s("/router/rate-limits")],
+        M::GET,
+        || web::route().to(status::rate_limits),
+        doc(
+            "Per key and per provider: limit, used, resets in",
+            "status",
+            None,
+            false,
+            "RateLimits",
+        ),
+    );
+    add(
+        vec![s("/router/reload")],
+        M::POST,
+        || web::route().to(reload::reload),
+        doc(
+            "Re-reads models-config.json and the keys file; 400 listing every problem (the running state stays)",
+            "status",
+            None,
+            false,
+            "Object",
+        ),
+    );
+    add(
+        vec![s("/auth/status")],
+        M::GET,
+        || web::route().to(status::auth_status),
+        doc(
+            "Auth on/off, key store, key count, limiter backend",
+            "status",
+            None,
+            false,
+            "AuthStatus",
+        ),
+    );
+    add(
+        vec![s("/auth/metrics")],
+        M::GET,
+        || web::route().to(status::auth_metrics),
+        doc(
+            "Per key_id: requests, 401s, 403s, 429s",
+            "status",
+            None,
+            false,
+            "AuthMetrics",
+        ),
+    );
+    add(
+        vec![s("/auth/reload-keys")],
+        M::POST,
+        || web::route().to(status::reload_keys),
+        doc(
+            "Re-reads the keys file; 400 listing every problem",
+            "status",
+            None,
+            false,
+            "KeysReloaded",
+        ),
+    );
+    add(
+        vec![s("/openapi.json")],
+        M::GET,
+        || web::route().to(openapi::spec),
+        doc(
+            "This API description (OpenAPI 3.1)",
+            "status",
+            None,
+            false,
+            "Object",
+        ),
+    );
+    add(
+        vec![s("/docs")],
+        M::GET,
+        || web::route().to(openapi::docs),
+        doc(
+            "A page rendering /openapi.json",
+            "status",
+            None,
+            false,
+            "Text",
+        ),
+    );
     if prometheus {
-        add(&["/metrics".into(), p("/metrics")], Method::GET, || {
-            web::route().to(info::metrics)
-        });
+        add(
+            vec![s("/metrics"), p("/metrics")],
+            M::GET,
+            || web::route().to(info::metrics),
+            doc(
+                "Prometheus metrics (text format)",
+                "status",
+                None,
+                false,
+                "Text",
+            ),
+        );
+    }
+    t
+}
+
+/// Registers every route of [`table`] under its paths; other methods on them get 405.
+pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
+    for e in table(prefix, prometheus) {
+        for path in &e.paths {
+            cfg.service(
+                web::resource(path.as_str())
+                    .route((e.route)().method(e.method.clone()))
+                    .default_service(web::to(method_not_allowed)),
+            );
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod errors;
 mod fastapi;
 mod lease;
 mod observability;
+mod ops;
 mod privacy;
 mod process;
 mod reload;

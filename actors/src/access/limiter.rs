@@ -6,7 +6,9 @@
 //!   token window, then counts and adds — one atomic script, so N replicas admit exactly `rpm`.
 //! - `rl:tok:{key_id}` — sorted set, one member `"{tokens}:{nonce}"` per answer, same scores.
 //!
-//! Both expire 60 s after their last write. When a Redis call fails the limiter answers from its
+//! Both expire 60 s after their last write. [`RateLimiter::usage`] (for `/router/rate-limits`)
+//! reads them with a read-only script (`USAGE`): counts and sums inside the window on Redis'
+//! clock, and when the oldest entry leaves it. When a Redis call fails the limiter answers from its
 //! local windows, logs the switch once, counts every such answer (`fallbacks`) and shows
 //! `shared_up = false`; a probe every second switches back when Redis answers again.
 
@@ -61,6 +63,36 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 "#;
 
+const USAGE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local span = tonumber(ARGV[1])
+local reqs = redis.call('ZRANGEBYSCORE', KEYS[1], now - span, '+inf', 'WITHSCORES')
+local toks = redis.call('ZRANGEBYSCORE', KEYS[2], now - span, '+inf', 'WITHSCORES')
+local used = 0
+for i = 1, #toks, 2 do
+  used = used + tonumber(string.match(toks[i], '^(%d+)'))
+end
+local oldest = -1
+if #reqs > 0 then oldest = tonumber(reqs[2]) + span - now end
+if #toks > 0 then
+  local o = tonumber(toks[2]) + span - now
+  if oldest < 0 or o < oldest then oldest = o end
+end
+return {#reqs / 2, used, oldest}
+"#;
+
+/// A key's windows as the status route shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub requests: u64,
+    pub tokens: u64,
+    /// Until the oldest event in either window leaves it (`None`: both empty).
+    pub resets_in: Option<Duration>,
+    /// Read from Redis (else this replica's local windows).
+    pub shared: bool,
+}
+
 /// Where the shared windows live.
 #[derive(Clone, Debug)]
 pub struct SharedLimits {
@@ -102,6 +134,7 @@ struct Shared {
     conn: RwLock<Option<ConnectionManager>>,
     admit: Script,
     tokens: Script,
+    usage: Script,
     replica: String,
     nonce: AtomicU64,
 }
@@ -129,6 +162,7 @@ impl RateLimiter {
                 conn: RwLock::new(None),
                 admit: Script::new(ADMIT),
                 tokens: Script::new(TOKENS),
+                usage: Script::new(USAGE),
                 replica,
                 nonce: AtomicU64::new(0),
             }),
@@ -315,6 +349,47 @@ impl RateLimiter {
             .or_default()
             .tokens
             .add(now, n);
+    }
+
+    /// `key_id`'s windows now: from Redis while it answers, else the local ones.
+    pub async fn usage(&self, key_id: &str) -> KeyUsage {
+        if let Some(sh) = &self.shared {
+            if self.health.is_up() {
+                if let Some(mut conn) = sh.conn.read().ok().and_then(|c| c.clone()) {
+                    let r: redis::RedisResult<(i64, i64, i64)> = sh
+                        .usage
+                        .key(self.key(sh, "req", key_id))
+                        .key(self.key(sh, "tok", key_id))
+                        .arg(SPAN.as_millis() as u64)
+                        .invoke_async(&mut conn)
+                        .await;
+                    if let Ok((requests, tokens, oldest)) = r {
+                        return KeyUsage {
+                            requests: requests.max(0) as u64,
+                            tokens: tokens.max(0) as u64,
+                            resets_in: (oldest >= 0).then(|| Duration::from_millis(oldest as u64)),
+                            shared: true,
+                        };
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut map = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(key_id) {
+            None => KeyUsage {
+                requests: 0,
+                tokens: 0,
+                resets_in: None,
+                shared: false,
+            },
+            Some(w) => KeyUsage {
+                requests: w.requests.used(now),
+                tokens: w.tokens.used(now),
+                resets_in: w.oldest_leaves_in(now),
+                shared: false,
+            },
+        }
     }
 
     /// Requests and tokens of `key_id` in its local window (for status routes and tests).

@@ -12,7 +12,7 @@ pub mod store;
 pub mod window;
 
 pub use keys::{AuthFailure, KeyRecord, KeyTable, KeysFile, NewKey};
-pub use limiter::{LimiterHealth, RateLimiter, SharedLimits};
+pub use limiter::{KeyUsage, LimiterHealth, RateLimiter, SharedLimits};
 pub use policy::{classify, ErrorDialect, Policy, RouteClass, RouteInfo};
 pub use store::{AdminStore, KeyStore, RedisKeys};
 pub use window::{Decision, Limit};

@@ -134,6 +134,30 @@ impl KeyStore {
         }
     }
 
+    /// `memory` or `redis`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyStore::Memory { .. } => "memory",
+            KeyStore::Redis { .. } => "redis",
+        }
+    }
+
+    /// The keys now in use: the memory store's table, or every entry of the Redis hash.
+    pub async fn records(&self) -> Result<Vec<KeyRecord>, StoreUnavailable> {
+        match self {
+            KeyStore::Memory { table, .. } => Ok(table
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .records()
+                .to_vec()),
+            KeyStore::Redis { opts, .. } => AdminStore::Redis(opts.clone())
+                .load()
+                .await
+                .map(|f| f.table.records().to_vec())
+                .map_err(|e| StoreUnavailable(e.join("; "))),
+        }
+    }
+
     /// Re-reads the keys file (memory store); a bad file keeps the running keys. Returns the
     /// number of keys now loaded.
     pub fn reload(&self) -> Result<usize, Vec<String>> {

@@ -131,6 +131,17 @@ impl KeyWindows {
         d
     }
 
+    /// Until the oldest event of either window leaves it (`None` when both are empty).
+    pub fn oldest_leaves_in(&mut self, now: Instant) -> Option<Duration> {
+        self.requests.prune(now);
+        self.tokens.prune(now);
+        [&self.requests, &self.tokens]
+            .iter()
+            .filter_map(|w| w.events.front().map(|&(t, _)| t))
+            .min()
+            .map(|t| (t + SPAN).saturating_duration_since(now))
+    }
+
     /// True when both windows are empty at `now` (the entry can be dropped).
     pub fn idle(&mut self, now: Instant) -> bool {
         self.requests.used(now) == 0 && self.tokens.used(now) == 0
@@ -206,7 +217,9 @@ mod tests {
             w.admit(t0 + ms(30_500), 10, Some(1000)).refused,
             Some((Limit::Tokens, 30))
         );
+        assert_eq!(w.oldest_leaves_in(t0 + ms(30_500)), Some(ms(29_500)));
         assert!(w.idle(t0 + ms(200_000)));
+        assert_eq!(w.oldest_leaves_in(t0 + ms(200_000)), None);
     }
 
     #[test]
