@@ -140,11 +140,24 @@ pub async fn run_with(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
+    // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
+    let metrics = Some(
+        Metrics::new(
+            prom_registry.clone(),
+            snapshots,
+            settings.strategy.as_str(),
+            shared_health.clone(),
+            settings.prometheus,
+        )
+        .map_err(std::io::Error::other)?,
+    );
+
     let reloader = web::Data::new(handlers::reload::Reloader::new(
         &settings,
         registry.clone(),
         monitor,
         access.clone(),
+        metrics.clone(),
         settings.prometheus.then_some(&prom_registry),
     )?);
     if !settings.config_watch.is_zero() {
@@ -159,18 +172,6 @@ pub async fn run_with(
         f.log();
     }
     let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
-    // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
-    let metrics = Some(
-        Metrics::new(
-            prom_registry,
-            snapshots,
-            settings.strategy.as_str(),
-            shared_health.clone(),
-            settings.prometheus,
-        )
-        .map_err(std::io::Error::other)?,
-    );
-
     let (stages, masking) = pipeline::build(&settings);
     let settings = Arc::new(settings);
     let state = web::Data::new(AppState {

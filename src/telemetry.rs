@@ -144,7 +144,8 @@ pub struct MetricsInner {
     /// `llm_router_fallbacks_total{model_name, reason}`: requests sent on to a fallback model.
     pub fallbacks: IntCounterVec,
     latency_ewma: GaugeVec,
-    snapshots: Vec<Arc<ProviderSnapshot>>,
+    /// The providers whose gauges a scrape reads; replaced by a reload ([`Metrics::set_providers`]).
+    snapshots: std::sync::Mutex<Vec<Arc<ProviderSnapshot>>>,
     strategy: &'static str,
     shared_up: prometheus::IntGauge,
     shared: Option<Arc<llm_router_actors::registry::SharedHealth>>,
@@ -268,7 +269,7 @@ impl Metrics {
             retries,
             fallbacks,
             latency_ewma,
-            snapshots,
+            snapshots: std::sync::Mutex::new(snapshots),
             strategy,
             shared_up,
             shared,
@@ -327,13 +328,32 @@ impl Metrics {
         self.exposed
     }
 
+    /// After a reload: the gauges follow the new provider list, and the series of providers that
+    /// are gone are removed (not left at their last value).
+    pub fn set_providers(&self, list: Vec<Arc<ProviderSnapshot>>) {
+        let mut cur = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        for old in cur.iter() {
+            if !list.iter().any(|s| s.id() == old.id()) {
+                let _ = self.in_flight.remove_label_values(&[old.id()]);
+                let _ = self.healthy.remove_label_values(&[old.id()]);
+                let _ = self.latency_ewma.remove_label_values(&[old.id()]);
+            }
+        }
+        *cur = list;
+    }
+
     /// Prometheus text exposition; gauges are read from the provider snapshots at scrape time.
     pub fn render(&self) -> String {
         let now = std::time::Instant::now();
         if let Some(h) = &self.shared {
             self.shared_up.set(h.is_up() as i64);
         }
-        for s in &self.snapshots {
+        let snapshots = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for s in &snapshots {
             self.in_flight
                 .with_label_values(&[s.id()])
                 .set(s.in_flight() as i64);

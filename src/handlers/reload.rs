@@ -56,6 +56,7 @@ pub struct Reloader {
     registry: Addr<ModelRegistry>,
     monitor: Option<Addr<ProviderMonitor>>,
     access: Arc<crate::access::Access>,
+    metrics: Option<crate::telemetry::Metrics>,
     /// With the FastAPI router's environment configuration the keys come from the environment,
     /// which a running process cannot re-read: the keys file is left alone.
     reload_keys: bool,
@@ -71,6 +72,7 @@ impl Reloader {
         registry: Addr<ModelRegistry>,
         monitor: Option<Addr<ProviderMonitor>>,
         access: Arc<crate::access::Access>,
+        metrics: Option<crate::telemetry::Metrics>,
         prom: Option<&Registry>,
     ) -> std::io::Result<Reloader> {
         let metric = match prom {
@@ -98,6 +100,7 @@ impl Reloader {
             registry,
             monitor,
             access,
+            metrics,
             reload_keys: settings.fastapi.is_none(),
             metric,
             seen: Mutex::new(fingerprint(&settings.models_config_path)),
@@ -193,9 +196,14 @@ impl Reloader {
         if config != *self.live.current() {
             self.live.store(config);
         }
-        if let Some(monitor) = &self.monitor {
+        if self.monitor.is_some() || self.metrics.is_some() {
             if let Ok(list) = self.registry.send(GetProviders).await {
-                monitor.do_send(SetProviders(list));
+                if let Some(m) = &self.metrics {
+                    m.set_providers(list.iter().map(|(s, _)| s.clone()).collect());
+                }
+                if let Some(monitor) = &self.monitor {
+                    monitor.do_send(SetProviders(list));
+                }
             }
         }
         let d = summary.diff;

@@ -521,3 +521,38 @@ async fn reload_needs_an_admin_key_and_rereads_the_keys_file() {
     );
     assert_eq!(chat_as("sk-reload-new-00000").await, 200);
 }
+
+#[actix_rt::test]
+async fn reload_moves_the_provider_gauges_to_the_new_providers() {
+    let (ua, ub) = (
+        FakeUpstream::start(FakeConfig::default()),
+        FakeUpstream::start(FakeConfig::default()),
+    );
+    let t = start(
+        &models_config(&[("m", vec![provider("old-one", &ua)])]),
+        &[("LLM_ROUTER_USE_PROMETHEUS", "1")],
+    );
+    let r = &t.router;
+    let scrape = || async {
+        let mut res = client().get(r.url("/metrics")).send().await.unwrap();
+        String::from_utf8(res.body().limit(1 << 22).await.unwrap().to_vec()).unwrap()
+    };
+    let gauge = |p: &str| format!("llm_router_provider_healthy{{provider_id=\"{p}\"}}");
+    let text = scrape().await;
+    assert!(text.contains(&gauge("old-one")), "{text}");
+    write(
+        &t.path,
+        &models_config(&[("m", vec![provider("new-one", &ub)])]),
+    );
+    let (status, body) = post_reload(r).await;
+    assert_eq!(status, 200, "{body}");
+    let text = scrape().await;
+    assert!(
+        text.contains(&gauge("new-one")),
+        "an added provider has its gauges: {text}"
+    );
+    assert!(
+        !text.contains(&gauge("old-one")),
+        "a removed provider's series are gone: {text}"
+    );
+}
