@@ -112,6 +112,8 @@ pub async fn run(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
+    let (stages, masking) =
+        pipeline::build(&settings, settings.prometheus.then_some(&prom_registry))?;
     let metrics = if settings.prometheus {
         Some(
             Metrics::new(
@@ -126,7 +128,6 @@ pub async fn run(
         None
     };
 
-    let (stages, masking) = pipeline::build(&settings);
     let settings = Arc::new(settings);
     let state = web::Data::new(AppState {
         settings: settings.clone(),

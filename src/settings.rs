@@ -133,7 +133,7 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_MASKING_STRATEGY_PIPELINE",
         "",
-        "masking plugins in order (fast_masker; empty = fast_masker)",
+        "masking plugins in order (fast_masker, pii_masker; empty = fast_masker)",
     ),
     (
         "LLM_ROUTER_MASKING_RESTORE",
@@ -148,17 +148,27 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_FORCE_GUARDRAIL_REQUEST",
         "false",
-        "check every request (not available in this build: refuses to start)",
+        "check every request's text with the request guardrail pipeline",
     ),
     (
         "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
         "",
-        "guardrail plugins in order",
+        "request guardrails in order (nask_guard, sojka_guard)",
     ),
     (
         "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST",
         "false",
-        "audit guardrail events",
+        "audit request guardrail events (not available in this build: refuses to start)",
+    ),
+    (
+        "LLM_ROUTER_FORCE_GUARDRAIL_RESPONSE",
+        "false",
+        "check every answer (not available in this build: refuses to start)",
+    ),
+    (
+        "LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS",
+        "30",
+        "bound on each call to a guardrail or masker service and each probe",
     ),
     (
         "LLM_ROUTER_GUARDRAIL_NASK_GUARD_HOST",
@@ -272,7 +282,6 @@ pub struct Settings {
     /// Zero = no keep-alive scheduler.
     pub keepalive_interval: Duration,
     /// Probe period of the guard/masker services (`LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS`).
-    /// Nothing reads it yet: the privacy pipeline (SPEC §6) that probes those services does.
     pub services_monitor_interval: Duration,
     /// Idle gap after which an SSE heartbeat comment is sent on a stream.
     pub heartbeat: Duration,
@@ -282,6 +291,8 @@ pub struct Settings {
     pub builtin: crate::builtin::BuiltinSettings,
     /// When and how requests are masked (SPEC §6).
     pub masking: crate::pipeline::masking::MaskingSettings,
+    /// Guardrails and the plugin services (SPEC §6).
+    pub pipeline: crate::pipeline::PipelineSettings,
     pub access: crate::access::AccessSettings,
 }
 
@@ -438,18 +449,11 @@ impl Settings {
             .then(|| PathBuf::from(get("LLM_ROUTER_LOG_FILENAME")));
 
         let masking = crate::pipeline::masking::MaskingSettings::from_vars(&get, &mut errs);
-        // Privacy features this build does not have must never be silently skipped.
-        for (name, what) in [
-            ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "request guardrails"),
-            ("LLM_ROUTER_MASKING_WITH_AUDIT", "the masking audit"),
-        ] {
-            if parse_bool(&get(name)) {
-                errs.push(format!(
-                    "{name}: {what} is not available in this build; refusing to start rather than \
-                     send unprotected requests upstream"
-                ));
-            }
-        }
+        let pipeline = crate::pipeline::PipelineSettings::from_vars(
+            &get,
+            &|raw| seconds(raw, Duration::ZERO),
+            &mut errs,
+        );
 
         let mut prefix = get("LLM_ROUTER_EP_PREFIX")
             .trim()
@@ -527,6 +531,7 @@ impl Settings {
             heartbeat: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             masking,
+            pipeline,
             builtin: builtin?,
             access,
         })
