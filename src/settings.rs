@@ -143,7 +143,7 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_MASKING_WITH_AUDIT",
         "false",
-        "audit masking events (not available in this build: refuses to start)",
+        "audit masking events (encrypted records under LLM_ROUTER_AUDIT_DIR)",
     ),
     (
         "LLM_ROUTER_FORCE_GUARDRAIL_REQUEST",
@@ -158,7 +158,22 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST",
         "false",
-        "audit request guardrail events (not available in this build: refuses to start)",
+        "audit request guardrail events (encrypted records under LLM_ROUTER_AUDIT_DIR)",
+    ),
+    (
+        "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_RESPONSE",
+        "false",
+        "audit response guardrail events (not available in this build: refuses to start)",
+    ),
+    (
+        "LLM_ROUTER_AUDIT_PUBLIC_KEY",
+        "resources/keys/llm-router-auditor-pub.asc",
+        "OpenPGP public key the audit records are encrypted to (needed when an audit is on)",
+    ),
+    (
+        "LLM_ROUTER_AUDIT_DIR",
+        "logs/auditor",
+        "directory of the audit records, one file per event",
     ),
     (
         "LLM_ROUTER_FORCE_GUARDRAIL_RESPONSE",

@@ -146,6 +146,7 @@ pub fn refused(guard: &str, direction: &str, answer: &Value) -> RouterError {
 pub async fn check(
     guards: &[Arc<Service>],
     client: &awc::Client,
+    endpoint: &str,
     text: &str,
     direction: &'static str,
     shared: &Shared,
@@ -154,23 +155,23 @@ pub async fn check(
     for g in guards {
         let answer = g.call(client, &body).await;
         let outcome = answer.and_then(|a| verdict(&a).map(|safe| (safe, a)));
-        let record = |verdict: Value| {
-            shared.audit_guardrail(direction, g.name, text, verdict);
+        let record = |verdict: &Value| {
+            shared.audit_guardrail(endpoint, direction, g.name, text, verdict);
         };
         match outcome {
-            Ok((true, a)) => record(a),
+            Ok((true, a)) => record(&a),
             Ok((false, a)) => {
                 shared
                     .metrics
                     .guardrail_incident(g.name, direction, "unsafe");
-                record(a.clone());
+                record(&a);
                 return Err(refused(g.name, direction, &a));
             }
             Err(e) => {
                 shared
                     .metrics
                     .guardrail_incident(g.name, direction, e.kind());
-                record(json!({"error": e.to_string()}));
+                record(&json!({"error": e.to_string()}));
                 tracing::warn!(guardrail = g.name, direction, error = %e, "guardrail failed: blocked");
                 return Err(blocked(g.name, &e));
             }
@@ -191,7 +192,7 @@ impl RequestStage for GuardrailStage {
         _api: ClientApi,
         client: &'a awc::Client,
         body: &'a mut BytesMut,
-        _ctx: &'a mut RequestContext,
+        ctx: &'a mut RequestContext,
     ) -> LocalBoxFuture<'a, Result<(), RouterError>> {
         Box::pin(async move {
             let doc: Value = match serde_json::from_slice(body) {
@@ -200,7 +201,15 @@ impl RequestStage for GuardrailStage {
                 Err(_) => return Ok(()),
             };
             let text = request_text(&doc);
-            check(&self.guards, client, &text, "request", &self.shared).await
+            check(
+                &self.guards,
+                client,
+                &ctx.endpoint,
+                &text,
+                "request",
+                &self.shared,
+            )
+            .await
         })
     }
 }

@@ -147,11 +147,13 @@ impl Masking {
     async fn mask_document(
         &self,
         client: &awc::Client,
+        endpoint: &str,
         doc: &mut serde_json::Map<String, Value>,
     ) -> Result<MaskMappings, RouterError> {
         let mut mappings = MaskMappings::new();
         let model = doc.remove("model");
         let mut value = Value::Object(std::mem::take(doc));
+        let before = self.shared.audit.as_ref().map(|_| value.clone());
         for m in &self.settings.pipeline {
             match m {
                 Masker::FastMasker => {
@@ -177,6 +179,11 @@ impl Masking {
         }
         if !mappings.is_empty() {
             self.shared.metrics.masker_incident("pipeline", "masked");
+        }
+        if let Some(before) = before {
+            let plugins: Vec<&str> = self.settings.pipeline.iter().map(|m| m.name()).collect();
+            self.shared
+                .audit_masking(endpoint, &plugins, &before, &value, &mappings);
         }
         if let Value::Object(masked) = value {
             *doc = masked;
@@ -266,7 +273,10 @@ impl MaskingStage {
         let (asked, restore) = asked(doc.get("anonymize"))?;
         doc.remove("anonymize");
         if s.force || asked {
-            let mappings = self.0.mask_document(client, &mut doc).await?;
+            let mappings = self
+                .0
+                .mask_document(client, &ctx.endpoint, &mut doc)
+                .await?;
             if (s.restore || restore) && !mappings.is_empty() {
                 let escaped = mappings.iter().map(|(p, o)| (p.clone(), json_escaped(o)));
                 ctx.restore = Some(Mappings::new(escaped));

@@ -9,6 +9,7 @@
 //! the plugin), an unsafe verdict refuses it (422 naming the guardrail); neither reaches a
 //! provider.
 
+pub mod audit;
 pub mod guardrails;
 pub mod masking;
 pub mod services;
@@ -16,7 +17,7 @@ pub mod services;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::relay::stages::{RequestStage, Stages};
 use crate::settings::{parse_bool, Settings};
@@ -36,6 +37,8 @@ pub struct PipelineSettings {
     pub sojka_host: String,
     /// Bound on every plugin call and probe.
     pub timeout: Duration,
+    /// The audit, when any `*_WITH_AUDIT*` is on.
+    pub audit: Option<audit::AuditSettings>,
 }
 
 impl PipelineSettings {
@@ -78,14 +81,14 @@ impl PipelineSettings {
             }
             s.guard_request = pipeline;
         }
+        s.audit = audit::AuditSettings::from_vars(get, errs);
         // Parts of SPEC §6 this build does not have must never be silently skipped.
         for (name, what) in [
-            ("LLM_ROUTER_MASKING_WITH_AUDIT", "the masking audit"),
-            (
-                "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST",
-                "the guardrail audit",
-            ),
             ("LLM_ROUTER_FORCE_GUARDRAIL_RESPONSE", "response guardrails"),
+            (
+                "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_RESPONSE",
+                "the response guardrail audit",
+            ),
         ] {
             if parse_bool(&get(name)) {
                 errs.push(format!(
@@ -116,14 +119,56 @@ pub fn host(get: &dyn Fn(&str) -> String, var: &str, errs: &mut Vec<String>) -> 
     h
 }
 
-/// What every stage shares: the incident counters (and the audit, when on).
+/// What every stage shares: the incident counters and the audit, when on.
 pub struct Shared {
     pub metrics: PipelineMetrics,
+    pub audit: Option<audit::Auditor>,
 }
 
 impl Shared {
-    /// One guardrail event, for the audit.
-    pub fn audit_guardrail(&self, _direction: &str, _guard: &str, _text: &str, _verdict: Value) {}
+    /// One guardrail event, for the audit (when on for that direction). `verdict`: the
+    /// guardrail's answer, or `{"error": ...}` when it failed.
+    pub fn audit_guardrail(
+        &self,
+        endpoint: &str,
+        direction: &str,
+        guard: &str,
+        text: &str,
+        verdict: &Value,
+    ) {
+        let Some(a) = &self.audit else { return };
+        if direction == "request" && a.guard_request {
+            let safe = guardrails::verdict(verdict).ok();
+            a.record(
+                "guardrail_request",
+                json!({"endpoint": endpoint, "guardrail": guard, "text": text,
+                       "safe": safe, "verdict": verdict}),
+            );
+        }
+    }
+
+    /// One masking event, for the audit (when on).
+    pub fn audit_masking(
+        &self,
+        endpoint: &str,
+        plugins: &[&str],
+        before: &Value,
+        after: &Value,
+        mappings: &[(String, String)],
+    ) {
+        let Some(a) = &self.audit else { return };
+        if a.masking {
+            let mappings: serde_json::Map<String, Value> = mappings
+                .iter()
+                .map(|(p, o)| (p.clone(), Value::String(o.clone())))
+                .collect();
+            a.record(
+                "masker",
+                json!({"endpoint": endpoint, "plugins": plugins, "before": before,
+                       "after": after, "mappings": mappings}),
+            );
+        }
+    }
 }
 
 /// The pipeline for these settings, in SPEC order (utils → guardrails → masking), and the masker
@@ -135,8 +180,9 @@ pub fn build(
     registry: Option<&prometheus::Registry>,
 ) -> std::io::Result<(Stages, Arc<masking::Masking>)> {
     let metrics = PipelineMetrics::new(registry).map_err(std::io::Error::other)?;
-    let shared = Arc::new(Shared { metrics });
     let p = &settings.pipeline;
+    let audit = p.audit.as_ref().map(audit::Auditor::start).transpose()?;
+    let shared = Arc::new(Shared { metrics, audit });
     let mut services: Vec<Arc<Service>> = Vec::new();
     let mut request: Vec<Box<dyn RequestStage>> = Vec::new();
     if !p.guard_request.is_empty() {

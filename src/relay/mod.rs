@@ -93,7 +93,10 @@ async fn serve(
     let started = Instant::now();
     let s = &state.settings;
     let mut body = read_body(req, payload, s.max_body).await?;
-    let mut ctx = stages::RequestContext::default();
+    let mut ctx = stages::RequestContext {
+        endpoint: req.path().to_string(),
+        ..Default::default()
+    };
     state
         .stages
         .run_request(api, client, &mut body, &mut ctx)

@@ -22,6 +22,8 @@ pub struct RequestContext {
     /// The request was masked and the client asked for the originals back: placeholder →
     /// original, for this request only.
     pub restore: Option<Mappings>,
+    /// The request's path (for the audit records).
+    pub endpoint: String,
 }
 
 /// One step of the request side (see the module docs).

@@ -714,3 +714,153 @@ fn privacy_plugin_configuration_errors_are_start_up_errors() {
         assert!(errs.iter().any(|e| e.contains(want)), "{env:?}: {errs:#?}");
     }
 }
+
+/// Runs a program, returning its stdout; panics with its stderr when it fails.
+fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[actix_rt::test]
+async fn privacy_audit_records_are_encrypted_to_the_operator_key_and_decrypt_with_gpg() {
+    if std::process::Command::new("gpg")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: gpg is not installed (scripts/test.sh installs gnupg)");
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    let out = tmp.path().join("auditor");
+    run(std::process::Command::new("bash")
+        .arg(format!("{root}/scripts/audit-keygen.sh"))
+        .arg(&keys));
+    let gnupg = keys.join("gnupg");
+    let svc = Plugins::start(Mode::Faithful);
+    let url = svc.url();
+    let key = keys
+        .join("llm-router-auditor-pub.asc")
+        .display()
+        .to_string();
+    let dir = out.display().to_string();
+    let (_up, r) = single(
+        echo(),
+        &[
+            ("LLM_ROUTER_MASKING_WITH_AUDIT", "1"),
+            ("LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST", "1"),
+            ("LLM_ROUTER_AUDIT_PUBLIC_KEY", &key),
+            ("LLM_ROUTER_AUDIT_DIR", &dir),
+            ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "1"),
+            (
+                "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
+                "nask_guard",
+            ),
+            ("LLM_ROUTER_GUARDRAIL_NASK_GUARD_HOST", &url),
+        ],
+    );
+    let mut body = chat(&secret_text());
+    body["anonymize"] = json!(true);
+    let (status, answer) = post(&r, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "audit"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async { files().len() == 2 }).await,
+        "one record per event: {:?}",
+        files()
+    );
+    let mut records = Vec::new();
+    for f in files() {
+        let armored = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            armored.starts_with("-----BEGIN PGP MESSAGE-----"),
+            "{armored}"
+        );
+        assert!(!armored.contains(PESEL), "encrypted at rest");
+        let plain = run(std::process::Command::new("gpg")
+            .env("GNUPGHOME", &gnupg)
+            .args(["--batch", "--quiet", "--decrypt"])
+            .arg(&f));
+        let v: Value = serde_json::from_str(&plain).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(&format!("{}__", v["audit_type"].as_str().unwrap())),
+            "{name}: {v}"
+        );
+        records.push(v);
+    }
+    let masker = records
+        .iter()
+        .find(|r| r["audit_type"] == "masker")
+        .unwrap();
+    assert_eq!(masker["endpoint"], "/v1/chat/completions");
+    assert_eq!(masker["plugins"], json!(["fast_masker"]));
+    assert_eq!(
+        masker["before"]["messages"][0]["content"],
+        json!(secret_text())
+    );
+    assert_eq!(
+        masker["after"]["messages"][0]["content"],
+        json!("Mój PESEL to {PESEL_1} a e-mail {EMAIL_1} proszę")
+    );
+    assert_eq!(
+        masker["mappings"],
+        json!({"{PESEL_1}": PESEL, "{EMAIL_1}": EMAIL})
+    );
+    assert!(masker["timestamp"].as_str().unwrap().ends_with('Z'));
+    let guard = records
+        .iter()
+        .find(|r| r["audit_type"] == "guardrail_request")
+        .unwrap();
+    assert_eq!(guard["guardrail"], "nask_guard");
+    assert_eq!(guard["safe"], json!(true));
+    assert_eq!(guard["text"], json!(secret_text()));
+    assert_eq!(guard["verdict"]["results"]["safe"], json!(true));
+    // The decrypt script reads the whole folder.
+    let all = run(std::process::Command::new("bash")
+        .arg(format!("{root}/scripts/audit-decrypt.sh"))
+        .arg(&out)
+        .arg(&gnupg));
+    assert_eq!(all.matches("\"audit_type\"").count(), 2, "{all}");
+    let _ = std::process::Command::new("gpgconf")
+        .env("GNUPGHOME", &gnupg)
+        .args(["--kill", "gpg-agent"])
+        .status();
+}
+
+#[test]
+fn privacy_an_audit_without_its_key_is_a_start_up_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("absent.asc").display().to_string();
+    let vars: std::collections::HashMap<String, String> = [
+        ("LLM_ROUTER_MASKING_WITH_AUDIT", "1"),
+        ("LLM_ROUTER_AUDIT_PUBLIC_KEY", key.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let errs = llm_router::Settings::from_vars(&vars)
+        .err()
+        .unwrap_or_default();
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("LLM_ROUTER_AUDIT_PUBLIC_KEY: {key}: cannot read"))),
+        "{errs:#?}"
+    );
+}
