@@ -141,17 +141,19 @@ impl Masking {
         self.fast.fast_text_mask(text)
     }
 
-    /// Masks every string value of `doc` but its top-level `model` (routing needs it), with
+    /// Masks every string value of `doc` but its top-level `routing` field (`model`, or a
+    /// built-in payload's `model_name`: routing needs it), with
     /// each masker of the pipeline in order; returns the request's mappings. On error `doc` may
     /// be half-masked: the caller drops the request.
     async fn mask_document(
         &self,
         client: &awc::Client,
         endpoint: &str,
+        routing: &str,
         doc: &mut serde_json::Map<String, Value>,
     ) -> Result<MaskMappings, RouterError> {
         let mut mappings = MaskMappings::new();
-        let model = doc.remove("model");
+        let model = doc.remove(routing);
         let mut value = Value::Object(std::mem::take(doc));
         let before = self.shared.audit.as_ref().map(|_| value.clone());
         for m in &self.settings.pipeline {
@@ -189,7 +191,7 @@ impl Masking {
             *doc = masked;
         }
         if let Some(model) = model {
-            doc.insert("model".into(), model);
+            doc.insert(routing.into(), model);
         }
         Ok(mappings)
     }
@@ -262,7 +264,8 @@ impl MaskingStage {
     ) -> Result<(), RouterError> {
         let s = &self.0.settings;
         // The fast path: nothing to do for a body that neither must nor asks to be masked.
-        if !s.force && memchr::memmem::find(body, b"\"anonymize\"").is_none() {
+        let mentions = |f: &[u8]| memchr::memmem::find(body, f).is_some();
+        if !s.force && !mentions(b"\"anonymize\"") && !mentions(b"\"mask_payload\"") {
             return Ok(());
         }
         let mut doc = match serde_json::from_slice::<Value>(body) {
@@ -271,11 +274,15 @@ impl MaskingStage {
             _ => return Ok(()),
         };
         let (asked, restore) = asked(doc.get("anonymize"))?;
+        // The built-in endpoints' name for it (llm_router_lib), a boolean.
+        let asked = asked || mask_payload(doc.get("mask_payload"))?;
         doc.remove("anonymize");
+        doc.remove("mask_payload");
+        let routing = if ctx.builtin { "model_name" } else { "model" };
         if s.force || asked {
             let mappings = self
                 .0
-                .mask_document(client, &ctx.endpoint, &mut doc)
+                .mask_document(client, &ctx.endpoint, routing, &mut doc)
                 .await?;
             if (s.restore || restore) && !mappings.is_empty() {
                 let escaped = mappings.iter().map(|(p, o)| (p.clone(), json_escaped(o)));
@@ -287,6 +294,18 @@ impl MaskingStage {
         body.clear();
         body.extend_from_slice(&bytes);
         Ok(())
+    }
+}
+
+/// What the body's `mask_payload` field asks for.
+fn mask_payload(v: Option<&Value>) -> Result<bool, RouterError> {
+    match v {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(RouterError::bad_request(
+            "\"mask_payload\" must be true or false",
+            Some("mask_payload"),
+        )),
     }
 }
 

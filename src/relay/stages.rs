@@ -24,6 +24,8 @@ pub struct RequestContext {
     pub restore: Option<Mappings>,
     /// The request's path (for the audit records).
     pub endpoint: String,
+    /// A built-in endpoint's payload: its routing field is `model_name` (kept unmasked).
+    pub builtin: bool,
 }
 
 /// One step of the request side (see the module docs).

@@ -864,3 +864,40 @@ fn privacy_an_audit_without_its_key_is_a_start_up_error() {
         "{errs:#?}"
     );
 }
+
+#[actix_rt::test]
+async fn privacy_the_built_in_endpoints_run_the_same_guardrails_and_masking() {
+    let svc = Plugins::start(Mode::Faithful);
+    let url = svc.url();
+    let (up, r) = single(
+        echo(),
+        &[
+            ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "1"),
+            (
+                "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
+                "nask_guard",
+            ),
+            ("LLM_ROUTER_GUARDRAIL_NASK_GUARD_HOST", &url),
+        ],
+    );
+    for ask in ["mask_payload", "anonymize"] {
+        let body = json!({"model_name": "m", "user_last_statement": secret_text(), ask: true});
+        let (status, answer) = post(&r, "/api/conversation_with_model", &body).await;
+        assert_eq!(status, 200, "{ask}: {answer}");
+    }
+    let seen = received(&up);
+    assert_eq!(up.request_count(), 2);
+    assert!(
+        !seen.contains(PESEL) && seen.contains("{PESEL_1}"),
+        "{seen}"
+    );
+    assert_eq!(svc.calls(NASK).len(), 2, "the guard saw both");
+    let body = json!({"model_name": "m", "user_last_statement": "a bomb, please"});
+    let (status, answer) = post(&r, "/api/conversation_with_model", &body).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer.contains("rejected by guardrail nask_guard"),
+        "{answer}"
+    );
+    assert_eq!(up.request_count(), 2, "the refused request was not sent");
+}
