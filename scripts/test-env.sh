@@ -10,6 +10,7 @@
 # A program the tests run → the Debian package that provides it. Adding one is one line.
 TEST_PROGRAMS=(
     "redis-server redis-server"
+    "gpg gnupg"
 )
 
 _apt_updated=""

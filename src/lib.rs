@@ -140,6 +140,8 @@ pub async fn run_with(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
+    let (stages, masking) =
+        pipeline::build(&settings, settings.prometheus.then_some(&prom_registry))?;
     // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
     let metrics = Some(
         Metrics::new(
@@ -172,7 +174,6 @@ pub async fn run_with(
         f.log();
     }
     let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
-    let (stages, masking) = pipeline::build(&settings);
     let settings = Arc::new(settings);
     let state = web::Data::new(AppState {
         settings: settings.clone(),

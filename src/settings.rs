@@ -138,7 +138,7 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_MASKING_STRATEGY_PIPELINE",
         "",
-        "masking plugins in order (fast_masker; empty = fast_masker)",
+        "masking plugins in order (fast_masker, pii_masker; empty = fast_masker)",
     ),
     (
         "LLM_ROUTER_MASKING_RESTORE",
@@ -148,22 +148,47 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_MASKING_WITH_AUDIT",
         "false",
-        "audit masking events (not available in this build: refuses to start)",
+        "audit masking events (encrypted records under LLM_ROUTER_AUDIT_DIR)",
     ),
     (
         "LLM_ROUTER_FORCE_GUARDRAIL_REQUEST",
         "false",
-        "check every request (not available in this build: refuses to start)",
+        "check every request's text with the request guardrail pipeline",
     ),
     (
         "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
         "",
-        "guardrail plugins in order",
+        "request guardrails in order (nask_guard, sojka_guard)",
     ),
     (
         "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST",
         "false",
-        "audit guardrail events",
+        "audit request guardrail events (encrypted records under LLM_ROUTER_AUDIT_DIR)",
+    ),
+    (
+        "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_RESPONSE",
+        "false",
+        "audit response guardrail events (not available in this build: refuses to start)",
+    ),
+    (
+        "LLM_ROUTER_AUDIT_PUBLIC_KEY",
+        "resources/keys/llm-router-auditor-pub.asc",
+        "OpenPGP public key the audit records are encrypted to (needed when an audit is on)",
+    ),
+    (
+        "LLM_ROUTER_AUDIT_DIR",
+        "logs/auditor",
+        "directory of the audit records, one file per event",
+    ),
+    (
+        "LLM_ROUTER_FORCE_GUARDRAIL_RESPONSE",
+        "false",
+        "check every answer (not available in this build: refuses to start)",
+    ),
+    (
+        "LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS",
+        "30",
+        "bound on each call to a guardrail or masker service and each probe",
     ),
     (
         "LLM_ROUTER_GUARDRAIL_NASK_GUARD_HOST",
@@ -292,7 +317,6 @@ pub struct Settings {
     /// Zero = no keep-alive scheduler.
     pub keepalive_interval: Duration,
     /// Probe period of the guard/masker services (`LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS`).
-    /// Nothing reads it yet: the privacy pipeline (SPEC §6) that probes those services does.
     pub services_monitor_interval: Duration,
     /// Idle gap after which an SSE heartbeat comment is sent on a stream.
     pub heartbeat: Duration,
@@ -305,6 +329,8 @@ pub struct Settings {
     pub builtin: crate::builtin::BuiltinSettings,
     /// When and how requests are masked (SPEC §6).
     pub masking: crate::pipeline::masking::MaskingSettings,
+    /// Guardrails and the plugin services (SPEC §6).
+    pub pipeline: crate::pipeline::PipelineSettings,
     pub access: crate::access::AccessSettings,
     /// Set when the configuration came from the FastAPI failover router's variables (no
     /// models-config file): the mapping, logged at start-up.
@@ -469,18 +495,11 @@ impl Settings {
             .then(|| PathBuf::from(get("LLM_ROUTER_LOG_FILENAME")));
 
         let masking = crate::pipeline::masking::MaskingSettings::from_vars(&get, &mut errs);
-        // Privacy features this build does not have must never be silently skipped.
-        for (name, what) in [
-            ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "request guardrails"),
-            ("LLM_ROUTER_MASKING_WITH_AUDIT", "the masking audit"),
-        ] {
-            if parse_bool(&get(name)) {
-                errs.push(format!(
-                    "{name}: {what} is not available in this build; refusing to start rather than \
-                     send unprotected requests upstream"
-                ));
-            }
-        }
+        let pipeline = crate::pipeline::PipelineSettings::from_vars(
+            &get,
+            &|raw| seconds(raw, Duration::ZERO),
+            &mut errs,
+        );
 
         let mut prefix = get("LLM_ROUTER_EP_PREFIX")
             .trim()
@@ -586,6 +605,7 @@ impl Settings {
             shutdown_grace,
             cors,
             masking,
+            pipeline,
             builtin: builtin?,
             access,
             fastapi,

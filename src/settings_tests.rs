@@ -59,7 +59,7 @@ fn every_bad_variable_is_reported_at_once() {
         .iter()
         .any(|e| e.contains("unknown balance strategy \"random\"; valid: balanced")));
     assert!(errs.iter().any(|e| e
-        .starts_with("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST: request guardrails is not available")));
+        .starts_with("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST: on, but LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST names no guardrail")));
     assert!(errs
         .iter()
         .any(|e| e.starts_with("/nonexistent/models.json: cannot read")));

@@ -370,3 +370,52 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 }
+
+/// The privacy pipeline's counters (SPEC §6, §8), registered when Prometheus is on and counted
+/// either way (so callers never branch on it):
+///
+/// - `masker_incidents_total{plugin, outcome}`: `plugin="pipeline", outcome="masked"` for each
+///   request in which something was masked; `plugin="pii_masker"` with the failure as `outcome`
+///   (`down`, `timeout`, `unreachable`, `status`, `bad_answer`) for each request it blocked.
+/// - `guardrail_incidents_total{plugin, direction, outcome}`: `outcome="unsafe"` for each
+///   refusal, or the failure kind as above for each request a failing guardrail blocked;
+///   `direction` is `request` or `response`.
+#[derive(Clone)]
+pub struct PipelineMetrics {
+    masker: IntCounterVec,
+    guardrail: IntCounterVec,
+}
+
+impl PipelineMetrics {
+    pub fn new(registry: Option<&Registry>) -> prometheus::Result<PipelineMetrics> {
+        let masker = IntCounterVec::new(
+            Opts::new(
+                "masker_incidents_total",
+                "Requests masked, and requests a failing masker blocked",
+            ),
+            &["plugin", "outcome"],
+        )?;
+        let guardrail = IntCounterVec::new(
+            Opts::new(
+                "guardrail_incidents_total",
+                "Guardrail refusals, and requests or answers a failing guardrail blocked",
+            ),
+            &["plugin", "direction", "outcome"],
+        )?;
+        if let Some(r) = registry {
+            r.register(Box::new(masker.clone()))?;
+            r.register(Box::new(guardrail.clone()))?;
+        }
+        Ok(PipelineMetrics { masker, guardrail })
+    }
+
+    pub fn masker_incident(&self, plugin: &str, outcome: &str) {
+        self.masker.with_label_values(&[plugin, outcome]).inc();
+    }
+
+    pub fn guardrail_incident(&self, plugin: &str, direction: &str, outcome: &str) {
+        self.guardrail
+            .with_label_values(&[plugin, direction, outcome])
+            .inc();
+    }
+}

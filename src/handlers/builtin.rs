@@ -165,7 +165,19 @@ async fn handle(
         }
         .into());
     }
-    let body = read_body(req, payload, s.max_body).await?;
+    let mut body = read_body(req, payload, s.max_body).await?;
+    // The privacy pipeline, as on the proxied routes: guardrails, then masking (answers are not
+    // restored here).
+    let mut ctx = crate::relay::stages::RequestContext {
+        endpoint: req.path().to_string(),
+        builtin: true,
+        ..Default::default()
+    };
+    let api = crate::relay::ClientApi::Generate(crate::relay::Ingress::OpenAiChat);
+    state
+        .stages
+        .run_request(api, &client, &mut body, &mut ctx)
+        .await?;
     let default_language = Language::parse(&s.default_language).unwrap_or(Language::Pl);
     let plan = routes::plan(route, &body, &s.builtin.prompts, default_language)?;
     // Checked before any call, so a per-text request never fans out to an unknown model.

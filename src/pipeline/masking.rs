@@ -7,15 +7,25 @@
 //! strings, so the restorer works on the bytes the client gets — a placeholder split across two
 //! frames included — and writes each original JSON-escaped.
 //!
+//! With `pii_masker` in `LLM_ROUTER_MASKING_STRATEGY_PIPELINE` the document (without its
+//! `model`) is POSTed to `{LLM_ROUTER_MASKER_PII_HOST}/api/maskers/pii`, which answers
+//! `{"anonymized": <the document masked>, "mappings": {placeholder: original}}`; the plugins run
+//! in the variable's order, each on the previous one's output.
+//!
 //! Fail closed: a request whose body asks for masking but cannot be read is refused (400), and a
-//! masker that cannot run blocks the request; nothing is ever sent unmasked.
+//! masker that cannot run blocks the request (503 naming it) — down, timeout, non-2xx, not JSON,
+//! or an `anonymized` that is missing, empty or not a document like the one sent. Nothing is
+//! ever sent unmasked, and never an empty payload in place of the request.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::LocalBoxFuture;
 use llm_router_masker::{FastMasker, Mappings, MaskSession, Restorer};
 use serde_json::Value;
 
+use super::services::{blocked, PluginError, Service};
+use super::Shared;
 use crate::errors::RouterError;
 use crate::relay::stages::{FrameStage, FrameStageFactory, RequestContext, RequestStage};
 use crate::relay::ClientApi;
@@ -25,6 +35,16 @@ use crate::settings::parse_bool;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Masker {
     FastMasker,
+    PiiMasker,
+}
+
+impl Masker {
+    pub fn name(self) -> &'static str {
+        match self {
+            Masker::FastMasker => "fast_masker",
+            Masker::PiiMasker => "pii_masker",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -34,6 +54,8 @@ pub struct MaskingSettings {
     /// Put the originals back into every masked request's answer.
     pub restore: bool,
     pub pipeline: Vec<Masker>,
+    /// The `pii_masker` service (`LLM_ROUTER_MASKER_PII_HOST`).
+    pub pii_host: String,
 }
 
 impl MaskingSettings {
@@ -48,27 +70,37 @@ impl MaskingSettings {
             .map(str::trim)
             .filter(|n| !n.is_empty())
         {
-            match name {
-                "fast_masker" => pipeline.push(Masker::FastMasker),
-                // Fail closed: a configured masker that cannot run must stop the start, never be
-                // skipped.
-                "pii_masker" => errs.push(
-                    "LLM_ROUTER_MASKING_STRATEGY_PIPELINE: pii_masker is not available in this \
-                     build; refusing to start rather than send requests it should have masked"
-                        .into(),
-                ),
-                other => errs.push(format!(
-                    "LLM_ROUTER_MASKING_STRATEGY_PIPELINE: unknown masker \"{other}\"; valid: fast_masker, pii_masker"
-                )),
+            let m = match name {
+                "fast_masker" => Masker::FastMasker,
+                "pii_masker" => Masker::PiiMasker,
+                other => {
+                    errs.push(format!(
+                        "LLM_ROUTER_MASKING_STRATEGY_PIPELINE: unknown masker \"{other}\"; valid: fast_masker, pii_masker"
+                    ));
+                    continue;
+                }
+            };
+            if !pipeline.contains(&m) {
+                pipeline.push(m);
             }
         }
         if pipeline.is_empty() {
             pipeline.push(Masker::FastMasker);
         }
+        let pii_host = super::host(&get, "LLM_ROUTER_MASKER_PII_HOST", errs);
+        // Fail closed: a configured masker that cannot run must stop the start, never be skipped.
+        if pipeline.contains(&Masker::PiiMasker) && pii_host.is_empty() {
+            errs.push(
+                "LLM_ROUTER_MASKING_STRATEGY_PIPELINE: pii_masker needs its service: set \
+                 LLM_ROUTER_MASKER_PII_HOST"
+                    .into(),
+            );
+        }
         MaskingSettings {
             force,
             restore: parse_bool(&get("LLM_ROUTER_MASKING_RESTORE")),
             pipeline,
+            pii_host,
         }
     }
 }
@@ -77,13 +109,30 @@ impl MaskingSettings {
 pub struct Masking {
     settings: MaskingSettings,
     fast: FastMasker,
+    pii: Option<Arc<Service>>,
+    shared: Arc<Shared>,
 }
 
+/// What masking one request produced: placeholder → original, in issue order.
+type MaskMappings = Vec<(String, String)>;
+
 impl Masking {
-    pub fn new(settings: &MaskingSettings) -> Masking {
+    /// `pii`: the `pii_masker` service, present exactly when the pipeline names it.
+    pub fn new(
+        settings: &MaskingSettings,
+        pii: Option<Arc<Service>>,
+        shared: Arc<Shared>,
+    ) -> Masking {
+        assert_eq!(
+            pii.is_some(),
+            settings.pipeline.contains(&Masker::PiiMasker),
+            "the pii_masker service goes with the pipeline naming it"
+        );
         Masking {
             settings: settings.clone(),
             fast: FastMasker::new(),
+            pii,
+            shared,
         }
     }
 
@@ -92,25 +141,90 @@ impl Masking {
         self.fast.fast_text_mask(text)
     }
 
-    /// Masks every string value of `doc` but its top-level `model` (routing needs it); returns
-    /// the request's mappings.
-    fn mask_document(&self, doc: &mut serde_json::Map<String, Value>) -> MaskSession {
-        let mut session = MaskSession::new();
-        let model = doc.remove("model");
+    /// Masks every string value of `doc` but its top-level `routing` field (`model`, or a
+    /// built-in payload's `model_name`: routing needs it), with
+    /// each masker of the pipeline in order; returns the request's mappings. On error `doc` may
+    /// be half-masked: the caller drops the request.
+    async fn mask_document(
+        &self,
+        client: &awc::Client,
+        endpoint: &str,
+        routing: &str,
+        doc: &mut serde_json::Map<String, Value>,
+    ) -> Result<MaskMappings, RouterError> {
+        let mut mappings = MaskMappings::new();
+        let model = doc.remove(routing);
         let mut value = Value::Object(std::mem::take(doc));
+        let before = self.shared.audit.as_ref().map(|_| value.clone());
         for m in &self.settings.pipeline {
             match m {
-                Masker::FastMasker => self.fast.mask_json(&mut value, &mut session),
+                Masker::FastMasker => {
+                    let mut session = MaskSession::new();
+                    self.fast.mask_json(&mut value, &mut session);
+                    mappings.extend_from_slice(session.mappings());
+                }
+                Masker::PiiMasker => {
+                    let pii = self.pii.as_ref().expect("built with the pipeline");
+                    match pii_mask(pii, client, value).await {
+                        Ok((masked, found)) => {
+                            value = masked;
+                            mappings.extend(found);
+                        }
+                        Err(e) => {
+                            self.shared.metrics.masker_incident(pii.name, e.kind());
+                            tracing::warn!(masker = pii.name, error = %e, "masker failed: blocked");
+                            return Err(blocked(pii.name, &e));
+                        }
+                    }
+                }
             }
+        }
+        if !mappings.is_empty() {
+            self.shared.metrics.masker_incident("pipeline", "masked");
+        }
+        if let Some(before) = before {
+            let plugins: Vec<&str> = self.settings.pipeline.iter().map(|m| m.name()).collect();
+            self.shared
+                .audit_masking(endpoint, &plugins, &before, &value, &mappings);
         }
         if let Value::Object(masked) = value {
             *doc = masked;
         }
         if let Some(model) = model {
-            doc.insert("model".into(), model);
+            doc.insert(routing.into(), model);
         }
-        session
+        Ok(mappings)
     }
+}
+
+/// One `pii_masker` call: the masked document and its mappings, or why there are none. The
+/// answer must carry an `anonymized` document of the same kind as the one sent (an object for
+/// an object) — never an empty payload in its place — and `mappings`, when present, must map
+/// strings to strings.
+async fn pii_mask(
+    pii: &Service,
+    client: &awc::Client,
+    doc: Value,
+) -> Result<(Value, MaskMappings), PluginError> {
+    let mut answer = pii.call(client, &doc).await?;
+    let bad = |why: &str| PluginError::BadAnswer(why.to_string());
+    let masked = match answer.get_mut("anonymized").map(Value::take) {
+        Some(v @ Value::Object(_)) if doc.is_object() => v,
+        Some(_) => return Err(bad("\"anonymized\" is not the request document")),
+        None => return Err(bad("no \"anonymized\"")),
+    };
+    let mut found = MaskMappings::new();
+    match answer.get("mappings") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (p, o) in m {
+                let o = o.as_str().ok_or_else(|| bad("a mapping is not a string"))?;
+                found.push((p.clone(), o.to_string()));
+            }
+        }
+        Some(_) => return Err(bad("\"mappings\" is not an object")),
+    }
+    Ok((masked, found))
 }
 
 /// The request-side stage: masks when forced or asked for.
@@ -130,9 +244,21 @@ fn asked(v: Option<&Value>) -> Result<(bool, bool), RouterError> {
 }
 
 impl RequestStage for MaskingStage {
-    fn apply(
-        &self,
+    fn apply<'a>(
+        &'a self,
         _api: ClientApi,
+        client: &'a awc::Client,
+        body: &'a mut BytesMut,
+        ctx: &'a mut RequestContext,
+    ) -> LocalBoxFuture<'a, Result<(), RouterError>> {
+        Box::pin(self.mask(client, body, ctx))
+    }
+}
+
+impl MaskingStage {
+    async fn mask(
+        &self,
+        client: &awc::Client,
         body: &mut BytesMut,
         ctx: &mut RequestContext,
     ) -> Result<(), RouterError> {
@@ -140,7 +266,9 @@ impl RequestStage for MaskingStage {
         // The fast path: nothing to do for a body that neither must nor asks to be masked.
         static ANONYMIZE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
             std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"anonymize\""));
-        if !s.force && ANONYMIZE.find(body).is_none() {
+        static MASK_PAYLOAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"mask_payload\""));
+        if !s.force && ANONYMIZE.find(body).is_none() && MASK_PAYLOAD.find(body).is_none() {
             return Ok(());
         }
         let mut doc = match serde_json::from_slice::<Value>(body) {
@@ -149,14 +277,18 @@ impl RequestStage for MaskingStage {
             _ => return Ok(()),
         };
         let (asked, restore) = asked(doc.get("anonymize"))?;
+        // The built-in endpoints' name for it (llm_router_lib), a boolean.
+        let asked = asked || mask_payload(doc.get("mask_payload"))?;
         doc.remove("anonymize");
+        doc.remove("mask_payload");
+        let routing = if ctx.builtin { "model_name" } else { "model" };
         if s.force || asked {
-            let session = self.0.mask_document(&mut doc);
-            if (s.restore || restore) && !session.is_empty() {
-                let escaped = session
-                    .mappings()
-                    .iter()
-                    .map(|(p, o)| (p.clone(), json_escaped(o)));
+            let mappings = self
+                .0
+                .mask_document(client, &ctx.endpoint, routing, &mut doc)
+                .await?;
+            if (s.restore || restore) && !mappings.is_empty() {
+                let escaped = mappings.iter().map(|(p, o)| (p.clone(), json_escaped(o)));
                 ctx.restore = Some(Mappings::new(escaped));
             }
         }
@@ -165,6 +297,18 @@ impl RequestStage for MaskingStage {
         body.clear();
         body.extend_from_slice(&bytes);
         Ok(())
+    }
+}
+
+/// What the body's `mask_payload` field asks for.
+fn mask_payload(v: Option<&Value>) -> Result<bool, RouterError> {
+    match v {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(RouterError::bad_request(
+            "\"mask_payload\" must be true or false",
+            Some("mask_payload"),
+        )),
     }
 }
 

@@ -1,22 +1,221 @@
 //! The privacy and safety pipeline's stages (SPEC §6), plugged into the relay's seams
-//! ([`crate::relay::stages`]). Today: masking with the in-process `fast_masker`
-//! ([`masking::MaskingStage`]) and restoring the originals in what the client receives
-//! ([`masking::RestoreFactory`]).
+//! ([`crate::relay::stages`]), in SPEC order: request guardrails ([`guardrails`]), then masking
+//! with `fast_masker` and/or the `pii_masker` service ([`masking`]), then — on the way back —
+//! restoring the originals ([`masking::RestoreFactory`]). The plugin services are called and
+//! probed through [`services`].
+//!
+//! Fail closed everywhere: configuration that cannot work (an unknown plugin, a plugin without
+//! its host) is a start-up error; a plugin that fails at run time blocks the request (503 naming
+//! the plugin), an unsafe verdict refuses it (422 naming the guardrail); neither reaches a
+//! provider.
 
+pub mod audit;
+pub mod guardrails;
 pub mod masking;
+pub mod services;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::relay::stages::Stages;
-use crate::settings::Settings;
+use serde_json::{json, Value};
+
+use crate::relay::stages::{RequestStage, Stages};
+use crate::settings::{parse_bool, Settings};
+use crate::telemetry::PipelineMetrics;
+use guardrails::Guard;
+use services::{Service, ServicesMonitor};
+
+/// The default bound on one plugin call (`LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS`).
+pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The guardrail variables (SPEC §1, §6).
+#[derive(Clone, Debug, Default)]
+pub struct PipelineSettings {
+    /// Check every request (`LLM_ROUTER_FORCE_GUARDRAIL_REQUEST`) with these guards in order.
+    pub guard_request: Vec<Guard>,
+    pub nask_host: String,
+    pub sojka_host: String,
+    /// Bound on every plugin call and probe.
+    pub timeout: Duration,
+    /// The audit, when any `*_WITH_AUDIT*` is on.
+    pub audit: Option<audit::AuditSettings>,
+}
+
+impl PipelineSettings {
+    /// Reads the guardrail variables; problems go to `errs` (start-up errors).
+    pub fn from_vars(
+        get: &dyn Fn(&str) -> String,
+        seconds: &dyn Fn(&str) -> Result<Duration, String>,
+        errs: &mut Vec<String>,
+    ) -> PipelineSettings {
+        let mut s = PipelineSettings {
+            nask_host: host(get, Guard::NaskGuard.host_var(), errs),
+            sojka_host: host(get, Guard::SojkaGuard.host_var(), errs),
+            timeout: DEFAULT_PLUGIN_TIMEOUT,
+            ..Default::default()
+        };
+        let var = "LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS";
+        match seconds(&get(var)) {
+            Ok(d) if !d.is_zero() => s.timeout = d,
+            Ok(_) => errs.push(format!("{var}: must be more than 0")),
+            Err(e) => errs.push(format!("{var}: {e}")),
+        }
+        let pipeline_var = "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST";
+        let pipeline = guardrails::parse_pipeline(pipeline_var, &get(pipeline_var), errs);
+        if parse_bool(&get("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST")) {
+            if pipeline.is_empty() {
+                errs.push(format!(
+                    "LLM_ROUTER_FORCE_GUARDRAIL_REQUEST: on, but {pipeline_var} names no \
+                     guardrail (nask_guard, sojka_guard); refusing to start rather than send \
+                     unchecked requests"
+                ));
+            }
+            for g in &pipeline {
+                if s.host_of(*g).is_empty() {
+                    errs.push(format!(
+                        "{pipeline_var}: {} needs its service: set {}",
+                        g.name(),
+                        g.host_var()
+                    ));
+                }
+            }
+            s.guard_request = pipeline;
+        }
+        s.audit = audit::AuditSettings::from_vars(get, errs);
+        // Parts of SPEC §6 this build does not have must never be silently skipped.
+        for (name, what) in [
+            ("LLM_ROUTER_FORCE_GUARDRAIL_RESPONSE", "response guardrails"),
+            (
+                "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_RESPONSE",
+                "the response guardrail audit",
+            ),
+        ] {
+            if parse_bool(&get(name)) {
+                errs.push(format!(
+                    "{name}: {what} is not available in this build; refusing to start rather \
+                     than run without it"
+                ));
+            }
+        }
+        s
+    }
+
+    pub fn host_of(&self, g: Guard) -> &str {
+        match g {
+            Guard::NaskGuard => &self.nask_host,
+            Guard::SojkaGuard => &self.sojka_host,
+        }
+    }
+}
+
+/// A plugin host variable: empty, or an `http(s)://` URL.
+pub fn host(get: &dyn Fn(&str) -> String, var: &str, errs: &mut Vec<String>) -> String {
+    let h = get(var).trim().trim_end_matches('/').to_string();
+    if !h.is_empty() && !h.starts_with("http://") && !h.starts_with("https://") {
+        errs.push(format!(
+            "{var}: expected an http:// or https:// URL, got \"{h}\""
+        ));
+    }
+    h
+}
+
+/// What every stage shares: the incident counters and the audit, when on.
+pub struct Shared {
+    pub metrics: PipelineMetrics,
+    pub audit: Option<audit::Auditor>,
+}
+
+impl Shared {
+    /// One guardrail event, for the audit (when on for that direction). `verdict`: the
+    /// guardrail's answer, or `{"error": ...}` when it failed.
+    pub fn audit_guardrail(
+        &self,
+        endpoint: &str,
+        direction: &str,
+        guard: &str,
+        text: &str,
+        verdict: &Value,
+    ) {
+        let Some(a) = &self.audit else { return };
+        if direction == "request" && a.guard_request {
+            let safe = guardrails::verdict(verdict).ok();
+            a.record(
+                "guardrail_request",
+                json!({"endpoint": endpoint, "guardrail": guard, "text": text,
+                       "safe": safe, "verdict": verdict}),
+            );
+        }
+    }
+
+    /// One masking event, for the audit (when on).
+    pub fn audit_masking(
+        &self,
+        endpoint: &str,
+        plugins: &[&str],
+        before: &Value,
+        after: &Value,
+        mappings: &[(String, String)],
+    ) {
+        let Some(a) = &self.audit else { return };
+        if a.masking {
+            let mappings: serde_json::Map<String, Value> = mappings
+                .iter()
+                .map(|(p, o)| (p.clone(), Value::String(o.clone())))
+                .collect();
+            a.record(
+                "masker",
+                json!({"endpoint": endpoint, "plugins": plugins, "before": before,
+                       "after": after, "mappings": mappings}),
+            );
+        }
+    }
+}
 
 /// The pipeline for these settings, in SPEC order (utils → guardrails → masking), and the masker
-/// itself (for `P/fast_text_mask`).
-pub fn build(settings: &Settings) -> (Stages, Arc<masking::Masking>) {
-    let masking = Arc::new(masking::Masking::new(&settings.masking));
+/// itself (for `P/fast_text_mask`). Starts the [`ServicesMonitor`] for the configured plugin
+/// services, so it must run inside an actix System. `registry`: where the incident counters are
+/// registered (Prometheus on).
+pub fn build(
+    settings: &Settings,
+    registry: Option<&prometheus::Registry>,
+) -> std::io::Result<(Stages, Arc<masking::Masking>)> {
+    let metrics = PipelineMetrics::new(registry).map_err(std::io::Error::other)?;
+    let p = &settings.pipeline;
+    let audit = p.audit.as_ref().map(audit::Auditor::start).transpose()?;
+    let shared = Arc::new(Shared { metrics, audit });
+    let mut services: Vec<Arc<Service>> = Vec::new();
+    let mut request: Vec<Box<dyn RequestStage>> = Vec::new();
+    if !p.guard_request.is_empty() {
+        let guards: Vec<Arc<Service>> = p
+            .guard_request
+            .iter()
+            .map(|g| Arc::new(Service::new(g.name(), p.host_of(*g), g.path(), p.timeout)))
+            .collect();
+        services.extend(guards.iter().cloned());
+        request.push(Box::new(guardrails::GuardrailStage {
+            guards,
+            shared: shared.clone(),
+        }));
+    }
+    let pii = settings
+        .masking
+        .pipeline
+        .contains(&masking::Masker::PiiMasker)
+        .then(|| {
+            Arc::new(Service::new(
+                "pii_masker",
+                &settings.masking.pii_host,
+                "api/maskers/pii",
+                p.timeout,
+            ))
+        });
+    services.extend(pii.iter().cloned());
+    let masking = Arc::new(masking::Masking::new(&settings.masking, pii, shared));
+    request.push(Box::new(masking::MaskingStage(masking.clone())));
+    ServicesMonitor::start(services, settings.services_monitor_interval);
     let stages = Stages {
-        request: vec![Box::new(masking::MaskingStage(masking.clone()))],
+        request,
         frames: vec![Box::new(masking::RestoreFactory)],
     };
-    (stages, masking)
+    Ok((stages, masking))
 }

@@ -93,8 +93,14 @@ async fn serve(
     let started = Instant::now();
     let s = &state.settings;
     let mut body = read_body(req, payload, s.max_body).await?;
-    let mut ctx = stages::RequestContext::default();
-    state.stages.run_request(api, &mut body, &mut ctx)?;
+    let mut ctx = stages::RequestContext {
+        endpoint: req.path().to_string(),
+        ..Default::default()
+    };
+    state
+        .stages
+        .run_request(api, client, &mut body, &mut ctx)
+        .await?;
     let plan = plan::Plan::new(api, &body)?;
     let rid = request_id(req);
     let call = Call {

@@ -1,4 +1,4 @@
-//! The relay's two seams for the pipeline (SPEC §6, §7), in plain sight and empty today:
+//! The relay's two seams for the pipeline (SPEC §6, §7), in plain sight:
 //!
 //! - **request stages** run on the request body before a provider is chosen (utils plugins such
 //!   as the auto-model router and RAG, then request guardrails, then masking — in that order).
@@ -9,6 +9,7 @@
 //!   ends the response with the dialect's in-band error, never forwards what it could not check.
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::LocalBoxFuture;
 use llm_router_masker::Mappings;
 
 use super::plan::ClientApi;
@@ -21,17 +22,24 @@ pub struct RequestContext {
     /// The request was masked and the client asked for the originals back: placeholder →
     /// original, for this request only.
     pub restore: Option<Mappings>,
+    /// The request's path (for the audit records).
+    pub endpoint: String,
+    /// A built-in endpoint's payload: its routing field is `model_name` (kept unmasked).
+    pub builtin: bool,
 }
 
 /// One step of the request side (see the module docs).
 pub trait RequestStage: Send + Sync {
-    /// Rewrites `body` (the client's JSON request) or refuses the request.
-    fn apply(
-        &self,
+    /// Rewrites `body` (the client's JSON request) or refuses the request. `client` is the
+    /// worker's HTTP client, for stages that call a plugin service; such a stage bounds its
+    /// calls with its own timeout.
+    fn apply<'a>(
+        &'a self,
         api: ClientApi,
-        body: &mut BytesMut,
-        ctx: &mut RequestContext,
-    ) -> Result<(), RouterError>;
+        client: &'a awc::Client,
+        body: &'a mut BytesMut,
+        ctx: &'a mut RequestContext,
+    ) -> LocalBoxFuture<'a, Result<(), RouterError>>;
 }
 
 /// One step of the response side, for one response.
@@ -56,15 +64,17 @@ pub struct Stages {
 
 impl Stages {
     /// Runs every request stage in order; the first refusal ends the request.
-    pub fn run_request(
+    pub async fn run_request(
         &self,
         api: ClientApi,
+        client: &awc::Client,
         body: &mut BytesMut,
         ctx: &mut RequestContext,
     ) -> Result<(), RouterError> {
-        self.request
-            .iter()
-            .try_for_each(|s| s.apply(api, body, ctx))
+        for s in &self.request {
+            s.apply(api, client, body, ctx).await?;
+        }
+        Ok(())
     }
 
     /// The frame stages of one response (empty: the body forwards chunks untouched).
@@ -83,30 +93,33 @@ mod tests {
 
     struct Append(&'static str);
     impl RequestStage for Append {
-        fn apply(
-            &self,
+        fn apply<'a>(
+            &'a self,
             _: ClientApi,
-            body: &mut BytesMut,
-            _: &mut RequestContext,
-        ) -> Result<(), RouterError> {
+            _: &'a awc::Client,
+            body: &'a mut BytesMut,
+            _: &'a mut RequestContext,
+        ) -> LocalBoxFuture<'a, Result<(), RouterError>> {
             body.extend_from_slice(self.0.as_bytes());
-            Ok(())
+            Box::pin(async { Ok(()) })
         }
     }
     struct Refuse;
     impl RequestStage for Refuse {
-        fn apply(
-            &self,
+        fn apply<'a>(
+            &'a self,
             _: ClientApi,
-            _: &mut BytesMut,
-            _: &mut RequestContext,
-        ) -> Result<(), RouterError> {
-            Err(RouterError::bad_request("refused", None))
+            _: &'a awc::Client,
+            _: &'a mut BytesMut,
+            _: &'a mut RequestContext,
+        ) -> LocalBoxFuture<'a, Result<(), RouterError>> {
+            Box::pin(async { Err(RouterError::bad_request("refused", None)) })
         }
     }
 
-    #[test]
-    fn request_stages_run_in_order_and_the_first_refusal_stops_the_rest() {
+    #[actix_rt::test]
+    async fn request_stages_run_in_order_and_the_first_refusal_stops_the_rest() {
+        let client = &awc::Client::default();
         let api = ClientApi::Generate(Ingress::OpenAiChat);
         let stages = Stages {
             request: vec![Box::new(Append("a")), Box::new(Append("b"))],
@@ -114,7 +127,10 @@ mod tests {
         };
         let mut body = BytesMut::new();
         let ctx = &mut RequestContext::default();
-        stages.run_request(api, &mut body, ctx).unwrap();
+        stages
+            .run_request(api, client, &mut body, ctx)
+            .await
+            .unwrap();
         assert_eq!(&body[..], b"ab");
         let stages = Stages {
             request: vec![
@@ -125,7 +141,10 @@ mod tests {
             frames: Vec::new(),
         };
         let mut body = BytesMut::new();
-        assert!(stages.run_request(api, &mut body, ctx).is_err());
+        assert!(stages
+            .run_request(api, client, &mut body, ctx)
+            .await
+            .is_err());
         assert_eq!(&body[..], b"a", "nothing after the refusal ran");
     }
 }

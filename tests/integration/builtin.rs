@@ -665,9 +665,9 @@ async fn bad_input_is_a_clear_error_and_reaches_no_provider() {
         ),
         (
             "/api/conversation_with_model",
-            json!({"model_name": "m", "user_last_statement": "x", "mask_payload": true}),
+            json!({"model_name": "m", "user_last_statement": "x", "mask_payload": "yes"}),
             400,
-            "\"mask_payload\": masking is not available in this build; the request was not sent",
+            "\"mask_payload\" must be true or false",
         ),
     ];
     for (path, body, status, message) in cases {

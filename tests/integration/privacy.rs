@@ -1,6 +1,8 @@
 //! The privacy pipeline (SPEC §6): what the provider receives when masking is on, and what the
 //! client gets back when it asked for the originals.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -191,4 +193,711 @@ async fn a_bad_anonymize_value_is_refused_and_nothing_is_sent() {
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("\\\"anonymize\\\" must be"), "{answer}");
     assert_eq!(up.request_count(), 0);
+}
+
+// ---- the plugin services (pii_masker, nask_guard, sojka_guard), faked per SPEC §6 ----
+
+mod plugins {
+    use std::net::{SocketAddr, TcpListener};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+
+    use actix_web::dev::ServerHandle;
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    use serde_json::{json, Value};
+
+    /// How the fake answers its plugin endpoint (its `/api/ping` is separate: `ping_up`).
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Mode {
+        /// Guards: unsafe when the text contains "bomb"; pii: masks "Kowalski".
+        Faithful,
+        Status500,
+        /// Answers after 5 s.
+        Hang,
+        BadJson,
+        /// 200 with JSON of the wrong shape (`{"ok": true}`).
+        WrongShape,
+        /// pii_masker only: the original's failure mode, an empty payload.
+        EmptyPayload,
+    }
+
+    struct State {
+        mode: Mode,
+        ping_up: bool,
+        pings: usize,
+        /// Bodies POSTed to the plugin endpoints, with their path.
+        calls: Vec<(String, Value)>,
+    }
+
+    pub struct Plugins {
+        pub addr: SocketAddr,
+        state: Arc<Mutex<State>>,
+        handle: ServerHandle,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    fn mask(v: &mut Value) {
+        match v {
+            Value::String(s) => *s = s.replace("Kowalski", "{NAME_1}"),
+            Value::Array(a) => a.iter_mut().for_each(mask),
+            Value::Object(m) => m.values_mut().for_each(mask),
+            _ => {}
+        }
+    }
+
+    async fn plugin(
+        req: actix_web::HttpRequest,
+        body: web::Bytes,
+        st: web::Data<Arc<Mutex<State>>>,
+    ) -> HttpResponse {
+        let path = req.path().to_string();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mode = {
+            let mut s = st.lock().unwrap();
+            s.calls.push((path.clone(), body.clone()));
+            s.mode
+        };
+        match mode {
+            Mode::Status500 => return HttpResponse::InternalServerError().body("boom"),
+            Mode::Hang => actix_rt::time::sleep(Duration::from_secs(5)).await,
+            Mode::BadJson => {
+                return HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body("{\"results\": {\"safe\": tr")
+            }
+            Mode::WrongShape => return HttpResponse::Ok().json(json!({"ok": true})),
+            Mode::EmptyPayload => {
+                return HttpResponse::Ok().json(json!({"anonymized": "", "mappings": {}}))
+            }
+            Mode::Faithful => {}
+        }
+        if path == "/api/maskers/pii" {
+            let mut anonymized = body;
+            mask(&mut anonymized);
+            return HttpResponse::Ok()
+                .json(json!({"anonymized": anonymized, "mappings": {"{NAME_1}": "Kowalski"}}));
+        }
+        let text = body["text"].as_str().unwrap_or_default();
+        let safe = !text.contains("bomb");
+        let label = if safe { "safe" } else { "crime" };
+        HttpResponse::Ok().json(json!({"results": {"safe": safe, "detailed": [
+            {"chunk_index": 0, "chunk_text": text, "label": label, "safe": safe, "score": 0.98}]}}))
+    }
+
+    async fn ping(st: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+        let mut s = st.lock().unwrap();
+        s.pings += 1;
+        if s.ping_up {
+            HttpResponse::Ok().json(json!({"response": "pong"}))
+        } else {
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+
+    impl Plugins {
+        pub fn start(mode: Mode) -> Plugins {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let state = Arc::new(Mutex::new(State {
+                mode,
+                ping_up: true,
+                pings: 0,
+                calls: Vec::new(),
+            }));
+            let s = state.clone();
+            let (tx, rx) = mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                actix_rt::System::new().block_on(async move {
+                    let server = HttpServer::new(move || {
+                        App::new()
+                            .app_data(web::Data::new(s.clone()))
+                            .route("/api/ping", web::get().to(ping))
+                            .route("/api/maskers/pii", web::post().to(plugin))
+                            .route("/api/guardrails/{name}", web::post().to(plugin))
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(0)
+                    .listen(listener)
+                    .unwrap()
+                    .run();
+                    tx.send(server.handle()).unwrap();
+                    let _ = server.await;
+                });
+            });
+            let handle = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            Plugins {
+                addr,
+                state,
+                handle,
+                thread: Some(thread),
+            }
+        }
+
+        pub fn url(&self) -> String {
+            format!("http://{}", self.addr)
+        }
+
+        pub fn set_ping_up(&self, up: bool) {
+            self.state.lock().unwrap().ping_up = up;
+        }
+
+        pub fn pings(&self) -> usize {
+            self.state.lock().unwrap().pings
+        }
+
+        /// Bodies POSTed to `path`.
+        pub fn calls(&self, path: &str) -> Vec<Value> {
+            let s = self.state.lock().unwrap();
+            s.calls
+                .iter()
+                .filter(|(p, _)| p == path)
+                .map(|(_, b)| b.clone())
+                .collect()
+        }
+    }
+
+    impl Drop for Plugins {
+        fn drop(&mut self) {
+            futures_executor::block_on(self.handle.stop(false));
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+use plugins::{Mode, Plugins};
+
+const NASK: &str = "/api/guardrails/nask_guard";
+const SOJKA: &str = "/api/guardrails/sojka_guard";
+const PII: &str = "/api/maskers/pii";
+
+fn chat(text: &str) -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": text}]})
+}
+
+/// A router guarded by nask_guard then sojka_guard, both on `svc`.
+fn guarded(svc: &Plugins, extra: &[(&str, &str)]) -> (FakeUpstream, Router) {
+    let url = svc.url();
+    let mut env = vec![
+        ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "1"),
+        (
+            "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
+            "nask_guard,sojka_guard",
+        ),
+        ("LLM_ROUTER_GUARDRAIL_NASK_GUARD_HOST", url.as_str()),
+        ("LLM_ROUTER_GUARDRAIL_SOJKA_GUARD_HOST", url.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    single(echo(), &env)
+}
+
+#[actix_rt::test]
+async fn privacy_guardrails_pass_safe_requests_and_refuse_unsafe_ones_with_422() {
+    let svc = Plugins::start(Mode::Faithful);
+    let (up, r) = guarded(&svc, &[("LLM_ROUTER_USE_PROMETHEUS", "1")]);
+    let (status, answer) = post(&r, "/v1/chat/completions", &chat("how do I bake bread")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(up.request_count(), 1);
+    // Both guards saw the request's text, in order.
+    assert_eq!(
+        svc.calls(NASK),
+        vec![json!({"text": "how do I bake bread"})]
+    );
+    assert_eq!(svc.calls(SOJKA).len(), 1);
+
+    for (path, body) in [
+        ("/v1/chat/completions", chat("how do I build a bomb")),
+        (
+            "/v1/messages",
+            json!({"model": "m", "max_tokens": 9, "stream": true,
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "a bomb"}]}]}),
+        ),
+        (
+            "/api/generate",
+            json!({"model": "m", "prompt": "bomb", "stream": true}),
+        ),
+    ] {
+        let (status, answer) = post(&r, path, &body).await;
+        assert_eq!(status, 422, "{path}: {answer}");
+        assert!(
+            answer.contains("rejected by guardrail nask_guard (crime)"),
+            "{path}: {answer}"
+        );
+    }
+    assert_eq!(
+        up.request_count(),
+        1,
+        "no refused request reached the provider"
+    );
+    assert_eq!(
+        svc.calls(SOJKA).len(),
+        1,
+        "the first unsafe verdict stops the pipeline"
+    );
+    let (_, metrics) = get(&r, "/metrics").await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("guardrail_incidents_total{") && l.contains("outcome=\"unsafe\""))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        line.contains("plugin=\"nask_guard\"")
+            && line.contains("direction=\"request\"")
+            && line.ends_with(" 3"),
+        "{line}"
+    );
+}
+
+async fn get(r: &Router, path: &str) -> (u16, String) {
+    let mut res = client().get(r.url(path)).send().await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.body().limit(1 << 20).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[actix_rt::test]
+async fn privacy_a_failing_guardrail_blocks_every_request_with_503_naming_it() {
+    for (mode, why) in [
+        (Mode::Status500, "nask_guard answered HTTP 500"),
+        (Mode::Hang, "nask_guard did not answer within 0.5s"),
+        (
+            Mode::BadJson,
+            "nask_guard gave an unusable answer (not JSON",
+        ),
+        (
+            Mode::WrongShape,
+            "nask_guard gave an unusable answer (no boolean",
+        ),
+    ] {
+        let svc = Plugins::start(mode);
+        let (up, r) = guarded(&svc, &[("LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS", "0.5")]);
+        for stream in [false, true] {
+            let mut body = chat("hello");
+            body["stream"] = json!(stream);
+            let (status, answer) = post(&r, "/v1/chat/completions", &body).await;
+            assert_eq!(status, 503, "{mode:?}: {answer}");
+            assert!(answer.contains(why), "{mode:?}: {answer}");
+            assert!(answer.contains("not sent to any provider"), "{answer}");
+        }
+        assert_eq!(
+            up.request_count(),
+            0,
+            "{mode:?}: nothing reached the provider"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn privacy_a_guardrail_with_no_service_listening_blocks() {
+    let svc = Plugins::start(Mode::Faithful);
+    let url = svc.url();
+    drop(svc);
+    let (up, r) = single(
+        echo(),
+        &[
+            ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "1"),
+            (
+                "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
+                "sojka_guard",
+            ),
+            ("LLM_ROUTER_GUARDRAIL_SOJKA_GUARD_HOST", &url),
+        ],
+    );
+    let (status, answer) = post(&r, "/v1/chat/completions", &chat("hello")).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("sojka_guard"), "{answer}");
+    assert_eq!(up.request_count(), 0);
+}
+
+#[actix_rt::test]
+async fn privacy_a_service_the_monitor_found_down_fails_requests_at_once() {
+    // The endpoint would hang for 5 s; once the probe has failed, requests do not wait for it.
+    let svc = Plugins::start(Mode::Hang);
+    svc.set_ping_up(false);
+    let (up, r) = guarded(
+        &svc,
+        &[
+            ("LLM_ROUTER_SERVICES_MONITOR_INTERVAL_SECONDS", "0.1"),
+            ("LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS", "10"),
+        ],
+    );
+    // A second probe means the first one's verdict is in.
+    assert!(eventually(Duration::from_secs(10), || async { svc.pings() >= 4 }).await);
+    let down = eventually(Duration::from_secs(10), || async {
+        let started = Instant::now();
+        let (status, answer) = post(&r, "/v1/chat/completions", &chat("hello")).await;
+        assert_eq!(status, 503, "{answer}");
+        answer.contains("nask_guard is down") && started.elapsed() < Duration::from_secs(1)
+    })
+    .await;
+    assert!(down, "the monitor's verdict is used");
+    assert!(
+        svc.calls(NASK).is_empty(),
+        "a known-down service is not called"
+    );
+    assert_eq!(up.request_count(), 0);
+}
+
+#[actix_rt::test]
+async fn privacy_guardrails_judge_the_original_text_before_masking() {
+    let svc = Plugins::start(Mode::Faithful);
+    let (up, r) = guarded(&svc, &[]);
+    let mut body = chat(&secret_text());
+    body["anonymize"] = json!(true);
+    let (status, answer) = post(&r, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(svc.calls(NASK), vec![json!({"text": secret_text()})]);
+    let seen = received(&up);
+    assert!(
+        !seen.contains(PESEL) && seen.contains("{PESEL_1}"),
+        "{seen}"
+    );
+}
+
+fn pii_router(svc: &Plugins, pipeline: &str, extra: &[(&str, &str)]) -> (FakeUpstream, Router) {
+    let url = svc.url();
+    let mut env = vec![
+        ("LLM_ROUTER_MASKING_STRATEGY_PIPELINE", pipeline),
+        ("LLM_ROUTER_MASKER_PII_HOST", url.as_str()),
+        ("LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS", "0.5"),
+    ];
+    env.extend_from_slice(extra);
+    single(echo(), &env)
+}
+
+#[actix_rt::test]
+async fn privacy_pii_masker_runs_after_fast_masker_and_restores() {
+    let svc = Plugins::start(Mode::Faithful);
+    let (up, r) = pii_router(
+        &svc,
+        "fast_masker,pii_masker",
+        &[("LLM_ROUTER_USE_PROMETHEUS", "1")],
+    );
+    let text = format!("Jan Kowalski, {}", secret_text());
+    let mut body = chat(&text);
+    body["anonymize"] = json!("restore");
+    let (status, answer) = post(&r, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    // pii_masker got fast_masker's output, without the routing field.
+    let sent = svc.calls(PII);
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].get("model").is_none(), "{}", sent[0]);
+    let sent = sent[0].to_string();
+    assert!(
+        sent.contains("{PESEL_1}") && sent.contains("Kowalski"),
+        "{sent}"
+    );
+    let seen = received(&up);
+    assert!(
+        seen.contains("Jan {NAME_1}") && seen.contains("{PESEL_1}"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("Kowalski") && !seen.contains(PESEL),
+        "{seen}"
+    );
+    assert!(
+        answer.contains("Jan Kowalski") && answer.contains(PESEL),
+        "both maskers' originals are restored: {answer}"
+    );
+    let (_, metrics) = get(&r, "/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("masker_incidents_total{")
+                && l.contains("outcome=\"masked\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
+
+#[actix_rt::test]
+async fn privacy_a_failing_pii_masker_blocks_and_never_sends_unmasked_or_empty() {
+    for (mode, why) in [
+        (Mode::Status500, "pii_masker answered HTTP 500"),
+        (Mode::Hang, "pii_masker did not answer within 0.5s"),
+        (
+            Mode::BadJson,
+            "pii_masker gave an unusable answer (not JSON",
+        ),
+        (
+            Mode::WrongShape,
+            "pii_masker gave an unusable answer (no \\\"anonymized\\\")",
+        ),
+        (
+            Mode::EmptyPayload,
+            "pii_masker gave an unusable answer (\\\"anonymized\\\" is not",
+        ),
+    ] {
+        let svc = Plugins::start(mode);
+        let (up, r) = pii_router(
+            &svc,
+            "pii_masker",
+            &[
+                ("LLM_ROUTER_FORCE_MASKING", "1"),
+                ("LLM_ROUTER_USE_PROMETHEUS", "1"),
+            ],
+        );
+        let (status, answer) = post(&r, "/v1/chat/completions", &chat("Jan Kowalski")).await;
+        assert_eq!(status, 503, "{mode:?}: {answer}");
+        assert!(answer.contains(why), "{mode:?}: {answer}");
+        assert_eq!(
+            up.request_count(),
+            0,
+            "{mode:?}: nothing reached the provider"
+        );
+        let (_, metrics) = get(&r, "/metrics").await;
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("masker_incidents_total{")
+                    && l.contains("plugin=\"pii_masker\"")
+                    && l.ends_with(" 1")),
+            "{mode:?}: {metrics}"
+        );
+    }
+}
+
+#[test]
+fn privacy_plugin_configuration_errors_are_start_up_errors() {
+    let table: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[(
+                "LLM_ROUTER_MASKING_STRATEGY_PIPELINE",
+                "fast_masker,pii_masker",
+            )],
+            "pii_masker needs its service: set LLM_ROUTER_MASKER_PII_HOST",
+        ),
+        (
+            &[("LLM_ROUTER_MASKING_STRATEGY_PIPELINE", "presidio")],
+            "unknown masker \"presidio\"",
+        ),
+        (
+            &[
+                ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "1"),
+                (
+                    "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
+                    "nask_guard",
+                ),
+            ],
+            "nask_guard needs its service: set LLM_ROUTER_GUARDRAIL_NASK_GUARD_HOST",
+        ),
+        (
+            &[(
+                "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
+                "llama_guard",
+            )],
+            "unknown guardrail \"llama_guard\"",
+        ),
+        (
+            &[("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "1")],
+            "names no guardrail",
+        ),
+        (
+            &[("LLM_ROUTER_MASKER_PII_HOST", "localhost:9000")],
+            "LLM_ROUTER_MASKER_PII_HOST: expected an http:// or https:// URL",
+        ),
+        (
+            &[("LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS", "0")],
+            "LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS: must be more than 0",
+        ),
+    ];
+    for (env, want) in table {
+        let vars: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let errs = llm_router::Settings::from_vars(&vars)
+            .err()
+            .unwrap_or_default();
+        assert!(errs.iter().any(|e| e.contains(want)), "{env:?}: {errs:#?}");
+    }
+}
+
+/// Runs a program, returning its stdout; panics with its stderr when it fails.
+fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[actix_rt::test]
+async fn privacy_audit_records_are_encrypted_to_the_operator_key_and_decrypt_with_gpg() {
+    if std::process::Command::new("gpg")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: gpg is not installed (scripts/test.sh installs gnupg)");
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    let out = tmp.path().join("auditor");
+    run(std::process::Command::new("bash")
+        .arg(format!("{root}/scripts/audit-keygen.sh"))
+        .arg(&keys));
+    let gnupg = keys.join("gnupg");
+    let svc = Plugins::start(Mode::Faithful);
+    let url = svc.url();
+    let key = keys
+        .join("llm-router-auditor-pub.asc")
+        .display()
+        .to_string();
+    let dir = out.display().to_string();
+    let (_up, r) = single(
+        echo(),
+        &[
+            ("LLM_ROUTER_MASKING_WITH_AUDIT", "1"),
+            ("LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST", "1"),
+            ("LLM_ROUTER_AUDIT_PUBLIC_KEY", &key),
+            ("LLM_ROUTER_AUDIT_DIR", &dir),
+            ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "1"),
+            (
+                "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
+                "nask_guard",
+            ),
+            ("LLM_ROUTER_GUARDRAIL_NASK_GUARD_HOST", &url),
+        ],
+    );
+    let mut body = chat(&secret_text());
+    body["anonymize"] = json!(true);
+    let (status, answer) = post(&r, "/v1/chat/completions", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "audit"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async { files().len() == 2 }).await,
+        "one record per event: {:?}",
+        files()
+    );
+    let mut records = Vec::new();
+    for f in files() {
+        let armored = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            armored.starts_with("-----BEGIN PGP MESSAGE-----"),
+            "{armored}"
+        );
+        assert!(!armored.contains(PESEL), "encrypted at rest");
+        let plain = run(std::process::Command::new("gpg")
+            .env("GNUPGHOME", &gnupg)
+            .args(["--batch", "--quiet", "--decrypt"])
+            .arg(&f));
+        let v: Value = serde_json::from_str(&plain).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(&format!("{}__", v["audit_type"].as_str().unwrap())),
+            "{name}: {v}"
+        );
+        records.push(v);
+    }
+    let masker = records
+        .iter()
+        .find(|r| r["audit_type"] == "masker")
+        .unwrap();
+    assert_eq!(masker["endpoint"], "/v1/chat/completions");
+    assert_eq!(masker["plugins"], json!(["fast_masker"]));
+    assert_eq!(
+        masker["before"]["messages"][0]["content"],
+        json!(secret_text())
+    );
+    assert_eq!(
+        masker["after"]["messages"][0]["content"],
+        json!("Mój PESEL to {PESEL_1} a e-mail {EMAIL_1} proszę")
+    );
+    assert_eq!(
+        masker["mappings"],
+        json!({"{PESEL_1}": PESEL, "{EMAIL_1}": EMAIL})
+    );
+    assert!(masker["timestamp"].as_str().unwrap().ends_with('Z'));
+    let guard = records
+        .iter()
+        .find(|r| r["audit_type"] == "guardrail_request")
+        .unwrap();
+    assert_eq!(guard["guardrail"], "nask_guard");
+    assert_eq!(guard["safe"], json!(true));
+    assert_eq!(guard["text"], json!(secret_text()));
+    assert_eq!(guard["verdict"]["results"]["safe"], json!(true));
+    // The decrypt script reads the whole folder.
+    let all = run(std::process::Command::new("bash")
+        .arg(format!("{root}/scripts/audit-decrypt.sh"))
+        .arg(&out)
+        .arg(&gnupg));
+    assert_eq!(all.matches("\"audit_type\"").count(), 2, "{all}");
+    let _ = std::process::Command::new("gpgconf")
+        .env("GNUPGHOME", &gnupg)
+        .args(["--kill", "gpg-agent"])
+        .status();
+}
+
+#[test]
+fn privacy_an_audit_without_its_key_is_a_start_up_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("absent.asc").display().to_string();
+    let vars: std::collections::HashMap<String, String> = [
+        ("LLM_ROUTER_MASKING_WITH_AUDIT", "1"),
+        ("LLM_ROUTER_AUDIT_PUBLIC_KEY", key.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let errs = llm_router::Settings::from_vars(&vars)
+        .err()
+        .unwrap_or_default();
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("LLM_ROUTER_AUDIT_PUBLIC_KEY: {key}: cannot read"))),
+        "{errs:#?}"
+    );
+}
+
+#[actix_rt::test]
+async fn privacy_the_built_in_endpoints_run_the_same_guardrails_and_masking() {
+    let svc = Plugins::start(Mode::Faithful);
+    let url = svc.url();
+    let (up, r) = single(
+        echo(),
+        &[
+            ("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST", "1"),
+            (
+                "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST",
+                "nask_guard",
+            ),
+            ("LLM_ROUTER_GUARDRAIL_NASK_GUARD_HOST", &url),
+        ],
+    );
+    for ask in ["mask_payload", "anonymize"] {
+        let body = json!({"model_name": "m", "user_last_statement": secret_text(), ask: true});
+        let (status, answer) = post(&r, "/api/conversation_with_model", &body).await;
+        assert_eq!(status, 200, "{ask}: {answer}");
+    }
+    let seen = received(&up);
+    assert_eq!(up.request_count(), 2);
+    assert!(
+        !seen.contains(PESEL) && seen.contains("{PESEL_1}"),
+        "{seen}"
+    );
+    assert_eq!(svc.calls(NASK).len(), 2, "the guard saw both");
+    let body = json!({"model_name": "m", "user_last_statement": "a bomb, please"});
+    let (status, answer) = post(&r, "/api/conversation_with_model", &body).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer.contains("rejected by guardrail nask_guard"),
+        "{answer}"
+    );
+    assert_eq!(up.request_count(), 2, "the refused request was not sent");
 }
