@@ -71,6 +71,9 @@ pub struct FakeConfig {
     /// When set, prefill time for uncached prompt tokens is added before the response, and the
     /// response carries `x-fake-cached-tokens` / `x-fake-uncached-tokens`. Off by default.
     pub prefix_cache: Option<PrefixCacheModel>,
+    /// The fault hits only this many generation requests, then the fake answers normally (a
+    /// transient failure); `None`: every request.
+    pub fault_times: Option<usize>,
 }
 
 impl Default for FakeConfig {
@@ -88,6 +91,7 @@ impl Default for FakeConfig {
             require_api_key: None,
             echo: false,
             prefix_cache: None,
+            fault_times: None,
         }
     }
 }
@@ -149,6 +153,8 @@ struct Shared {
     template: Mutex<Option<Template>>,
     active: AtomicUsize,
     cancelled: AtomicUsize,
+    /// Generation requests that met the fault so far (for `FakeConfig::fault_times`).
+    faulted: AtomicUsize,
     next_id: AtomicU64,
     /// Built on first use from `FakeConfig::prefix_cache` (again if its capacity changes).
     prefix_cache: Mutex<Option<PrefixCache>>,
@@ -536,7 +542,12 @@ async fn generate(
 ) -> HttpResponse {
     let mut guard = Guard::new(&shared);
     record(&shared, &req, &body);
-    let cfg = shared.config.lock().unwrap().clone();
+    let mut cfg = shared.config.lock().unwrap().clone();
+    if let Some(times) = cfg.fault_times {
+        if shared.faulted.fetch_add(1, SeqCst) >= times {
+            Arc::make_mut(&mut cfg).fault = Fault::None;
+        }
+    }
     let mut res = respond(kind, &shared, &req, &body, &cfg, &mut guard).await;
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&cfg.name) {
         res.headers_mut().insert(

@@ -41,6 +41,8 @@ pub struct Committed {
 enum NotCommitted {
     /// The provider is at fault or unreachable; try another.
     Failed(FailureKind),
+    /// The connection was made, then reset before a response head: transient, like a 502.
+    Reset,
     /// The provider refused the request itself (this 4xx): the client gets it, no failover.
     Refused(u16, RouterError),
 }
@@ -165,6 +167,16 @@ async fn serve_model(
     let tried_before = attempts.len();
     // Time spent waiting out providers' `Retry-After`, bounded by the same setting in total.
     let mut waited = Duration::ZERO;
+    // A provider whose transient failure may be retried once, if nothing on its tier can serve.
+    let mut retry: Option<Retry> = None;
+    // Set for the one attempt that retries the same provider.
+    let mut only: Option<String> = None;
+    let providers: Vec<String> = state
+        .settings
+        .models
+        .model(model)
+        .map(|cfg| cfg.providers.iter().map(|p| p.id.clone()).collect())
+        .unwrap_or_default();
     // Each attempt has its own bounds; only `LLM_ROUTER_TIMEOUT` bounds the request, so a
     // timed-out attempt is followed by the next provider while one remains.
     while attempts.len() < s.max_attempts {
@@ -174,11 +186,16 @@ async fn serve_model(
         }
         // How long this request may wait for capacity before its next attempt.
         let queue_deadline = call.deadline.unwrap_or(now + call.external_timeout);
+        let exclude = match &only {
+            // The retry: every other provider of the model is excluded.
+            Some(id) => providers.iter().filter(|p| *p != id).cloned().collect(),
+            None => attempts.iter().map(|a| a.provider.clone()).collect(),
+        };
         let choice = state
             .registry
             .send(ChooseProvider {
                 model: model.to_string(),
-                exclude: attempts.iter().map(|a| a.provider.clone()).collect(),
+                exclude,
                 deadline: queue_deadline,
             })
             .await
@@ -188,7 +205,35 @@ async fn serve_model(
                     RouterError::Internal(format!("registry unavailable: {e}")),
                 )
             })?;
-        let lease = match choice.resolve().await {
+        let chosen = choice.resolve().await;
+        if only.take().is_some() && chosen.is_err() {
+            // The retried provider cannot be had (its circuit opened, say): go on without it.
+            continue;
+        }
+        // Retry before tier change: the next choice would leave the failed provider's tier (or
+        // there is none), so the failed provider gets its one retry after a short pause instead.
+        if let Some(r) = retry.take() {
+            let leaves_tier = chosen
+                .as_ref()
+                .map_or(true, |l| l.provider().priority > r.priority);
+            let pause = r.pause();
+            let fits = call
+                .deadline
+                .is_none_or(|d| Instant::now() + pause + Duration::from_millis(1) < d);
+            if leaves_tier && fits {
+                // Not used: back unannounced (`Cancelled` is held against nobody).
+                drop(chosen);
+                if r.wait.is_some() {
+                    waited += pause;
+                }
+                tracing::info!(provider = %r.provider, model = %model, pause_ms = pause.as_millis() as u64,
+                    "retrying the provider before changing tier");
+                tokio::time::sleep(pause).await;
+                only = Some(r.provider);
+                continue;
+            }
+        }
+        let lease = match chosen {
             Ok(lease) => lease,
             // Every untried provider asked for a short pause: wait it out, then look again.
             Err(ChooseError::RateLimited { retry_after, .. })
@@ -236,13 +281,22 @@ async fn serve_model(
                 };
                 return Err((why, err));
             }
-            Err((mut lease, NotCommitted::Failed(kind))) => {
+            Err((mut lease, failed @ (NotCommitted::Failed(_) | NotCommitted::Reset))) => {
+                let (kind, reset) = match failed {
+                    NotCommitted::Failed(kind) => (kind, false),
+                    _ => (FailureKind::Connect, true),
+                };
                 let provider = lease.provider().id.clone();
                 tracing::warn!(provider = %provider, model = %model, reason = %kind,
                     "upstream attempt failed");
                 if let FailureKind::RateLimited(Some(wait)) = kind {
                     // Skipped by every request until then.
                     lease.set_retry_after(wait);
+                }
+                let retried = attempts.iter().any(|a| a.provider == provider);
+                if !retried {
+                    let priority = lease.provider().priority;
+                    retry = Retry::of(&provider, priority, kind, reset, s.max_retry_after);
                 }
                 finish(lease, Outcome::Failure(kind), metrics);
                 if let Some(m) = metrics {
@@ -262,9 +316,59 @@ async fn serve_model(
         Some(Fallback::Failed),
         RouterError::UpstreamFailed {
             model: model.to_string(),
-            attempts: attempts[tried_before..].to_vec(),
+            attempts: named_once(&attempts[tried_before..]),
         },
     ))
+}
+
+/// Each provider's last attempt, in order (a retried provider is named once).
+fn named_once(attempts: &[Attempt]) -> Vec<Attempt> {
+    let mut out: Vec<Attempt> = Vec::with_capacity(attempts.len());
+    for a in attempts {
+        out.retain(|b| b.provider != a.provider);
+        out.push(a.clone());
+    }
+    out
+}
+
+/// A transient failure that may earn its provider one retry (SPEC §11, retry before tier change).
+struct Retry {
+    provider: String,
+    priority: u32,
+    /// The provider's `Retry-After`, when it gave one.
+    wait: Option<Duration>,
+}
+
+impl Retry {
+    /// `Some` for a 500/502/503, a connection reset (not refused: nobody listens there), or a
+    /// 429 asking for at most `max_wait`.
+    fn of(
+        provider: &str,
+        priority: u32,
+        kind: FailureKind,
+        reset: bool,
+        max_wait: Duration,
+    ) -> Option<Retry> {
+        let wait = match kind {
+            FailureKind::Status(500 | 502 | 503) => None,
+            FailureKind::Connect if reset => None,
+            FailureKind::RateLimited(Some(w)) if w <= max_wait => Some(w),
+            _ => return None,
+        };
+        Some(Retry {
+            provider: provider.to_string(),
+            priority,
+            wait,
+        })
+    }
+
+    /// The `Retry-After`, else a jittered backoff of 50–150 ms (so retries do not line up).
+    fn pause(&self) -> Duration {
+        self.wait.unwrap_or_else(|| {
+            let jitter = (uuid::Uuid::new_v4().as_u128() % 100) as u64;
+            Duration::from_millis(50 + jitter)
+        })
+    }
 }
 
 /// The client's error when no provider could be leased; `None` when failover simply ran out of
@@ -390,7 +494,13 @@ async fn attempt(
     let req = wire.profile().authorise(req, p);
     let resp = match req.send_body(out.body).await {
         Ok(r) => r,
-        Err(e) => return Err((lease, NotCommitted::Failed(failure_of(&e, sent.elapsed())))),
+        Err(e) => {
+            let failed = match &e {
+                SendRequestError::Send(_) | SendRequestError::Response(_) => NotCommitted::Reset,
+                _ => NotCommitted::Failed(failure_of(&e, sent.elapsed())),
+            };
+            return Err((lease, failed));
+        }
     };
     let status = resp.status();
     if !status.is_success() {

@@ -92,15 +92,131 @@ async fn a_short_retry_after_on_every_provider_is_waited_out() {
         &models_config(&[("m", vec![provider("a", &a), provider("b", &b)])]),
         &[],
     );
-    // Both providers answer one request with 429 + Retry-After: 1 …
+    // Both providers answer one request with 429 + Retry-After: 1 (the last one asked is
+    // retried once after its second, and says it again) …
     assert_eq!(r.chat("m", false).await.status(), 429);
+    assert_eq!(a.request_count() + b.request_count(), 3);
     a.set_fault(Fault::None);
     b.set_fault(Fault::None);
     // … so for the next second the router knows both are waiting: the next request waits for
     // the first to come free instead of failing at once.
     let mut res = r.chat("m", false).await;
     assert_eq!(res.status(), 200, "{:?}", res.body().await);
-    assert_eq!(a.request_count() + b.request_count(), 3);
+    assert_eq!(a.request_count() + b.request_count(), 4);
+}
+
+/// A preferred provider answering 500 (or 429 with a short Retry-After) once: retried on the same
+/// provider, since nothing else is on its tier, so the answer stays on the preferred tier.
+#[actix_rt::test]
+async fn a_transient_failure_on_the_preferred_tier_is_retried_there_before_changing_tier() {
+    for (fault, least_wait) in [
+        (
+            Fault::Status {
+                code: 500,
+                message: "hiccup".into(),
+                retry_after: None,
+            },
+            std::time::Duration::from_millis(50),
+        ),
+        (
+            Fault::Status {
+                code: 429,
+                message: "slow down".into(),
+                retry_after: Some(1),
+            },
+            std::time::Duration::from_secs(1),
+        ),
+    ] {
+        let preferred = FakeUpstream::start(FakeConfig {
+            fault: fault.clone(),
+            fault_times: Some(1),
+            ..Default::default()
+        });
+        let lower = FakeUpstream::start(FakeConfig::default());
+        let r = Router::start(
+            &models_config(&[(
+                "m",
+                vec![
+                    tiered("preferred", &preferred, 0),
+                    tiered("lower", &lower, 1),
+                ],
+            )]),
+            &[],
+        );
+        let mut res = r.chat("m", false).await;
+        assert_eq!(res.status(), 200, "{fault:?}");
+        assert_eq!(served_by(&res), "preferred", "{fault:?}");
+        let _ = res.body().await;
+        let log = preferred.requests();
+        assert_eq!(log.len(), 2, "{fault:?}: failed once, then answered");
+        assert!(
+            log[1].received - log[0].received >= least_wait,
+            "{fault:?}: the retry came after a pause"
+        );
+        assert_eq!(lower.request_count(), 0, "{fault:?}");
+    }
+}
+
+/// With another provider on the same tier, a transient failure goes there at once (no pause, no
+/// retry of the failed one); a second transient failure of the same provider is not retried
+/// again (one retry per provider per request).
+#[actix_rt::test]
+async fn a_transient_failure_goes_to_the_same_tier_at_once_and_is_retried_at_most_once() {
+    let flaky = FakeUpstream::start(FakeConfig {
+        fault: Fault::Status {
+            code: 503,
+            message: "busy".into(),
+            retry_after: None,
+        },
+        fault_times: Some(1),
+        ..Default::default()
+    });
+    let twin = FakeUpstream::start(FakeConfig::default());
+    let lower = FakeUpstream::start(FakeConfig::default());
+    let r = Router::start(
+        &models_config(&[(
+            "m",
+            vec![
+                tiered("flaky", &flaky, 0),
+                tiered("twin", &twin, 0),
+                tiered("lower", &lower, 1),
+            ],
+        )]),
+        // Config order: flaky is asked first.
+        &[("LLM_ROUTER_BALANCE_STRATEGY", "first_available")],
+    );
+    let mut res = r.chat("m", false).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(served_by(&res), "twin");
+    let _ = res.body().await;
+    assert_eq!(
+        flaky.request_count(),
+        1,
+        "not retried: its twin could serve"
+    );
+    let (failed, served) = (&flaky.requests()[0], &twin.requests()[0]);
+    assert!(
+        served.received - failed.received < std::time::Duration::from_millis(50),
+        "no backoff before the same-tier provider"
+    );
+    assert_eq!(lower.request_count(), 0);
+
+    // Always failing, alone on its tier: asked twice (one retry), then the lower tier serves.
+    let down = failing(502, "bad gateway");
+    let lower = FakeUpstream::start(FakeConfig::default());
+    let r = Router::start(
+        &models_config(&[(
+            "m",
+            vec![tiered("down", &down, 0), tiered("lower", &lower, 1)],
+        )]),
+        &[],
+    );
+    let mut res = r.chat("m", false).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(served_by(&res), "lower");
+    let _ = res.body().await;
+    assert_eq!(down.request_count(), 2);
+    assert_eq!(lower.request_count(), 1);
 }
 
 #[actix_rt::test]
