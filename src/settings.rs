@@ -57,6 +57,21 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "longest provider Retry-After a request waits out instead of failing",
     ),
     (
+        "LLM_ROUTER_STREAM_RESUME",
+        "true",
+        "continue a stream that failed after its first byte on another provider",
+    ),
+    (
+        "LLM_ROUTER_HEDGE_AFTER_MS",
+        "",
+        "ms without a first byte before a request is also sent to a second provider; auto = the provider's p95 TTFT; empty = off (a model's hedge_after_ms wins)",
+    ),
+    (
+        "LLM_ROUTER_HEDGE_MAX_FRACTION",
+        "0.05",
+        "largest fraction of requests that may be hedged",
+    ),
+    (
         "LLM_ROUTER_MAX_REQUEST_BODY_SIZE",
         "10485760",
         "bytes; larger request bodies get 413",
@@ -263,6 +278,12 @@ pub struct Settings {
     pub max_attempts: usize,
     /// Longest `Retry-After` a request waits out (`LLM_ROUTER_MAX_RETRY_AFTER_SECONDS`).
     pub max_retry_after: Duration,
+    /// Continue a stream that failed after its first byte (`LLM_ROUTER_STREAM_RESUME`).
+    pub stream_resume: bool,
+    /// The router-wide hedge delay (`LLM_ROUTER_HEDGE_AFTER_MS`); a model's `hedge_after_ms` wins.
+    pub hedge_after: Option<HedgeAfter>,
+    /// Largest fraction of requests hedged (`LLM_ROUTER_HEDGE_MAX_FRACTION`, 0–1).
+    pub hedge_max_fraction: f64,
     pub strategy: StrategyKind,
     pub redis: Option<RedisSettings>,
     pub prometheus: bool,
@@ -283,6 +304,30 @@ pub struct Settings {
     /// When and how requests are masked (SPEC §6).
     pub masking: crate::pipeline::masking::MaskingSettings,
     pub access: crate::access::AccessSettings,
+}
+
+/// When a request with no first byte yet is also sent to a second provider (SPEC §11).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HedgeAfter {
+    Fixed(Duration),
+    /// The provider's measured p95 time to first token (no hedge until it has one).
+    Auto,
+}
+
+impl HedgeAfter {
+    /// `""` = off, `auto`, or whole milliseconds > 0.
+    pub fn parse(s: &str) -> Result<Option<HedgeAfter>, String> {
+        match s.trim() {
+            "" => Ok(None),
+            a if a.eq_ignore_ascii_case("auto") => Ok(Some(HedgeAfter::Auto)),
+            n => match n.parse::<u64>() {
+                Ok(ms) if ms > 0 => Ok(Some(HedgeAfter::Fixed(Duration::from_millis(ms)))),
+                _ => Err(format!(
+                    "expected whole milliseconds > 0 or \"auto\", got {n:?}"
+                )),
+            },
+        }
+    }
 }
 
 /// True for `1,true,t,yes,y,tak` in any case (the Python gateway's rule).
@@ -388,6 +433,21 @@ impl Settings {
             Duration::from_millis(100),
         );
         let max_retry_after = secs("LLM_ROUTER_MAX_RETRY_AFTER_SECONDS", Duration::ZERO);
+        let hedge_after =
+            HedgeAfter::parse(&get("LLM_ROUTER_HEDGE_AFTER_MS")).unwrap_or_else(|e| {
+                errs.push(format!("LLM_ROUTER_HEDGE_AFTER_MS: {e}"));
+                None
+            });
+        let fraction = get("LLM_ROUTER_HEDGE_MAX_FRACTION");
+        let hedge_max_fraction = match fraction.trim().parse::<f64>() {
+            Ok(f) if (0.0..=1.0).contains(&f) => f,
+            _ => {
+                errs.push(format!(
+                    "LLM_ROUTER_HEDGE_MAX_FRACTION: expected a number from 0 to 1, got {fraction:?}"
+                ));
+                0.0
+            }
+        };
         let strategy = match StrategyKind::parse(&get("LLM_ROUTER_BALANCE_STRATEGY")) {
             Ok(k) => k,
             Err(e) => {
@@ -513,6 +573,9 @@ impl Settings {
             max_body,
             max_attempts,
             max_retry_after,
+            stream_resume: parse_bool(&get("LLM_ROUTER_STREAM_RESUME")),
+            hedge_after,
+            hedge_max_fraction,
             strategy,
             redis,
             prometheus: parse_bool(&get("LLM_ROUTER_USE_PROMETHEUS")),
