@@ -306,29 +306,7 @@ pub struct Settings {
     pub access: crate::access::AccessSettings,
 }
 
-/// When a request with no first byte yet is also sent to a second provider (SPEC §11).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum HedgeAfter {
-    Fixed(Duration),
-    /// The provider's measured p95 time to first token (no hedge until it has one).
-    Auto,
-}
-
-impl HedgeAfter {
-    /// `""` = off, `auto`, or whole milliseconds > 0.
-    pub fn parse(s: &str) -> Result<Option<HedgeAfter>, String> {
-        match s.trim() {
-            "" => Ok(None),
-            a if a.eq_ignore_ascii_case("auto") => Ok(Some(HedgeAfter::Auto)),
-            n => match n.parse::<u64>() {
-                Ok(ms) if ms > 0 => Ok(Some(HedgeAfter::Fixed(Duration::from_millis(ms)))),
-                _ => Err(format!(
-                    "expected whole milliseconds > 0 or \"auto\", got {n:?}"
-                )),
-            },
-        }
-    }
-}
+pub use llm_router_actors::config::HedgeAfter;
 
 /// True for `1,true,t,yes,y,tak` in any case (the Python gateway's rule).
 pub fn parse_bool(s: &str) -> bool {

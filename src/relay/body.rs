@@ -410,10 +410,7 @@ type IdSwap = Option<(String, String)>;
 /// Replays a passthrough's delivered bytes into the client's encoder: the encoder, the text
 /// delivered, and the id swap that keeps the stream's own id. `None` when the stream cannot be
 /// continued (a tool call began, nothing readable, the request cannot be re-read).
-fn replay(
-    r: &mut Resume,
-    wire: Wire,
-) -> Option<(Box<dyn Encoder>, String, IdSwap)> {
+fn replay(r: &mut Resume, wire: Wire) -> Option<(Box<dyn Encoder>, String, IdSwap)> {
     let req = r.ctx.request().ok()?;
     let mut events = Vec::new();
     let mut d = decoder(wire);

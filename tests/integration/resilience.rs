@@ -814,3 +814,62 @@ async fn no_continuation_after_a_tool_call_began_or_when_resume_is_off() {
         assert_eq!(spare.request_count(), 0, "{env:?}");
     }
 }
+
+// ---- TTFT hedging (SPEC §11) ----
+
+#[actix_rt::test]
+async fn a_slow_first_token_is_hedged_and_the_loser_cancelled_and_released() {
+    let slow = FakeUpstream::start(FakeConfig {
+        fault: Fault::SlowFirstToken(std::time::Duration::from_secs(3)),
+        ..Default::default()
+    });
+    let fast = FakeUpstream::start(FakeConfig::default());
+    let mut model = json!({"providers": [tiered("slow", &slow, 0), tiered("fast", &fast, 1)],
+                           "providers_sleep": []});
+    model["hedge_after_ms"] = json!(100);
+    let r = Router::start(&config(vec![("m", model)]), &[]);
+    let started = std::time::Instant::now();
+    let mut res = r.chat("m", true).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(served_by(&res), "fast");
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let took = started.elapsed();
+    assert_eq!(read_openai(&body).text, answer(4), "{body}");
+    assert!(took >= std::time::Duration::from_millis(100), "{took:?}");
+    assert!(took < std::time::Duration::from_millis(1500), "{took:?}");
+    assert_eq!(slow.request_count(), 1);
+    // The slow provider's request was cancelled and its slot released long before its 3 s.
+    assert!(
+        eventually(std::time::Duration::from_secs(1), || async {
+            r.in_flight("slow").await == 0 && slow.cancelled() == 1
+        })
+        .await
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
+
+#[actix_rt::test]
+async fn a_first_byte_before_the_hedge_delay_is_not_hedged_and_bad_values_are_refused() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let other = FakeUpstream::start(FakeConfig::default());
+    let r = Router::start(
+        &models_config(&[("m", vec![tiered("a", &up, 0), tiered("b", &other, 1)])]),
+        &[("LLM_ROUTER_HEDGE_AFTER_MS", "500")],
+    );
+    for _ in 0..3 {
+        let mut res = r.chat("m", true).await;
+        assert_eq!(res.status(), 200);
+        let _ = res.body().await;
+    }
+    assert_eq!((up.request_count(), other.request_count()), (3, 0));
+    // Start-up validation names the bad value.
+    let vars = std::collections::HashMap::from([(
+        "LLM_ROUTER_HEDGE_AFTER_MS".to_string(),
+        "soon".to_string(),
+    )]);
+    let errs = llm_router::settings::Settings::from_vars(&vars).unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.contains("LLM_ROUTER_HEDGE_AFTER_MS")),
+        "{errs:?}"
+    );
+}
