@@ -920,8 +920,8 @@ async fn a_fault_mix_under_concurrent_load_is_rescued_without_leaking_slots() {
     let one = |i: usize| {
         let (r, want) = (&r, want.clone());
         async move {
-            let stream = i % 3 != 0;
-            let ollama = i % 4 == 0;
+            let stream = !i.is_multiple_of(3);
+            let ollama = i.is_multiple_of(4);
             let path = if ollama {
                 "/api/chat"
             } else {
