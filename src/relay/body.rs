@@ -240,7 +240,11 @@ impl RelayBody {
         for i in 0..self.stages.len() {
             match self.stages[i].frame(out) {
                 Ok(next) => out = next,
-                Err(why) => return self.fail(FailureKind::Body, why),
+                Err(why) => {
+                    // The router's own stage failed, not the provider: nothing to continue.
+                    self.resume = None;
+                    return self.fail(FailureKind::Body, why);
+                }
             }
         }
         (!out.is_empty()).then_some(Ok(out))
@@ -273,14 +277,28 @@ impl RelayBody {
             }
         }
         if !self.stages.is_empty() {
-            let mut staged = out.freeze();
-            for stage in &mut self.stages {
-                staged = stage.frame(staged)?;
+            let staged = Self::finish_stages(&mut self.stages, out);
+            if staged.is_err() {
+                // The router's own stage failed at the end: nothing to continue.
+                self.resume = None;
             }
-            out = BytesMut::from(&staged[..]);
-            for stage in &mut self.stages {
-                out.extend_from_slice(&stage.end()?);
-            }
+            return staged;
+        }
+        Ok(out)
+    }
+
+    /// The last output through the frame stages, then what they still hold.
+    fn finish_stages(
+        stages: &mut [Box<dyn FrameStage>],
+        out: BytesMut,
+    ) -> Result<BytesMut, String> {
+        let mut staged = out.freeze();
+        for stage in stages.iter_mut() {
+            staged = stage.frame(staged)?;
+        }
+        let mut out = BytesMut::from(&staged[..]);
+        for stage in stages.iter_mut() {
+            out.extend_from_slice(&stage.end()?);
         }
         Ok(out)
     }
