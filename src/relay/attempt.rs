@@ -520,12 +520,15 @@ impl Retry {
         })
     }
 
-    /// The `Retry-After`, else a jittered backoff of 50–150 ms (so retries do not line up).
+    /// The `Retry-After` (and a little, so the provider's pause has surely ended), else a
+    /// jittered backoff of 50–150 ms (so retries do not line up).
     fn pause(&self) -> Duration {
-        self.wait.unwrap_or_else(|| {
-            let jitter = (uuid::Uuid::new_v4().as_u128() % 100) as u64;
-            Duration::from_millis(50 + jitter)
-        })
+        self.wait
+            .map(|w| w + Duration::from_millis(10))
+            .unwrap_or_else(|| {
+                let jitter = (uuid::Uuid::new_v4().as_u128() % 100) as u64;
+                Duration::from_millis(50 + jitter)
+            })
     }
 }
 

@@ -992,3 +992,31 @@ async fn a_fault_mix_under_concurrent_load_is_rescued_without_leaking_slots() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn a_stream_with_no_other_provider_is_continued_by_the_fallback_model() {
+    let cut = cut_after(3, 5);
+    let big = FakeUpstream::start(FakeConfig {
+        chunks: 5,
+        ..Default::default()
+    });
+    let r = Router::start(
+        &config(vec![
+            (
+                "m",
+                with_fallbacks(vec![typed("cut", &cut, "vllm", 0)], "fallbacks", &["big"]),
+            ),
+            (
+                "big",
+                json!({"providers": [typed("big-1", &big, "vllm", 0)], "providers_sleep": []}),
+            ),
+        ]),
+        &[],
+    );
+    let (status, text) = post_text(&r, "/v1/chat/completions", &chat_body("m", true)).await;
+    assert_eq!(status, 200);
+    let s = read_openai(&text);
+    assert_eq!(s.text, answer(5), "{text}");
+    assert_eq!((s.roles, s.done, s.errors, s.ids.len()), (1, 1, 0, 1), "{text}");
+    assert_eq!(big.request_count(), 1);
+}
