@@ -363,19 +363,22 @@ static HEDGES: HedgeBudget = HedgeBudget::new();
 /// distributions of TTFT twice the peak-EWMA sits near the p95) — none until it has measured one.
 fn hedge_delay(state: &AppState, model: &str, lease: &Lease) -> Option<Duration> {
     let s = &state.settings;
-    let h = s
-        .models
-        .model(model)
-        .and_then(|m| m.hedge_after)
-        .or(s.hedge_after)?;
+    let cfg = s.models.model(model)?;
+    if cfg.providers.len() < 2 {
+        // No second provider to hedge with: not even the timer.
+        return None;
+    }
+    let h = cfg.hedge_after.or(s.hedge_after)?;
     match h {
         HedgeAfter::Fixed(d) => Some(d),
         HedgeAfter::Auto => lease.snapshot().ttft().map(|t| t * 2),
     }
 }
 
-fn count_hedge(outcome: &'static str) {
-    // `llm_router_hedges_total{outcome}` belongs in `telemetry::Metrics`; logged until then.
+/// Records a hedge's outcome (`first_won`, `hedge_won`, `both_failed`, `capped`, `no_provider`).
+/// The metric `llm_router_hedges_total{outcome}` belongs in `telemetry::Metrics` (not this
+/// module's to change); until it is there the outcome is logged.
+fn count_hedge(_metrics: Option<&crate::telemetry::Metrics>, outcome: &'static str) {
     tracing::info!(outcome, "hedge");
 }
 
@@ -403,7 +406,7 @@ async fn hedged(
         return r;
     }
     if state.settings.hedge_max_fraction <= 0.0 || !HEDGES.spend() {
-        count_hedge("capped");
+        count_hedge(state.metrics.as_ref(), "capped");
         return first.await;
     }
     let now = Instant::now();
@@ -422,11 +425,11 @@ async fn hedged(
         Err(_) => None,
     };
     let Some(lease2) = lease2 else {
-        count_hedge("no_provider");
+        count_hedge(state.metrics.as_ref(), "no_provider");
         return first.await;
     };
     let Ok(out2) = call.plan.outgoing(lease2.provider(), lease2.model()) else {
-        count_hedge("no_provider");
+        count_hedge(state.metrics.as_ref(), "no_provider");
         return first.await;
     };
     tracing::info!(provider = %lease2.provider().id, after_ms = delay.as_millis() as u64,
@@ -445,11 +448,11 @@ async fn hedged(
     };
     match futures_util::future::select(first.as_mut(), second.as_mut()).await {
         Either::Left((Ok(c), _)) => {
-            count_hedge("first_won");
+            count_hedge(state.metrics.as_ref(), "first_won");
             Ok(c)
         }
         Either::Right((Ok(c), _)) => {
-            count_hedge("hedge_won");
+            count_hedge(state.metrics.as_ref(), "hedge_won");
             Ok(c)
         }
         Either::Left((Err((lease, refused @ NotCommitted::Refused(..))), _))
@@ -459,21 +462,27 @@ async fn hedged(
         Either::Left((Err((lease, nc)), _)) => {
             record(lease, nc);
             let r = second.await;
-            count_hedge(if r.is_ok() {
-                "hedge_won"
-            } else {
-                "both_failed"
-            });
+            count_hedge(
+                state.metrics.as_ref(),
+                if r.is_ok() {
+                    "hedge_won"
+                } else {
+                    "both_failed"
+                },
+            );
             r
         }
         Either::Right((Err((lease, nc)), _)) => {
             record(lease, nc);
             let r = first.await;
-            count_hedge(if r.is_ok() {
-                "first_won"
-            } else {
-                "both_failed"
-            });
+            count_hedge(
+                state.metrics.as_ref(),
+                if r.is_ok() {
+                    "first_won"
+                } else {
+                    "both_failed"
+                },
+            );
             r
         }
     }

@@ -1017,6 +1017,10 @@ async fn a_stream_with_no_other_provider_is_continued_by_the_fallback_model() {
     assert_eq!(status, 200);
     let s = read_openai(&text);
     assert_eq!(s.text, answer(5), "{text}");
-    assert_eq!((s.roles, s.done, s.errors, s.ids.len()), (1, 1, 0, 1), "{text}");
+    assert_eq!(
+        (s.roles, s.done, s.errors, s.ids.len()),
+        (1, 1, 0, 1),
+        "{text}"
+    );
     assert_eq!(big.request_count(), 1);
 }
