@@ -122,7 +122,10 @@ fn passthrough(
         limits,
         state.metrics.clone(),
     );
-    if let (true, ClientApi::Generate(ingress)) = (framing.is_stream(), api) {
+    // Passthrough streams are continued for the dialects the body can splice (see body.rs).
+    if let (true, ClientApi::Generate(ingress @ (Ingress::OpenAiChat | Ingress::Anthropic))) =
+        (framing.is_stream(), api)
+    {
         if let Some(ctx) = resume_ctx(state, client, call, ingress, None) {
             body = body.resumable(ctx);
         }
