@@ -57,6 +57,21 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "longest provider Retry-After a request waits out instead of failing",
     ),
     (
+        "LLM_ROUTER_STREAM_RESUME",
+        "true",
+        "continue a stream that failed after its first byte on another provider",
+    ),
+    (
+        "LLM_ROUTER_HEDGE_AFTER_MS",
+        "",
+        "ms without a first byte before a request is also sent to a second provider; auto = twice the provider's TTFT average (a p95 stand-in); empty = off (a model's hedge_after_ms wins)",
+    ),
+    (
+        "LLM_ROUTER_HEDGE_MAX_FRACTION",
+        "0.05",
+        "largest fraction of requests that may be hedged",
+    ),
+    (
         "LLM_ROUTER_MAX_REQUEST_BODY_SIZE",
         "10485760",
         "bytes; larger request bodies get 413",
@@ -308,6 +323,12 @@ pub struct Settings {
     pub max_attempts: usize,
     /// Longest `Retry-After` a request waits out (`LLM_ROUTER_MAX_RETRY_AFTER_SECONDS`).
     pub max_retry_after: Duration,
+    /// Continue a stream that failed after its first byte (`LLM_ROUTER_STREAM_RESUME`).
+    pub stream_resume: bool,
+    /// The router-wide hedge delay (`LLM_ROUTER_HEDGE_AFTER_MS`); a model's `hedge_after_ms` wins.
+    pub hedge_after: Option<HedgeAfter>,
+    /// Largest fraction of requests hedged (`LLM_ROUTER_HEDGE_MAX_FRACTION`, 0–1).
+    pub hedge_max_fraction: f64,
     pub strategy: StrategyKind,
     pub redis: Option<RedisSettings>,
     pub prometheus: bool,
@@ -336,6 +357,8 @@ pub struct Settings {
     /// models-config file): the mapping, logged at start-up.
     pub fastapi: Option<crate::settings_fastapi::FastApi>,
 }
+
+pub use llm_router_actors::config::HedgeAfter;
 
 /// True for `1,true,t,yes,y,tak` in any case (the Python gateway's rule).
 pub fn parse_bool(s: &str) -> bool {
@@ -445,6 +468,21 @@ impl Settings {
         let max_retry_after = secs("LLM_ROUTER_MAX_RETRY_AFTER_SECONDS", Duration::ZERO);
         // 0 turns the watch off.
         let config_watch = secs("LLM_ROUTER_CONFIG_WATCH_SECONDS", Duration::ZERO);
+        let hedge_after =
+            HedgeAfter::parse(&get("LLM_ROUTER_HEDGE_AFTER_MS")).unwrap_or_else(|e| {
+                errs.push(format!("LLM_ROUTER_HEDGE_AFTER_MS: {e}"));
+                None
+            });
+        let fraction = get("LLM_ROUTER_HEDGE_MAX_FRACTION");
+        let hedge_max_fraction = match fraction.trim().parse::<f64>() {
+            Ok(f) if (0.0..=1.0).contains(&f) => f,
+            _ => {
+                errs.push(format!(
+                    "LLM_ROUTER_HEDGE_MAX_FRACTION: expected a number from 0 to 1, got {fraction:?}"
+                ));
+                0.0
+            }
+        };
         let strategy = match StrategyKind::parse(&get("LLM_ROUTER_BALANCE_STRATEGY")) {
             Ok(k) => k,
             Err(e) => {
@@ -590,6 +628,9 @@ impl Settings {
             max_body,
             max_attempts,
             max_retry_after,
+            stream_resume: parse_bool(&get("LLM_ROUTER_STREAM_RESUME")),
+            hedge_after,
+            hedge_max_fraction,
             strategy,
             redis,
             prometheus: parse_bool(&get("LLM_ROUTER_USE_PROMETHEUS")),

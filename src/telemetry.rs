@@ -143,6 +143,10 @@ pub struct MetricsInner {
     pub retries: IntCounter,
     /// `llm_router_fallbacks_total{model_name, reason}`: requests sent on to a fallback model.
     pub fallbacks: IntCounterVec,
+    /// `llm_router_stream_resumes_total{outcome}`: stream continuations (SPEC §11).
+    pub stream_resumes: IntCounterVec,
+    /// `llm_router_hedges_total{outcome}`: TTFT hedges sent (SPEC §11).
+    pub hedges: IntCounterVec,
     latency_ewma: GaugeVec,
     /// The providers whose gauges a scrape reads; replaced by a reload ([`Metrics::set_providers`]).
     snapshots: std::sync::Mutex<Vec<Arc<ProviderSnapshot>>>,
@@ -240,6 +244,20 @@ impl Metrics {
             ),
             &["model_name", "reason"],
         )?;
+        let stream_resumes = IntCounterVec::new(
+            Opts::new(
+                "llm_router_stream_resumes_total",
+                "Streams continued on another provider after a failure, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let hedges = IntCounterVec::new(
+            Opts::new(
+                "llm_router_hedges_total",
+                "Requests also sent to a second provider for a slow first token, by outcome",
+            ),
+            &["outcome"],
+        )?;
         let latency_ewma = GaugeVec::new(
             Opts::new(
                 "llm_router_provider_latency_ewma_seconds",
@@ -256,6 +274,8 @@ impl Metrics {
         registry.register(Box::new(strategy_selected.clone()))?;
         registry.register(Box::new(retries.clone()))?;
         registry.register(Box::new(fallbacks.clone()))?;
+        registry.register(Box::new(stream_resumes.clone()))?;
+        registry.register(Box::new(hedges.clone()))?;
         registry.register(Box::new(latency_ewma.clone()))?;
         Ok(Metrics(Arc::new(MetricsInner {
             registry,
@@ -268,6 +288,8 @@ impl Metrics {
             strategy_selected,
             retries,
             fallbacks,
+            stream_resumes,
+            hedges,
             latency_ewma,
             snapshots: std::sync::Mutex::new(snapshots),
             strategy,

@@ -158,6 +158,49 @@ pub struct ModelConfig {
     pub context_window_fallbacks: Vec<String>,
     /// Models used on a content-policy refusal (without one, the refusal is returned unchanged).
     pub content_policy_fallbacks: Vec<String>,
+    /// `hedge_after_ms`: when a request without a first byte is also sent to a second provider.
+    pub hedge_after: Option<HedgeAfter>,
+}
+
+/// When a request with no first byte yet is also sent to a second provider (SPEC §11).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HedgeAfter {
+    Fixed(Duration),
+    /// The provider's measured time to first token (no hedge until it has one).
+    Auto,
+}
+
+impl HedgeAfter {
+    /// `""` = off, `auto`, or whole milliseconds > 0 (the environment's spelling).
+    pub fn parse(s: &str) -> Result<Option<HedgeAfter>, String> {
+        match s.trim() {
+            "" => Ok(None),
+            a if a.eq_ignore_ascii_case("auto") => Ok(Some(HedgeAfter::Auto)),
+            n => match n.parse::<u64>() {
+                Ok(ms) if ms > 0 => Ok(Some(HedgeAfter::Fixed(Duration::from_millis(ms)))),
+                _ => Err(format!(
+                    "expected whole milliseconds > 0 or \"auto\", got {n:?}"
+                )),
+            },
+        }
+    }
+
+    /// The model key's value: null, a whole number of milliseconds > 0, or `"auto"`.
+    fn from_json(v: &Value) -> Result<Option<HedgeAfter>, String> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) if s.eq_ignore_ascii_case("auto") => Ok(Some(HedgeAfter::Auto)),
+            Value::Number(n) => match n.as_u64() {
+                Some(ms) if ms > 0 => Ok(Some(HedgeAfter::Fixed(Duration::from_millis(ms)))),
+                _ => Err(format!(
+                    "must be whole milliseconds > 0 or \"auto\", got {n}"
+                )),
+            },
+            other => Err(format!(
+                "must be whole milliseconds > 0 or \"auto\", got {other}"
+            )),
+        }
+    }
 }
 
 /// The per-model fallback keys (SPEC §2), each a list of active model names.
@@ -429,6 +472,7 @@ impl Validator {
         for key in obj.keys() {
             if key != "providers"
                 && key != "providers_sleep"
+                && key != "hedge_after_ms"
                 && !FALLBACK_KEYS.contains(&key.as_str())
             {
                 tracing::debug!(model = name, key = %key, "ignoring unknown model key");
@@ -462,6 +506,14 @@ impl Validator {
                 Some(_) => self.err(&kpath, "must be a list of model names"),
             }
         }
+        let hedge_after =
+            match HedgeAfter::from_json(obj.get("hedge_after_ms").unwrap_or(&Value::Null)) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.err(&format!("{path}.hedge_after_ms"), e);
+                    None
+                }
+            };
         let providers = providers?;
         let [fallbacks, context_window_fallbacks, content_policy_fallbacks] = lists;
         Some(ModelConfig {
@@ -472,6 +524,7 @@ impl Validator {
             fallbacks,
             context_window_fallbacks,
             content_policy_fallbacks,
+            hedge_after,
         })
     }
 
@@ -766,3 +819,33 @@ const KNOWN_PROVIDER_KEYS: &[&str] = &[
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod hedge_tests {
+    use super::*;
+
+    #[test]
+    fn hedge_after_ms_is_milliseconds_or_auto_and_anything_else_is_named() {
+        let config = |v: &str| {
+            format!(
+                r#"{{"g": {{"m": {{"providers": [{{"id": "a", "api_host": "http://h:1", "api_type": "vllm"}}],
+                     "hedge_after_ms": {v}}}}}, "active_models": {{"g": ["m"]}}}}"#
+            )
+        };
+        let hedge =
+            |v: &str| ModelsConfig::from_json_str(&config(v)).map(|c| c.models[0].hedge_after);
+        assert_eq!(
+            hedge("250").unwrap(),
+            Some(HedgeAfter::Fixed(Duration::from_millis(250)))
+        );
+        assert_eq!(hedge("\"auto\"").unwrap(), Some(HedgeAfter::Auto));
+        assert_eq!(hedge("null").unwrap(), None);
+        for bad in ["0", "-5", "1.5", "\"soon\"", "true"] {
+            let e = format!("{:?}", hedge(bad).unwrap_err());
+            assert!(e.contains("hedge_after_ms"), "{bad}: {e}");
+        }
+        assert_eq!(HedgeAfter::parse("").unwrap(), None);
+        assert_eq!(HedgeAfter::parse("AUTO").unwrap(), Some(HedgeAfter::Auto));
+        assert!(HedgeAfter::parse("0").is_err());
+    }
+}

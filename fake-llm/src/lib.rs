@@ -43,7 +43,7 @@ mod wire;
 
 pub use prefix_cache::{prompt_blocks, Block, Lookup, PrefixCache, PrefixCacheModel};
 use wire::Reply;
-pub use wire::{embedding, Kind};
+pub use wire::{embedding, prefill_of, Kind};
 
 #[derive(Clone, Debug)]
 pub struct FakeConfig {
@@ -71,6 +71,12 @@ pub struct FakeConfig {
     /// When set, prefill time for uncached prompt tokens is added before the response, and the
     /// response carries `x-fake-cached-tokens` / `x-fake-uncached-tokens`. Off by default.
     pub prefix_cache: Option<PrefixCacheModel>,
+    /// The fault hits only this many generation requests, then the fake answers normally (a
+    /// transient failure); `None`: every request.
+    pub fault_times: Option<usize>,
+    /// Refuse a prefilled request (a trailing assistant turn, `continue_final_message`) with 400,
+    /// as a server without prefill support does.
+    pub reject_prefill: bool,
 }
 
 impl Default for FakeConfig {
@@ -88,6 +94,8 @@ impl Default for FakeConfig {
             require_api_key: None,
             echo: false,
             prefix_cache: None,
+            fault_times: None,
+            reject_prefill: false,
         }
     }
 }
@@ -113,6 +121,10 @@ pub enum Fault {
     /// An OpenAI-wire stream that ends after its final chunk without `data: [DONE]` (some
     /// servers do; the answer is complete).
     NoDoneFrame,
+    /// Send this many frames (the role frame counts), then nothing more, never ending the body.
+    StallAfter {
+        after_chunks: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +161,8 @@ struct Shared {
     template: Mutex<Option<Template>>,
     active: AtomicUsize,
     cancelled: AtomicUsize,
+    /// Generation requests that met the fault so far (for `FakeConfig::fault_times`).
+    faulted: AtomicUsize,
     next_id: AtomicU64,
     /// Built on first use from `FakeConfig::prefix_cache` (again if its capacity changes).
     prefix_cache: Mutex<Option<PrefixCache>>,
@@ -536,7 +550,12 @@ async fn generate(
 ) -> HttpResponse {
     let mut guard = Guard::new(&shared);
     record(&shared, &req, &body);
-    let cfg = shared.config.lock().unwrap().clone();
+    let mut cfg = shared.config.lock().unwrap().clone();
+    if let Some(times) = cfg.fault_times {
+        if shared.faulted.fetch_add(1, SeqCst) >= times {
+            Arc::make_mut(&mut cfg).fault = Fault::None;
+        }
+    }
     let mut res = respond(kind, &shared, &req, &body, &cfg, &mut guard).await;
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&cfg.name) {
         res.headers_mut().insert(
@@ -612,6 +631,22 @@ async fn respond(
             return error(kind, status, &message);
         }
     }
+    let prefill = wire::prefill_of(kind, &request);
+    if let Some(p) = &prefill {
+        if cfg.reject_prefill {
+            guard.finished = true;
+            return error(
+                kind,
+                400,
+                "assistant prefill is not supported by this model",
+            );
+        }
+        if kind == Kind::Anthropic && p.trim_end() != p {
+            guard.finished = true;
+            let m = "messages: final assistant content cannot end with trailing whitespace";
+            return error(kind, 400, m);
+        }
+    }
     if !cfg.latency.is_zero() {
         actix_rt::time::sleep(cfg.latency).await;
     }
@@ -637,8 +672,8 @@ async fn respond(
         }
         _ => {}
     }
-    let prefill = shared.prefill(cfg.prefix_cache, &request);
-    if let Some((_, delay)) = prefill.filter(|(_, d)| !d.is_zero()) {
+    let cached = shared.prefill(cfg.prefix_cache, &request);
+    if let Some((_, delay)) = cached.filter(|(_, d)| !d.is_zero()) {
         actix_rt::time::sleep(delay).await;
     }
     let n = shared.next_id.fetch_add(1, SeqCst);
@@ -651,6 +686,9 @@ async fn respond(
         let mut reply = Reply::new(kind, &request, cfg.chunks, cfg.tool_arguments.as_ref(), n);
         if cfg.echo {
             reply.echo(&request);
+        }
+        if let Some(p) = &prefill {
+            reply.continue_from(p);
         }
         let frames = if stream {
             let mut frames = reply.frames(include_usage);
@@ -665,7 +703,8 @@ async fn respond(
         (reply.created, frames)
     };
     // Tool calls carry the id in a second place; tests (recording) always build afresh.
-    let frames: Vec<Bytes> = if shared.record || cfg.tool_arguments.is_some() || cfg.echo {
+    let fresh = shared.record || cfg.tool_arguments.is_some() || cfg.echo || prefill.is_some();
+    let frames: Vec<Bytes> = if fresh {
         build().1
     } else {
         let key = (kind, cfg.chunks, body);
@@ -683,6 +722,10 @@ async fn respond(
         Fault::SlowFirstToken(d) => (d, None),
         Fault::CutMidStream { after_chunks } => (Duration::ZERO, Some(after_chunks)),
         _ => (Duration::ZERO, None),
+    };
+    let stall = match cfg.fault {
+        Fault::StallAfter { after_chunks } => Some(after_chunks),
+        _ => None,
     };
     // A non-stream body cut short: send a prefix of the JSON, then abort.
     let frames = match (stream, cut) {
@@ -704,12 +747,13 @@ async fn respond(
         first_delay,
         timer: None,
         cut: if stream { cut } else { cut.map(|_| 1) },
+        stall,
         guard: None,
     };
     // From here the body's guard tracks the request; the handler's own is done.
     guard.finished = true;
     let mut res = HttpResponse::Ok();
-    if let Some((lookup, _)) = prefill {
+    if let Some((lookup, _)) = cached {
         res.insert_header(("x-fake-cached-tokens", lookup.cached_tokens))
             .insert_header(("x-fake-uncached-tokens", lookup.uncached_tokens));
     }
@@ -718,7 +762,7 @@ async fn respond(
             .insert_header(("cache-control", "no-cache"));
     } else {
         res.content_type("application/json");
-        if cut.is_none() && first_delay.is_zero() {
+        if cut.is_none() && stall.is_none() && first_delay.is_zero() {
             // The common case, like a real server: a sized JSON body.
             return res.body(body.frames[0].clone());
         }
@@ -816,6 +860,8 @@ struct FrameStream {
     first_delay: Duration,
     timer: Option<Pin<Box<actix_rt::time::Sleep>>>,
     cut: Option<usize>,
+    /// After this many frames nothing more comes (the body stays open).
+    stall: Option<usize>,
     guard: Option<Guard>,
 }
 
@@ -837,6 +883,10 @@ impl Stream for FrameStream {
             this.timer = None;
             this.cut = None;
             return Poll::Ready(Some(Err(std::io::Error::other("fake: cut mid-stream"))));
+        }
+        if this.stall == Some(this.next) {
+            // Never woken: the body stays open until the client gives up.
+            return Poll::Pending;
         }
         if this.next >= this.frames.len() {
             if !this.end_delay.is_zero() {

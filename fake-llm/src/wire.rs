@@ -527,18 +527,49 @@ pub fn embedding(text: &str) -> Vec<f64> {
 
 /// The last user turn's text: OpenAI / Ollama `messages` (string or text parts), Anthropic
 /// content blocks, or a completion / generate `prompt`.
-fn last_user_text(request: &Value) -> String {
-    let text_of = |c: &Value| -> String {
-        match c {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(" "),
-            _ => String::new(),
+fn text_of(c: &Value) -> String {
+    match c {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The assistant text a request asks the model to continue, as each API spells a prefill:
+/// Anthropic, a trailing assistant turn; OpenAI wire (vLLM, llama.cpp), a trailing assistant
+/// message with `continue_final_message: true`. `None` for an ordinary request.
+pub fn prefill_of(kind: Kind, request: &Value) -> Option<String> {
+    let asks = match kind {
+        Kind::Anthropic => true,
+        Kind::Chat => {
+            request
+                .get("continue_final_message")
+                .and_then(Value::as_bool)
+                == Some(true)
         }
+        _ => false,
     };
+    let last = request.get("messages")?.as_array()?.last()?;
+    (asks && last.get("role").and_then(Value::as_str) == Some("assistant"))
+        .then(|| text_of(last.get("content").unwrap_or(&Value::Null)))
+}
+
+impl Reply {
+    /// Answers only what follows `prefix` in the deterministic answer (a prefilled turn is
+    /// continued, not repeated); a prefix the answer does not start with leaves it whole.
+    pub fn continue_from(&mut self, prefix: &str) {
+        let full = self.text();
+        if let Some(rest) = full.strip_prefix(prefix) {
+            self.tokens = rest.split_inclusive(' ').map(String::from).collect();
+        }
+    }
+}
+
+fn last_user_text(request: &Value) -> String {
     if let Some(msgs) = request.get("messages").and_then(Value::as_array) {
         if let Some(m) = msgs
             .iter()
@@ -554,6 +585,29 @@ fn last_user_text(request: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefilled_turn_is_continued_where_it_ends() {
+        let anthropic = json!({"model": "m", "max_tokens": 9, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": "t0 t1"}]}]});
+        let prefix = prefill_of(Kind::Anthropic, &anthropic).unwrap();
+        let mut r = Reply::new(Kind::Anthropic, &anthropic, 4, None, 0);
+        r.continue_from(&prefix);
+        assert_eq!(r.text(), " t2 t3 ");
+        // OpenAI wire: only with continue_final_message.
+        let mut chat = json!({"model": "m", "messages": [
+            {"role": "user", "content": "hi"}, {"role": "assistant", "content": "t0 t1 t2 "}]});
+        assert_eq!(prefill_of(Kind::Chat, &chat), None);
+        chat["continue_final_message"] = json!(true);
+        let mut r = Reply::new(Kind::Chat, &chat, 4, None, 0);
+        r.continue_from(&prefill_of(Kind::Chat, &chat).unwrap());
+        assert_eq!(r.text(), "t3 ");
+        // A prefix the answer does not start with: answered whole.
+        let mut r = Reply::new(Kind::Chat, &chat, 4, None, 0);
+        r.continue_from("something else");
+        assert_eq!(r.text(), "t0 t1 t2 t3 ");
+    }
 
     #[test]
     fn embeddings_are_deterministic_distinct_and_exact_in_f32() {

@@ -7,7 +7,10 @@
 //! the request waits for the first to come free. An upstream 4xx caused by the request is
 //! returned as it is.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
+
+use futures_util::future::Either;
 
 use actix_web::HttpMessage as _;
 use awc::error::SendRequestError;
@@ -23,6 +26,7 @@ use super::plan::{Outgoing, Route};
 use super::Call;
 use crate::errors::{Attempt, RouterError};
 use crate::handlers::AppState;
+use crate::settings::HedgeAfter;
 
 /// A provider committed to this request: its response head, the first body chunk, the rest, and
 /// how the answer is handled (decided when the request was built).
@@ -41,6 +45,8 @@ pub struct Committed {
 enum NotCommitted {
     /// The provider is at fault or unreachable; try another.
     Failed(FailureKind),
+    /// The connection was made, then reset before a response head: transient, like a 502.
+    Reset,
     /// The provider refused the request itself (this 4xx): the client gets it, no failover.
     Refused(u16, RouterError),
 }
@@ -167,6 +173,16 @@ async fn serve_model(
     let tried_before = attempts.len();
     // Time spent waiting out providers' `Retry-After`, bounded by the same setting in total.
     let mut waited = Duration::ZERO;
+    // A provider whose transient failure may be retried once, if nothing on its tier can serve.
+    let mut retry: Option<Retry> = None;
+    // Set for the one attempt that retries the same provider.
+    let mut only: Option<String> = None;
+    let providers: Vec<String> = state
+        .settings
+        .models
+        .model(model)
+        .map(|cfg| cfg.providers.iter().map(|p| p.id.clone()).collect())
+        .unwrap_or_default();
     // Each attempt has its own bounds; only `LLM_ROUTER_TIMEOUT` bounds the request, so a
     // timed-out attempt is followed by the next provider while one remains.
     while attempts.len() < s.max_attempts {
@@ -176,11 +192,16 @@ async fn serve_model(
         }
         // How long this request may wait for capacity before its next attempt.
         let queue_deadline = call.deadline.unwrap_or(now + call.external_timeout);
+        let exclude = match &only {
+            // The retry: every other provider of the model is excluded.
+            Some(id) => providers.iter().filter(|p| *p != id).cloned().collect(),
+            None => attempts.iter().map(|a| a.provider.clone()).collect(),
+        };
         let choice = state
             .registry
             .send(ChooseProvider {
                 model: model.to_string(),
-                exclude: attempts.iter().map(|a| a.provider.clone()).collect(),
+                exclude,
                 deadline: queue_deadline,
             })
             .await
@@ -190,7 +211,35 @@ async fn serve_model(
                     RouterError::Internal(format!("registry unavailable: {e}")),
                 )
             })?;
-        let lease = match choice.resolve().await {
+        let chosen = choice.resolve().await;
+        if only.take().is_some() && chosen.is_err() {
+            // The retried provider cannot be had (its circuit opened, say): go on without it.
+            continue;
+        }
+        // Retry before tier change: the next choice would leave the failed provider's tier (or
+        // there is none), so the failed provider gets its one retry after a short pause instead.
+        if let Some(r) = retry.take() {
+            let leaves_tier = chosen
+                .as_ref()
+                .map_or(true, |l| l.provider().priority > r.priority);
+            let pause = r.pause();
+            let fits = call
+                .deadline
+                .is_none_or(|d| Instant::now() + pause + Duration::from_millis(1) < d);
+            if leaves_tier && fits {
+                // Not used: back unannounced (`Cancelled` is held against nobody).
+                drop(chosen);
+                if r.wait.is_some() {
+                    waited += pause;
+                }
+                tracing::info!(provider = %r.provider, model = %model, pause_ms = pause.as_millis() as u64,
+                    "retrying the provider before changing tier");
+                tokio::time::sleep(pause).await;
+                only = Some(r.provider);
+                continue;
+            }
+        }
+        let lease = match chosen {
             Ok(lease) => lease,
             // Every untried provider asked for a short pause: wait it out, then look again.
             Err(ChooseError::RateLimited { retry_after, .. })
@@ -224,7 +273,7 @@ async fn serve_model(
                 return Err((None, e));
             }
         };
-        match attempt(client, lease, out, call).await {
+        match hedged(client, state, call, model, lease, out, attempts).await {
             Ok(committed) => return Ok(committed),
             Err((lease, NotCommitted::Refused(status, err))) => {
                 finish(lease, Outcome::ClientError(status), metrics);
@@ -238,13 +287,22 @@ async fn serve_model(
                 };
                 return Err((why, err));
             }
-            Err((mut lease, NotCommitted::Failed(kind))) => {
+            Err((mut lease, failed @ (NotCommitted::Failed(_) | NotCommitted::Reset))) => {
+                let (kind, reset) = match failed {
+                    NotCommitted::Failed(kind) => (kind, false),
+                    _ => (FailureKind::Connect, true),
+                };
                 let provider = lease.provider().id.clone();
                 tracing::warn!(provider = %provider, model = %model, reason = %kind,
                     "upstream attempt failed");
                 if let FailureKind::RateLimited(Some(wait)) = kind {
                     // Skipped by every request until then.
                     lease.set_retry_after(wait);
+                }
+                let retried = attempts.iter().any(|a| a.provider == provider);
+                if !retried {
+                    let priority = lease.provider().priority;
+                    retry = Retry::of(&provider, priority, kind, reset, s.max_retry_after);
                 }
                 finish(lease, Outcome::Failure(kind), metrics);
                 if let Some(m) = metrics {
@@ -264,9 +322,228 @@ async fn serve_model(
         Some(Fallback::Failed),
         RouterError::UpstreamFailed {
             model: model.to_string(),
-            attempts: attempts[tried_before..].to_vec(),
+            attempts: named_once(&attempts[tried_before..]),
         },
     ))
+}
+
+/// The hedge allowance (SPEC §11, `LLM_ROUTER_HEDGE_MAX_FRACTION`), in thousandths of a hedge:
+/// each request that may be hedged earns `fraction`, a hedge spends one whole; it starts with
+/// one and holds at most [`HEDGE_BURST`]. Pure (an integer), so the cap is tested without a clock.
+#[derive(Debug)]
+pub struct HedgeBudget(AtomicU64);
+
+const HEDGE_BURST: u64 = 2;
+
+impl HedgeBudget {
+    pub const fn new() -> HedgeBudget {
+        HedgeBudget(AtomicU64::new(1000))
+    }
+
+    /// A request that may be hedged arrived.
+    pub fn earn(&self, fraction: f64) {
+        let add = (fraction.clamp(0.0, 1.0) * 1000.0) as u64;
+        let _ = self.0.fetch_update(Relaxed, Relaxed, |b| {
+            Some((b + add).min(HEDGE_BURST * 1000))
+        });
+    }
+
+    /// Spends one hedge, if the allowance has one.
+    pub fn spend(&self) -> bool {
+        self.0
+            .fetch_update(Relaxed, Relaxed, |b| b.checked_sub(1000))
+            .is_ok()
+    }
+}
+
+/// One budget per process (a process runs one router).
+static HEDGES: HedgeBudget = HedgeBudget::new();
+
+/// How long to wait for provider `lease`'s first byte before hedging, if hedging is on for
+/// `model`: the model's `hedge_after_ms`, else `LLM_ROUTER_HEDGE_AFTER_MS`. `auto` is twice the
+/// provider's peak-sensitive TTFT average (the registry keeps no quantiles; for the skewed
+/// distributions of TTFT twice the peak-EWMA sits near the p95) — none until it has measured one.
+fn hedge_delay(state: &AppState, model: &str, lease: &Lease) -> Option<Duration> {
+    let s = &state.settings;
+    let cfg = s.models.model(model)?;
+    if cfg.providers.len() < 2 {
+        // No second provider to hedge with: not even the timer.
+        return None;
+    }
+    let h = cfg.hedge_after.or(s.hedge_after)?;
+    match h {
+        HedgeAfter::Fixed(d) => Some(d),
+        HedgeAfter::Auto => lease.snapshot().ttft().map(|t| t * 2),
+    }
+}
+
+/// Records a hedge's outcome (`first_won`, `hedge_won`, `both_failed`, `capped`, `no_provider`).
+/// The metric `llm_router_hedges_total{outcome}` belongs in `telemetry::Metrics` (not this
+/// module's to change); until it is there the outcome is logged.
+fn count_hedge(metrics: Option<&crate::telemetry::Metrics>, outcome: &'static str) {
+    tracing::info!(outcome, "hedge");
+    if let Some(m) = metrics.filter(|m| m.exposed()) {
+        m.hedges.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// One attempt, hedged when configured: with no commit by the hedge delay, a second provider
+/// (one free at once, none is waited for) is sent the request too; the first to commit wins and
+/// the other future is dropped — its upstream request cancelled, its lease released. A hedge
+/// that fails is recorded like any failed attempt while the other runs on.
+async fn hedged(
+    client: &awc::Client,
+    state: &AppState,
+    call: &Call<'_>,
+    model: &str,
+    lease: Lease,
+    out: Outgoing,
+    attempts: &mut Vec<Attempt>,
+) -> Result<Committed, (Lease, NotCommitted)> {
+    let Some(delay) = hedge_delay(state, model, &lease) else {
+        return attempt(client, lease, out, call).await;
+    };
+    HEDGES.earn(state.settings.hedge_max_fraction);
+    let first_id = lease.provider().id.clone();
+    let first = attempt(client, lease, out, call);
+    futures_util::pin_mut!(first);
+    if let Ok(r) = tokio::time::timeout(delay, first.as_mut()).await {
+        return r;
+    }
+    if state.settings.hedge_max_fraction <= 0.0 || !HEDGES.spend() {
+        count_hedge(state.metrics.as_ref(), "capped");
+        return first.await;
+    }
+    let now = Instant::now();
+    let mut exclude: Vec<String> = attempts.iter().map(|a| a.provider.clone()).collect();
+    exclude.push(first_id);
+    let choice = state
+        .registry
+        .send(ChooseProvider {
+            model: model.to_string(),
+            exclude,
+            deadline: now,
+        })
+        .await;
+    let lease2 = match choice {
+        Ok(c) => c.resolve().await.ok(),
+        Err(_) => None,
+    };
+    let Some(lease2) = lease2 else {
+        count_hedge(state.metrics.as_ref(), "no_provider");
+        return first.await;
+    };
+    let Ok(out2) = call.plan.outgoing(lease2.provider(), lease2.model()) else {
+        count_hedge(state.metrics.as_ref(), "no_provider");
+        return first.await;
+    };
+    tracing::info!(provider = %lease2.provider().id, after_ms = delay.as_millis() as u64,
+        "no first byte yet; hedging");
+    let second = attempt(client, lease2, out2, call);
+    futures_util::pin_mut!(second);
+    let metrics = state.metrics.as_ref();
+    let mut record = |lease: Lease, nc: NotCommitted| {
+        let kind = match nc {
+            NotCommitted::Failed(kind) => kind,
+            _ => FailureKind::Connect,
+        };
+        let provider = lease.provider().id.clone();
+        finish(lease, Outcome::Failure(kind), metrics);
+        attempts.push(Attempt { provider, kind });
+    };
+    match futures_util::future::select(first.as_mut(), second.as_mut()).await {
+        Either::Left((Ok(c), _)) => {
+            count_hedge(state.metrics.as_ref(), "first_won");
+            Ok(c)
+        }
+        Either::Right((Ok(c), _)) => {
+            count_hedge(state.metrics.as_ref(), "hedge_won");
+            Ok(c)
+        }
+        Either::Left((Err((lease, refused @ NotCommitted::Refused(..))), _))
+        | Either::Right((Err((lease, refused @ NotCommitted::Refused(..))), _)) => {
+            Err((lease, refused))
+        }
+        Either::Left((Err((lease, nc)), _)) => {
+            record(lease, nc);
+            let r = second.await;
+            count_hedge(
+                state.metrics.as_ref(),
+                if r.is_ok() {
+                    "hedge_won"
+                } else {
+                    "both_failed"
+                },
+            );
+            r
+        }
+        Either::Right((Err((lease, nc)), _)) => {
+            record(lease, nc);
+            let r = first.await;
+            count_hedge(
+                state.metrics.as_ref(),
+                if r.is_ok() {
+                    "first_won"
+                } else {
+                    "both_failed"
+                },
+            );
+            r
+        }
+    }
+}
+
+/// Each provider's last attempt, in order (a retried provider is named once).
+fn named_once(attempts: &[Attempt]) -> Vec<Attempt> {
+    let mut out: Vec<Attempt> = Vec::with_capacity(attempts.len());
+    for a in attempts {
+        out.retain(|b| b.provider != a.provider);
+        out.push(a.clone());
+    }
+    out
+}
+
+/// A transient failure that may earn its provider one retry (SPEC §11, retry before tier change).
+struct Retry {
+    provider: String,
+    priority: u32,
+    /// The provider's `Retry-After`, when it gave one.
+    wait: Option<Duration>,
+}
+
+impl Retry {
+    /// `Some` for a 500/502/503, a connection reset (not refused: nobody listens there), or a
+    /// 429 asking for at most `max_wait`.
+    fn of(
+        provider: &str,
+        priority: u32,
+        kind: FailureKind,
+        reset: bool,
+        max_wait: Duration,
+    ) -> Option<Retry> {
+        let wait = match kind {
+            FailureKind::Status(500 | 502 | 503) => None,
+            FailureKind::Connect if reset => None,
+            FailureKind::RateLimited(Some(w)) if w <= max_wait => Some(w),
+            _ => return None,
+        };
+        Some(Retry {
+            provider: provider.to_string(),
+            priority,
+            wait,
+        })
+    }
+
+    /// The `Retry-After` (and a little, so the provider's pause has surely ended), else a
+    /// jittered backoff of 50–150 ms (so retries do not line up).
+    fn pause(&self) -> Duration {
+        self.wait
+            .map(|w| w + Duration::from_millis(10))
+            .unwrap_or_else(|| {
+                let jitter = (uuid::Uuid::new_v4().as_u128() % 100) as u64;
+                Duration::from_millis(50 + jitter)
+            })
+    }
 }
 
 /// The client's error when no provider could be leased; `None` when failover simply ran out of
@@ -396,7 +673,13 @@ async fn attempt(
     let req = wire.profile().authorise(req, p);
     let resp = match req.send_body(out.body).await {
         Ok(r) => r,
-        Err(e) => return Err((lease, NotCommitted::Failed(failure_of(&e, sent.elapsed())))),
+        Err(e) => {
+            let failed = match &e {
+                SendRequestError::Send(_) | SendRequestError::Response(_) => NotCommitted::Reset,
+                _ => NotCommitted::Failed(failure_of(&e, sent.elapsed())),
+            };
+            return Err((lease, failed));
+        }
     };
     let status = resp.status();
     if !status.is_success() {
@@ -472,4 +755,31 @@ async fn attempt(
         first,
         rest,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hedge_budget_caps_hedges_at_the_fraction_of_requests() {
+        let b = HedgeBudget::new();
+        // One hedge up front, then one per twenty requests at 0.05.
+        assert!(b.spend());
+        assert!(!b.spend());
+        let mut hedged = 0;
+        for _ in 0..200 {
+            b.earn(0.05);
+            if b.spend() {
+                hedged += 1;
+            }
+        }
+        assert_eq!(hedged, 10);
+        // Unused allowance is held up to the burst, not hoarded.
+        for _ in 0..1000 {
+            b.earn(0.05);
+        }
+        assert!(b.spend() && b.spend());
+        assert!(!b.spend());
+    }
 }

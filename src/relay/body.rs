@@ -22,10 +22,13 @@ use tokio::time::{sleep, Sleep};
 
 use super::client::UpstreamPayload;
 use super::finish::report;
-use super::plan::ErrorFrame;
+use super::plan::{decoder, ErrorFrame};
+use super::resume::{self, ResumeCtx, Resumed, Skip, MAX_RESUMES};
 use super::stages::FrameStage;
 use crate::dialects::canonical::{Decoder, Encoder, Event};
 use crate::telemetry::Metrics;
+use llm_router_actors::wire::Wire;
+use std::rc::Rc;
 
 /// What the body does with the provider's bytes.
 pub enum Mode {
@@ -50,6 +53,22 @@ pub struct BodyLimits {
 
 type Item = Result<Bytes, std::io::Error>;
 
+/// What a stream that may be continued keeps of itself (only when resume is on).
+pub struct Resume {
+    ctx: Rc<ResumeCtx>,
+    resumes: usize,
+    /// Providers that failed this stream.
+    tried: Vec<String>,
+    /// Passthrough: the provider bytes the client got, decoded only if a continuation is needed.
+    raw: BytesMut,
+    /// Converted: the text the client got.
+    text: String,
+    /// A tool-call delta went out: no continuation can be spliced after it.
+    tool: bool,
+}
+
+type Continuation = Pin<Box<dyn Future<Output = Result<Resumed, String>>>>;
+
 pub struct RelayBody {
     first: Option<Bytes>,
     rest: UpstreamPayload,
@@ -68,6 +87,14 @@ pub struct RelayBody {
     /// (normally just the chunked terminator) is read before the body ends, so awc can reuse the
     /// connection instead of closing it.
     drain: bool,
+    resume: Option<Box<Resume>>,
+    /// A continuation being found (the body waits for it instead of reading `rest`).
+    resuming: Option<Continuation>,
+    /// After a continuation: its `Start` is not the client's, and what it repeats is skipped.
+    spliced: bool,
+    skip: Skip,
+    /// A passthrough turned converted by a continuation: the encoder's id → the stream's own.
+    id_swap: IdSwap,
 }
 
 impl RelayBody {
@@ -97,7 +124,25 @@ impl RelayBody {
                 .map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             done: false,
             drain: false,
+            resume: None,
+            resuming: None,
+            spliced: false,
+            skip: Skip::default(),
+            id_swap: None,
         }
+    }
+
+    /// Lets the stream be continued on another provider when it fails after its first byte.
+    pub fn resumable(mut self, ctx: Rc<ResumeCtx>) -> RelayBody {
+        self.resume = Some(Box::new(Resume {
+            ctx,
+            resumes: 0,
+            tried: Vec::new(),
+            raw: BytesMut::new(),
+            text: String::new(),
+            tool: false,
+        }));
+        self
     }
 
     fn framing(&self) -> Option<Framing> {
@@ -128,18 +173,42 @@ impl RelayBody {
                 decoder.feed(&chunk, &mut self.events);
                 let mut out = BytesMut::new();
                 let mut failed = None;
-                for e in self.events.drain(..) {
+                for mut e in self.events.drain(..) {
                     if let Event::Error(m) = &e {
-                        failed = Some(m.clone());
+                        failed = Some(format!("the provider reported an error: {m}"));
                         break;
+                    }
+                    if self.spliced {
+                        match &mut e {
+                            // The client's stream has started already.
+                            Event::Start { .. } => continue,
+                            Event::Text(t) => match self.skip.apply(t) {
+                                Ok(rest) if rest.is_empty() => continue,
+                                Ok(rest) => *t = rest,
+                                Err(()) => {
+                                    failed = Some("the continuation is not the same answer".into());
+                                    break;
+                                }
+                            },
+                            _ => {}
+                        }
+                    }
+                    if let Some(r) = self.resume.as_mut() {
+                        match &e {
+                            Event::Text(t) => r.text.push_str(t),
+                            Event::ToolStart { .. } | Event::ToolArgs { .. } => r.tool = true,
+                            _ => {}
+                        }
                     }
                     encoder.encode(&e, &mut out);
                     if e == Event::Done {
                         break;
                     }
                 }
-                if let Some(m) = failed {
-                    let msg = format!("the provider reported an error: {m}");
+                if let Some((from, to)) = &self.id_swap {
+                    out = swap_id(out, from, to);
+                }
+                if let Some(msg) = failed {
                     return self.fail_with(out, FailureKind::Body, msg);
                 }
                 if decoder.finished() {
@@ -153,6 +222,9 @@ impl RelayBody {
                 out.freeze()
             }
             Mode::Pass { end, .. } => {
+                if let Some(r) = self.resume.as_mut() {
+                    r.raw.extend_from_slice(&chunk);
+                }
                 // A sized body may be dropped without a final poll: record success at its last byte.
                 if end.feed(&chunk) {
                     self.succeed();
@@ -168,7 +240,11 @@ impl RelayBody {
         for i in 0..self.stages.len() {
             match self.stages[i].frame(out) {
                 Ok(next) => out = next,
-                Err(why) => return self.fail(FailureKind::Body, why),
+                Err(why) => {
+                    // The router's own stage failed, not the provider: nothing to continue.
+                    self.resume = None;
+                    return self.fail(FailureKind::Body, why);
+                }
             }
         }
         (!out.is_empty()).then_some(Ok(out))
@@ -201,14 +277,28 @@ impl RelayBody {
             }
         }
         if !self.stages.is_empty() {
-            let mut staged = out.freeze();
-            for stage in &mut self.stages {
-                staged = stage.frame(staged)?;
+            let staged = Self::finish_stages(&mut self.stages, out);
+            if staged.is_err() {
+                // The router's own stage failed at the end: nothing to continue.
+                self.resume = None;
             }
-            out = BytesMut::from(&staged[..]);
-            for stage in &mut self.stages {
-                out.extend_from_slice(&stage.end()?);
-            }
+            return staged;
+        }
+        Ok(out)
+    }
+
+    /// The last output through the frame stages, then what they still hold.
+    fn finish_stages(
+        stages: &mut [Box<dyn FrameStage>],
+        out: BytesMut,
+    ) -> Result<BytesMut, String> {
+        let mut staged = out.freeze();
+        for stage in stages.iter_mut() {
+            staged = stage.frame(staged)?;
+        }
+        let mut out = BytesMut::from(&staged[..]);
+        for stage in stages.iter_mut() {
+            out.extend_from_slice(&stage.end()?);
         }
         Ok(out)
     }
@@ -224,9 +314,10 @@ impl RelayBody {
         self.fail_with(BytesMut::new(), kind, message)
     }
 
-    /// As [`Self::fail`], after `out` (converted frames not yet sent).
+    /// As [`Self::fail`], after `out` (converted frames not yet sent). When the stream can be
+    /// continued, a continuation is started instead and `out` alone is returned (`None` when
+    /// empty: the caller polls on).
     fn fail_with(&mut self, mut out: BytesMut, kind: FailureKind, message: String) -> Option<Item> {
-        self.done = true;
         let provider = match self.lease.as_mut() {
             Some(lease) => {
                 lease.set_outcome(Outcome::Failure(kind));
@@ -236,6 +327,10 @@ impl RelayBody {
         };
         let message = format!("provider \"{provider}\" failed mid-response: {message}");
         tracing::warn!(provider = %provider, "{message}");
+        if self.start_continuation() {
+            return self.through_stages(out.freeze());
+        }
+        self.done = true;
         match &mut self.mode {
             Mode::Convert { encoder, .. } => {
                 encoder.encode(&Event::Error(message), &mut out);
@@ -256,6 +351,125 @@ impl RelayBody {
                 Some(Ok(out.freeze()))
             }
         }
+    }
+}
+
+impl RelayBody {
+    /// Starts continuing the stream elsewhere, when it may be: resume on, fewer than
+    /// [`MAX_RESUMES`] so far, the request's deadline not reached, no tool-call delta sent, and
+    /// (passthrough) the stream stopped between frames of a dialect the router can re-encode.
+    fn start_continuation(&mut self) -> bool {
+        let Some(r) = self.resume.as_mut() else {
+            return false;
+        };
+        let Some(lease) = self.lease.as_ref() else {
+            return false;
+        };
+        let timed_out = r.ctx.deadline.is_some_and(|d| Instant::now() >= d);
+        if r.resumes >= MAX_RESUMES || timed_out || r.tool {
+            resume::count(self.metrics.as_ref(), "impossible");
+            return false;
+        }
+        let wire = Wire::of(lease.provider().api_type);
+        if let Mode::Pass { end, .. } = &self.mode {
+            // A passthrough becomes a conversion from here: the client's encoder, brought to
+            // where the client's stream is by replaying what it got.
+            let spliceable = matches!(
+                r.ctx.ingress,
+                super::plan::Ingress::OpenAiChat | super::plan::Ingress::Anthropic
+            ) && end.framing().is_stream()
+                && end.at_boundary();
+            let replayed = if spliceable { replay(r, wire) } else { None };
+            let Some((encoder, text, id_swap)) = replayed else {
+                resume::count(self.metrics.as_ref(), "impossible");
+                return false;
+            };
+            r.text = text;
+            self.id_swap = id_swap;
+            self.mode = Mode::Convert {
+                decoder: decoder(wire),
+                encoder,
+            };
+        }
+        r.resumes += 1;
+        r.tried.push(lease.provider().id.clone());
+        let model = lease.model().to_string();
+        let fut = resume::continuation(r.ctx.clone(), model, r.text.clone(), r.tried.clone());
+        self.resuming = Some(Box::pin(fut));
+        true
+    }
+
+    /// A continuation took over: the failed provider's lease goes, the new one's stream is read
+    /// from here on.
+    fn take_over(&mut self, next: Resumed) {
+        if let Some(old) = self.lease.take() {
+            report(&old, self.metrics.as_ref());
+            defer_release(old);
+        }
+        resume::count(self.metrics.as_ref(), "resumed");
+        tracing::info!(provider = %next.lease.provider().id, "stream continued");
+        self.lease = Some(next.lease);
+        self.first = Some(next.first);
+        self.rest = next.rest;
+        if let Mode::Convert { decoder: d, .. } = &mut self.mode {
+            *d = decoder(next.wire);
+        }
+        self.spliced = true;
+        self.skip = next.skip;
+        let now = tokio::time::Instant::now();
+        self.idle_timer.as_mut().reset(now + self.idle);
+        self.heartbeat_timer.as_mut().reset(now + self.heartbeat);
+    }
+}
+
+/// An encoder id → the stream's own id.
+type IdSwap = Option<(String, String)>;
+
+/// Replays a passthrough's delivered bytes into the client's encoder: the encoder, the text
+/// delivered, and the id swap that keeps the stream's own id. `None` when the stream cannot be
+/// continued (a tool call began, nothing readable, the request cannot be re-read).
+fn replay(r: &mut Resume, wire: Wire) -> Option<(Box<dyn Encoder>, String, IdSwap)> {
+    let req = r.ctx.request().ok()?;
+    let mut events = Vec::new();
+    let mut d = decoder(wire);
+    d.feed(&std::mem::take(&mut r.raw), &mut events);
+    let mut encoder = r.ctx.ingress.encoder(&req);
+    let mut scratch = BytesMut::new();
+    let mut text = String::new();
+    let mut own_id = None;
+    for e in &events {
+        match e {
+            Event::ToolStart { .. } | Event::ToolArgs { .. } | Event::Error(_) | Event::Done => {
+                return None
+            }
+            Event::Start { id, .. } => own_id = id.clone(),
+            Event::Text(t) => text.push_str(t),
+            Event::Stop(_) | Event::Usage(_) => {}
+        }
+        encoder.encode(e, &mut scratch);
+    }
+    let encoder_id = first_id(&scratch);
+    let swap = match (encoder_id, own_id) {
+        (Some(from), Some(to)) if from != to => Some((from, to)),
+        _ => None,
+    };
+    Some((encoder, text, swap))
+}
+
+/// The first `"id":"…"` value in encoder output (the id the encoder writes in every chunk).
+fn first_id(out: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(out).ok()?;
+    let at = s.find("\"id\":\"")? + 6;
+    let end = s[at..].find('"')?;
+    Some(s[at..at + end].to_string())
+}
+
+/// `out` with every `"id":"<from>"` written `"id":"<to>"`.
+fn swap_id(out: BytesMut, from: &str, to: &str) -> BytesMut {
+    let (from, to) = (format!("\"id\":\"{from}\""), format!("\"id\":\"{to}\""));
+    match std::str::from_utf8(&out) {
+        Ok(s) if s.contains(&from) => BytesMut::from(s.replace(&from, &to).as_bytes()),
+        _ => out,
     }
 }
 
@@ -312,18 +526,46 @@ impl Stream for RelayBody {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
         let this = &mut *self;
-        if this.done {
-            return this.end(cx);
-        }
-        if let Some(first) = this.first.take() {
-            if let Some(out) = this.forward(first) {
-                return Poll::Ready(Some(out));
-            }
+        // Each `continue` re-checks the state: a failure may have started a continuation (or
+        // ended the body) without output.
+        loop {
             if this.done {
                 return this.end(cx);
             }
-        }
-        loop {
+            if let Some(next) = this.resuming.as_mut() {
+                match next.as_mut().poll(cx) {
+                    Poll::Ready(Ok(resumed)) => {
+                        this.resuming = None;
+                        this.take_over(resumed);
+                    }
+                    Poll::Ready(Err(why)) => {
+                        this.resuming = None;
+                        resume::count(this.metrics.as_ref(), "failed");
+                        this.resume = None;
+                        let msg = format!("the stream could not be continued: {why}");
+                        return Poll::Ready(this.fail(FailureKind::Body, msg));
+                    }
+                    Poll::Pending => {
+                        if let Some(deadline) = this.deadline.as_mut() {
+                            if deadline.as_mut().poll(cx).is_ready() {
+                                this.resuming = None;
+                                this.resume = None;
+                                let msg = "the request reached the router's time limit (LLM_ROUTER_TIMEOUT)";
+                                return Poll::Ready(
+                                    this.fail(FailureKind::Timeout(this.idle), msg.into()),
+                                );
+                            }
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            if let Some(first) = this.first.take() {
+                if let Some(out) = this.forward(first) {
+                    return Poll::Ready(Some(out));
+                }
+                continue;
+            }
             match Pin::new(&mut this.rest).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     let now = tokio::time::Instant::now();
@@ -331,55 +573,63 @@ impl Stream for RelayBody {
                     this.heartbeat_timer.as_mut().reset(now + this.heartbeat);
                     match this.forward(chunk) {
                         Some(out) => return Poll::Ready(Some(out)),
-                        None if this.done => return this.end(cx),
-                        // A converted chunk with no output yet (e.g. a partial frame): read on.
+                        // Done, continuing, or a converted chunk with no output yet (e.g. a
+                        // partial frame): look again.
                         None => continue,
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(
-                        this.fail(FailureKind::Body, format!("connection broke ({e})")),
-                    )
+                    match this.fail(FailureKind::Body, format!("connection broke ({e})")) {
+                        Some(out) => return Poll::Ready(Some(out)),
+                        None => continue,
+                    }
                 }
-                Poll::Ready(None) => {
-                    return Poll::Ready(match this.at_eof() {
-                        Err(why) => this.fail(FailureKind::Body, why),
-                        Ok(out) => {
-                            this.done = true;
-                            this.succeed();
-                            (!out.is_empty()).then(|| Ok(out.freeze()))
+                Poll::Ready(None) => match this.at_eof() {
+                    Err(why) => match this.fail(FailureKind::Body, why) {
+                        Some(out) => return Poll::Ready(Some(out)),
+                        None => continue,
+                    },
+                    Ok(out) => {
+                        this.done = true;
+                        this.succeed();
+                        if out.is_empty() {
+                            continue;
                         }
-                    });
+                        return Poll::Ready(Some(Ok(out.freeze())));
+                    }
+                },
+                Poll::Pending => {}
+            }
+            if let Some(deadline) = this.deadline.as_mut() {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    // No continuation past the request's own deadline.
+                    this.resume = None;
+                    return Poll::Ready(this.fail(
+                        FailureKind::Timeout(this.idle),
+                        "the request reached the router's time limit (LLM_ROUTER_TIMEOUT)".into(),
+                    ));
                 }
-                Poll::Pending => break,
             }
-        }
-        if let Some(deadline) = this.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(this.fail(
-                    FailureKind::Timeout(this.idle),
-                    "the request reached the router's time limit (LLM_ROUTER_TIMEOUT)".into(),
-                ));
+            if this.idle_timer.as_mut().poll(cx).is_ready() {
+                let secs = this.idle.as_secs_f64();
+                let msg = format!("no data for {secs:.1}s");
+                match this.fail(FailureKind::Timeout(this.idle), msg) {
+                    Some(out) => return Poll::Ready(Some(out)),
+                    None => continue,
+                }
             }
-        }
-        if this.idle_timer.as_mut().poll(cx).is_ready() {
-            let secs = this.idle.as_secs_f64();
-            return Poll::Ready(this.fail(
-                FailureKind::Timeout(this.idle),
-                format!("no data for {secs:.1}s"),
-            ));
-        }
-        let stream = this.framing().is_none_or(Framing::is_stream);
-        if stream && this.heartbeat_timer.as_mut().poll(cx).is_ready() {
-            let next = tokio::time::Instant::now() + this.heartbeat;
-            this.heartbeat_timer.as_mut().reset(next);
-            // Re-poll the timer so its waker is registered for the next beat.
-            let _ = this.heartbeat_timer.as_mut().poll(cx);
-            if let Some(beat) = this.heartbeat_bytes() {
-                return Poll::Ready(Some(Ok(Bytes::from_static(beat))));
+            let stream = this.framing().is_none_or(Framing::is_stream);
+            if stream && this.heartbeat_timer.as_mut().poll(cx).is_ready() {
+                let next = tokio::time::Instant::now() + this.heartbeat;
+                this.heartbeat_timer.as_mut().reset(next);
+                // Re-poll the timer so its waker is registered for the next beat.
+                let _ = this.heartbeat_timer.as_mut().poll(cx);
+                if let Some(beat) = this.heartbeat_bytes() {
+                    return Poll::Ready(Some(Ok(Bytes::from_static(beat))));
+                }
             }
+            return Poll::Pending;
         }
-        Poll::Pending
     }
 }
 

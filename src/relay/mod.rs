@@ -20,6 +20,7 @@ pub mod client;
 mod finish;
 pub mod plan;
 mod respond;
+mod resume;
 pub mod stages;
 
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ pub struct Call<'a> {
     /// Bound on the whole client request (`LLM_ROUTER_TIMEOUT`), if any.
     pub deadline: Option<Instant>,
     pub external_timeout: Duration,
+    /// The client's request body (for a stream continuation; empty for a built request).
+    pub raw: bytes::Bytes,
 }
 
 /// Serves one request of a proxied client API; errors are rendered in the client's dialect.
@@ -78,9 +81,10 @@ pub async fn run_built(
         started,
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
+        raw: bytes::Bytes::new(),
     };
     let committed = attempt::failover(client, state, &call).await?;
-    respond::respond(committed, state, &call).await
+    respond::respond(committed, state, client, &call).await
 }
 
 async fn serve(
@@ -101,6 +105,7 @@ async fn serve(
         .stages
         .run_request(api, client, &mut body, &mut ctx)
         .await?;
+    let body = body.freeze();
     let plan = plan::Plan::new(api, &body)?;
     let rid = request_id(req);
     let call = Call {
@@ -110,7 +115,8 @@ async fn serve(
         started,
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
+        raw: body.clone(),
     };
     let committed = attempt::failover(client, state, &call).await?;
-    respond::respond(committed, state, &call).await
+    respond::respond(committed, state, client, &call).await
 }

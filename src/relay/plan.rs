@@ -99,6 +99,11 @@ impl Ingress {
         })
     }
 
+    /// Reads a client body into the canonical model (a stream continuation of a passthrough).
+    pub fn read_request(self, body: &[u8]) -> Result<Request, RouterError> {
+        self.read(body)
+    }
+
     /// What the fast path checks before routing (the rest is the provider's to judge).
     fn validate(self, raw: &RawObject<'_>) -> Result<(), RouterError> {
         match self {

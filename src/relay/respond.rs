@@ -15,11 +15,13 @@ use super::attempt::Committed;
 use super::body::{defer_release, BodyLimits, Mode, RelayBody};
 use super::finish::{failed, finish, report};
 use super::plan::{decoder, read_answer, ClientApi, Ingress, Route};
+use super::resume::ResumeCtx;
 use super::Call;
 use crate::dialects::canonical::{Collector, Event, Request, Response};
 use crate::dialects::embeddings::{self, EmbedRequest};
 use crate::errors::RouterError;
 use crate::handlers::AppState;
+use std::rc::Rc;
 
 /// Largest provider answer buffered for a non-stream conversion.
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -27,13 +29,42 @@ const MAX_ANSWER: usize = 64 * 1024 * 1024;
 pub async fn respond(
     mut c: Committed,
     state: &AppState,
+    client: &awc::Client,
     call: &Call<'_>,
 ) -> Result<HttpResponse, RouterError> {
     match std::mem::replace(&mut c.route, Route::Pass) {
-        Route::Pass => passthrough(c, state, call, call.plan.api),
-        Route::Chat(ingress, req) => convert_chat(c, state, call, ingress, &req).await,
+        Route::Pass => passthrough(c, state, client, call, call.plan.api),
+        Route::Chat(ingress, req) => convert_chat(c, state, client, call, ingress, req).await,
         Route::Embed(req) => convert_embed(c, state, call, &req).await,
     }
+}
+
+/// What a streamed generation needs to be continued elsewhere (SPEC §11), when resume is on.
+fn resume_ctx(
+    state: &AppState,
+    client: &awc::Client,
+    call: &Call<'_>,
+    ingress: Ingress,
+    canonical: Option<Rc<Request>>,
+) -> Option<Rc<ResumeCtx>> {
+    if !state.settings.stream_resume {
+        return None;
+    }
+    let cell = std::cell::OnceCell::new();
+    if let Some(r) = canonical {
+        let _ = cell.set(r);
+    }
+    Some(Rc::new(ResumeCtx {
+        client: client.clone(),
+        registry: state.registry.clone(),
+        settings: state.settings.clone(),
+        metrics: state.metrics.clone(),
+        ingress,
+        request_id: call.request_id.to_string(),
+        deadline: call.deadline,
+        body: call.raw.clone(),
+        canonical: cell,
+    }))
 }
 
 /// The provider that answered and the model it answered as (a fallback's name when one served).
@@ -61,6 +92,7 @@ fn limits(c: &Committed, state: &AppState, call: &Call<'_>) -> BodyLimits {
 fn passthrough(
     c: Committed,
     state: &AppState,
+    client: &awc::Client,
     call: &Call<'_>,
     api: ClientApi,
 ) -> Result<HttpResponse, RouterError> {
@@ -98,7 +130,7 @@ fn passthrough(
         error_frame: api.error_frame(),
     };
     let stages = state.stages.start_frames(api, call.ctx);
-    let body = RelayBody::new(
+    let mut body = RelayBody::new(
         c.lease,
         c.first,
         c.rest,
@@ -107,6 +139,12 @@ fn passthrough(
         limits,
         state.metrics.clone(),
     );
+    // Passthrough streams are continued for the dialects the body can splice (see body.rs).
+    if let ClientApi::Generate(ingress @ (Ingress::OpenAiChat | Ingress::Anthropic)) = api {
+        if let Some(ctx) = resume_ctx(state, client, call, ingress, None) {
+            body = body.resumable(ctx);
+        }
+    }
     Ok(res.streaming(body))
 }
 
@@ -197,10 +235,12 @@ fn events_of(r: &Response) -> Vec<Event> {
 async fn convert_chat(
     c: Committed,
     state: &AppState,
+    client: &awc::Client,
     call: &Call<'_>,
     ingress: Ingress,
-    req: &Request,
+    original: Rc<Request>,
 ) -> Result<HttpResponse, RouterError> {
+    let req = &*original;
     let ct = c.content_type.as_ref().and_then(|v| v.to_str().ok());
     let wire = c.wire;
     let upstream_streams = wire.framing_of(ct, c.content_length).is_stream();
@@ -226,7 +266,7 @@ async fn convert_chat(
             encoder: ingress.encoder(req),
         };
         let stages = state.stages.start_frames(call.plan.api, call.ctx);
-        let body = RelayBody::new(
+        let mut body = RelayBody::new(
             c.lease,
             c.first,
             c.rest,
@@ -235,6 +275,9 @@ async fn convert_chat(
             limits,
             state.metrics.clone(),
         );
+        if let Some(ctx) = resume_ctx(state, client, call, ingress, Some(original.clone())) {
+            body = body.resumable(ctx);
+        }
         return Ok(res.streaming(body));
     }
     let (c, bytes) = read_whole(c, state, call).await?;
