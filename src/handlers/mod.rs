@@ -497,14 +497,23 @@ pub fn table(prefix: &str, prometheus: bool) -> Vec<Entry> {
 
 /// Registers every route of [`table`] under its paths; other methods on them get 405.
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
-    for e in table(prefix, prometheus) {
-        for path in &e.paths {
-            cfg.service(
-                web::resource(path.as_str())
-                    .route((e.route)().method(e.method.clone()))
-                    .default_service(web::to(method_not_allowed)),
-            );
-        }
+    let table = table(prefix, prometheus);
+    // Paths with a pattern (`/v1/models/{id:.+}`) last: actix tries resources in order, and a
+    // pattern placed first would run its regex on the path of every chat request.
+    let rows = |dynamic: bool| {
+        table.iter().flat_map(move |e| {
+            e.paths
+                .iter()
+                .filter(move |p| p.contains('{') == dynamic)
+                .map(move |p| (e, p))
+        })
+    };
+    for (e, path) in rows(false).chain(rows(true)) {
+        cfg.service(
+            web::resource(path.as_str())
+                .route((e.route)().method(e.method.clone()))
+                .default_service(web::to(method_not_allowed)),
+        );
     }
 }
 
