@@ -188,6 +188,9 @@ pub async fn run_with(
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;
+    // CORS settings come from the environment (not reloaded): without origins the middleware
+    // is left out of the chain entirely.
+    let cors_on = !settings.cors.is_off();
     let max_body = settings.max_body;
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -209,7 +212,7 @@ pub async fn run_with(
                 from_fn(settings_fastapi::key_header),
             ))
             // Outside the guard: preflights need no key, refusals carry the CORS headers.
-            .wrap(from_fn(cors::cors))
+            .wrap(Condition::new(cors_on, from_fn(cors::cors)))
             .wrap(Condition::new(prometheus, prom.clone()))
             .wrap(TracingLogger::<RouterRootSpan>::new())
             .wrap(from_fn(telemetry::request_id))

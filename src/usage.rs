@@ -14,19 +14,27 @@
 //! dropped, hands the total to its [`Sink`] once. It never changes the bytes or the body's size.
 
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
-use memchr::memmem::Finder;
 
 /// What the seam window keeps of the previous chunk (longer than a key, colon and number).
 const SEAM: usize = 64;
 
-static TOKENS: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"tokens\""));
-static EVAL_COUNT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"eval_count\""));
-static DELTA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"delta\""));
+/// Whether a usage key, its colon or its number may continue in the next chunk: not when the
+/// chunk ends a line after a JSON value or punctuation (the usual end of an SSE frame or NDJSON
+/// line), so the seam window is skipped there.
+fn may_continue(chunk: &[u8]) -> bool {
+    if chunk.last() != Some(&b'\n') {
+        return true;
+    }
+    !matches!(
+        chunk.iter().rev().find(|b| !b.is_ascii_whitespace()),
+        Some(b'}' | b']' | b',' | b'{' | b'[')
+    )
+}
 
 /// Prompt and completion tokens of one answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,25 +118,47 @@ fn number_after(buf: &[u8], from: usize) -> Option<u64> {
 }
 
 impl UsageScan {
+    /// One pass over `buf`: every `:` that ends a key (optionally after whitespace) is looked
+    /// at, and only keys ending in `delta"`, `tokens"` or `eval_count"` go further — a single
+    /// `memchr` pass instead of a substring search per key. `count_from > 0` marks a seam window:
+    /// only a `"delta"` key that straddles it is counted (the rest were counted in their chunk).
     fn scan(&mut self, buf: &[u8], count_from: usize) {
-        for (finder, len, eval) in [(&*TOKENS, 7, false), (&*EVAL_COUNT, 11, true)] {
-            for at in finder.find_iter(buf) {
-                let Some(input) = side(buf, at, eval) else {
-                    continue;
-                };
-                if let Some(n) = number_after(buf, at + len) {
-                    let slot = if input {
-                        &mut self.input
-                    } else {
-                        &mut self.output
-                    };
-                    *slot = (*slot).max(n);
+        for colon in memchr::memchr_iter(b':', buf) {
+            let mut q = colon;
+            while q > 0 && matches!(buf[q - 1], b' ' | b'\t' | b'\r' | b'\n') {
+                q -= 1;
+            }
+            if q < 2 || buf[q - 1] != b'"' {
+                continue;
+            }
+            let key = &buf[..q];
+            match buf[q - 2] {
+                b'a' if key.ends_with(b"\"delta\"") => {
+                    let at = q - 7;
+                    if count_from == 0 || (at < count_from && colon >= count_from) {
+                        self.deltas += 1;
+                    }
                 }
+                b's' if key.ends_with(b"tokens\"") => self.take(buf, q - 7, false, colon),
+                b't' if key.ends_with(b"eval_count\"") => self.take(buf, q - 11, true, colon),
+                _ => {}
             }
         }
-        // Deltas are counted, not maxed: in the seam window only those straddling it count.
-        let counts = |at: usize| count_from == 0 || (at < count_from && at + 7 > count_from);
-        self.deltas += DELTA.find_iter(buf).filter(|&at| counts(at)).count() as u64;
+    }
+
+    /// A usage key starting at `at` (its name's last part) with its colon at `colon`.
+    fn take(&mut self, buf: &[u8], at: usize, eval: bool, colon: usize) {
+        let Some(input) = side(buf, at, eval) else {
+            return;
+        };
+        if let Some(n) = number_after(buf, colon) {
+            let slot = if input {
+                &mut self.input
+            } else {
+                &mut self.output
+            };
+            *slot = (*slot).max(n);
+        }
     }
 
     /// Feeds the next chunk of the answer.
@@ -142,11 +172,14 @@ impl UsageScan {
             self.scan(w, split);
         }
         self.scan(chunk, 0);
-        // The new tail: the end of this chunk, topped up from the old tail if the chunk is short.
-        if chunk.len() >= SEAM {
+        if !may_continue(chunk) {
+            // Nothing of a key, its colon or its number can straddle this seam.
+            self.tail_len = 0;
+        } else if chunk.len() >= SEAM {
             self.tail.copy_from_slice(&chunk[chunk.len() - SEAM..]);
             self.tail_len = SEAM;
         } else {
+            // The end of this chunk, topped up from the old tail.
             let keep = (SEAM - chunk.len()).min(self.tail_len);
             self.tail
                 .copy_within(self.tail_len - keep..self.tail_len, 0);
@@ -352,6 +385,22 @@ mod tests {
         for cut in 0..nousage.len() {
             let (a, b) = nousage.split_at(cut);
             assert_eq!(usage_of(&[a, b], 0).output, 2, "cut at {cut}");
+        }
+        // Frames that end a line are not carried over, but a key, colon or number that does go
+        // on after a newline still is.
+        let pretty = [
+            "{\"usage\": {\"prompt_tokens\"\n",
+            "  : 31,\n",
+            "\"completion_tokens\":\n",
+            "4}}\n",
+        ];
+        assert_eq!(usage_of(&pretty, 0), real(31, 4));
+        // Three pieces, every pair of cuts.
+        for a in 0..nousage.len() {
+            for b in a..nousage.len() {
+                let parts = [&nousage[..a], &nousage[a..b], &nousage[b..]];
+                assert_eq!(usage_of(&parts, 0).output, 2, "cuts at {a}, {b}");
+            }
         }
         // Byte by byte: every seam at once.
         let bytes: Vec<String> = whole.chars().map(String::from).collect();

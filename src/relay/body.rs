@@ -59,8 +59,9 @@ pub struct Resume {
     resumes: usize,
     /// Providers that failed this stream.
     tried: Vec<String>,
-    /// Passthrough: the provider bytes the client got, decoded only if a continuation is needed.
-    raw: BytesMut,
+    /// Passthrough: the provider chunks the client got (shared, not copied), decoded only if a
+    /// continuation is needed.
+    raw: Vec<Bytes>,
     /// Converted: the text the client got.
     text: String,
     /// A tool-call delta went out: no continuation can be spliced after it.
@@ -138,7 +139,7 @@ impl RelayBody {
             ctx,
             resumes: 0,
             tried: Vec::new(),
-            raw: BytesMut::new(),
+            raw: Vec::new(),
             text: String::new(),
             tool: false,
         }));
@@ -223,7 +224,7 @@ impl RelayBody {
             }
             Mode::Pass { end, .. } => {
                 if let Some(r) = self.resume.as_mut() {
-                    r.raw.extend_from_slice(&chunk);
+                    r.raw.push(chunk.clone());
                 }
                 // A sized body may be dropped without a final poll: record success at its last byte.
                 if end.feed(&chunk) {
@@ -432,7 +433,9 @@ fn replay(r: &mut Resume, wire: Wire) -> Option<(Box<dyn Encoder>, String, IdSwa
     let req = r.ctx.request().ok()?;
     let mut events = Vec::new();
     let mut d = decoder(wire);
-    d.feed(&std::mem::take(&mut r.raw), &mut events);
+    for chunk in std::mem::take(&mut r.raw) {
+        d.feed(&chunk, &mut events);
+    }
     let mut encoder = r.ctx.ingress.encoder(&req);
     let mut scratch = BytesMut::new();
     let mut text = String::new();
