@@ -269,3 +269,43 @@ fn privacy_response_guardrail_configuration_errors_are_start_up_errors() {
         assert!(errs.iter().any(|e| e.contains(want)), "{env:?}: {errs:#?}");
     }
 }
+
+#[actix_rt::test]
+async fn privacy_response_guardrails_judge_the_restored_answer_and_cover_the_built_in_routes() {
+    let svc = Plugins::start(Mode::Faithful);
+    let (up, r) = guarded(&svc, echo(Duration::ZERO), &[]);
+    // Restore runs first: the guardrail sees what the client gets, the provider never does.
+    let pesel = "44051401359";
+    let mut b = body(
+        "/v1/chat/completions",
+        "m",
+        &format!("PESEL {pesel} ok"),
+        true,
+    );
+    b["anonymize"] = json!("restore");
+    let (status, answer) = post(&r, "/v1/chat/completions", &b).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(pesel), "{answer}");
+    let texts: Vec<String> = svc
+        .calls(NASK)
+        .iter()
+        .filter_map(|c| c["text"].as_str().map(String::from))
+        .collect();
+    assert!(texts.iter().any(|t| t.contains(pesel)), "{texts:?}");
+    assert!(texts.iter().all(|t| !t.contains("{PESEL_1}")), "{texts:?}");
+    assert!(!up
+        .requests()
+        .iter()
+        .any(|q| q.body.to_string().contains(pesel)));
+    // The built-in routes' answers pass the same guardrails, whole and streamed.
+    for stream in [false, true] {
+        let b = json!({"model_name": "m", "user_last_statement": UNSAFE, "stream": stream});
+        let (status, answer) = post(&r, "/api/conversation_with_model", &b).await;
+        assert!(
+            answer.contains("the response was rejected by guardrail nask_guard"),
+            "stream={stream}: {answer}"
+        );
+        assert_eq!(status, if stream { 200 } else { 422 }, "{answer}");
+        assert!(!answer.contains("bomb"), "{answer}");
+    }
+}
