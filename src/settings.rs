@@ -183,7 +183,7 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_RESPONSE",
         "false",
-        "audit response guardrail events (not available in this build: refuses to start)",
+        "audit response guardrail events (encrypted records under LLM_ROUTER_AUDIT_DIR)",
     ),
     (
         "LLM_ROUTER_AUDIT_PUBLIC_KEY",
@@ -196,9 +196,24 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "directory of the audit records, one file per event",
     ),
     (
+        "LLM_ROUTER_AUDIT_QUEUE_SIZE",
+        "4096",
+        "audit records waiting to be written at most; when full, requests are refused (503)",
+    ),
+    (
         "LLM_ROUTER_FORCE_GUARDRAIL_RESPONSE",
         "false",
-        "check every answer (not available in this build: refuses to start)",
+        "check every answer with the response guardrail pipeline before the client gets it",
+    ),
+    (
+        "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_RESPONSE",
+        "",
+        "response guardrails in order (nask_guard, sojka_guard)",
+    ),
+    (
+        "LLM_ROUTER_GUARDRAIL_RESPONSE_WINDOW_CHARS",
+        "500",
+        "streams: characters of new text between two response guardrail checks",
     ),
     (
         "LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS",

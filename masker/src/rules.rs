@@ -350,6 +350,9 @@ pub(crate) struct Compiled {
     pub rules: Vec<Rule>,
     /// placeholder + every rule, leftmost-first in table order
     pub combined: Regex,
+    /// the same patterns with all-matches semantics: which rules match at a position
+    /// (leftmost-first overlapping searches do not report every pattern)
+    pub every: Regex,
     pub currency_after: Regex,
 }
 
@@ -376,10 +379,20 @@ pub(crate) fn compile() -> Compiled {
         )
         .build_many(&all)
         .expect("built-in combined pattern");
+    let every = meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .match_kind(MatchKind::All)
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid_cache_capacity(4 << 20),
+        )
+        .build_many(&all)
+        .expect("built-in combined pattern");
     let currency_after = Regex::new(&currency_after_pattern()).expect("built-in currency pattern");
     Compiled {
         rules,
         combined,
+        every,
         currency_after,
     }
 }
@@ -700,9 +713,15 @@ impl Rule {
                 } else {
                     matches!(sizes.as_slice(), [9] | [3, 3, 3] | [2, 3, 2, 2])
                 };
-                let d: Vec<u8> = m.bytes().filter(u8::is_ascii_digit).collect();
-                (ok_groups && d.len() == 9 && v::polish_phone_prefix(&d))
-                    .then_some(Hit::one(s, e, tag))
+                let mut d = [0u8; 9];
+                let mut n = 0;
+                for b in m.bytes().filter(u8::is_ascii_digit) {
+                    if n < d.len() {
+                        d[n] = b;
+                    }
+                    n += 1;
+                }
+                (ok_groups && n == 9 && v::polish_phone_prefix(&d)).then_some(Hit::one(s, e, tag))
             }
             MacAddress => {
                 if !no_alnum_around(text, s, e) {
@@ -729,14 +748,15 @@ impl Rule {
                 one(s, e)
             }
             CreditCard => {
-                let d: Vec<u8> = m.bytes().filter(u8::is_ascii_digit).collect();
+                let n = count(m, |b| b.is_ascii_digit());
+                let mut lead = m.bytes().filter(u8::is_ascii_digit);
                 // ICCIDs (89…, 19–20 digits) belong to SIM_CARD
-                if d.len() >= 19 && d.starts_with(b"89") {
+                if n >= 19 && lead.next() == Some(b'8') && lead.next() == Some(b'9') {
                     return None;
                 }
                 (digits_bound(text, s, e)
                     && not_in_longer_number(text, s, e, &[' ', '-'])
-                    && (13..=19).contains(&d.len())
+                    && (13..=19).contains(&n)
                     && v::luhn(m))
                 .then_some(Hit::one(s, e, tag))
             }
@@ -760,11 +780,14 @@ impl Rule {
             }
             OrderNumber => no_alnum_around(text, s, e).then_some(Hit::one(s, e, tag)),
             TransactionRef => {
-                let compact: Vec<u8> = m.bytes().filter(|b| b.is_ascii_alphanumeric()).collect();
+                let not_iban = || {
+                    let compact: Vec<u8> = m.bytes().filter(u8::is_ascii_alphanumeric).collect();
+                    !v::iban_compact(&compact)
+                };
                 (no_alnum_around(text, s, e)
                     && (8..=64).contains(&m.len())
                     && count(m, |b| b.is_ascii_digit()) >= 6
-                    && !v::iban_compact(&compact))
+                    && not_iban())
                 .then_some(Hit::one(s, e, tag))
             }
             SimCard => {

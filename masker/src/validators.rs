@@ -45,27 +45,37 @@ pub fn nip(s: &str) -> bool {
 
 /// REGON, 9 or 14 digits; sum mod 11, remainder 10 counts as 0.
 pub fn regon(s: &str) -> bool {
-    let d: Vec<u32> = digits(s).collect();
-    let w: &[u32] = match d.len() {
+    let mut d = [0u32; 14];
+    let mut n = 0;
+    for x in digits(s) {
+        if n == d.len() {
+            return false;
+        }
+        d[n] = x;
+        n += 1;
+    }
+    let w: &[u32] = match n {
         9 => &[8, 9, 2, 3, 4, 5, 6, 7],
         14 => &[2, 4, 8, 5, 0, 9, 7, 3, 6, 1, 2, 4, 8],
         _ => return false,
     };
     let sum: u32 = w.iter().zip(&d).map(|(w, d)| w * d).sum();
-    (sum % 11) % 10 == d[d.len() - 1]
+    (sum % 11) % 10 == d[n - 1]
 }
 
 /// Luhn over the digits of `s` (separators skipped).
 pub fn luhn(s: &str) -> bool {
-    let d: Vec<u32> = digits(s).collect();
-    if d.is_empty() {
-        return false;
-    }
-    let sum: u32 = d
-        .iter()
+    let mut any = false;
+    let sum: u32 = s
+        .bytes()
         .rev()
+        .filter(u8::is_ascii_digit)
+        .map(|b| {
+            any = true;
+            u32::from(b - b'0')
+        })
         .enumerate()
-        .map(|(i, &x)| {
+        .map(|(i, x)| {
             if i % 2 == 1 {
                 let y = x * 2;
                 if y > 9 {
@@ -78,7 +88,7 @@ pub fn luhn(s: &str) -> bool {
             }
         })
         .sum();
-    sum.is_multiple_of(10)
+    any && sum.is_multiple_of(10)
 }
 
 fn vin_value(c: u8) -> Option<u32> {
@@ -242,8 +252,16 @@ pub fn iban_compact(c: &[u8]) -> bool {
 
 /// Polish NRB: 26 digits, checked as the IBAN `PL` + digits.
 pub fn nrb(s: &str) -> bool {
-    let d: Vec<u8> = s.bytes().filter(u8::is_ascii_digit).collect();
-    if d.len() != 26 {
+    let mut d = [0u8; 26];
+    let mut n = 0;
+    for b in s.bytes().filter(u8::is_ascii_digit) {
+        if n == d.len() {
+            return false;
+        }
+        d[n] = b;
+        n += 1;
+    }
+    if n != 26 {
         return false;
     }
     mod97(

@@ -29,6 +29,7 @@ use crate::dialects::canonical::{new_id, unix_now, Request, StopReason};
 use crate::dialects::openai;
 use crate::dialects::openai::sse_error as openai_sse_error;
 use crate::errors::{Dialect, RouterError};
+use crate::relay::stages::RequestContext;
 
 /// Model calls of one per-text request in flight at once.
 pub const PER_TEXT_CONCURRENCY: usize = 8;
@@ -41,16 +42,18 @@ pub struct ModelAnswer {
     pub provider: String,
 }
 
-/// One model call, whole answer (failover and provider choice as for any request).
+/// One model call, whole answer (failover and provider choice as for any request). `ctx`: what
+/// the request stages learned (the masked originals to restore, when asked for).
 pub async fn call_model(
     state: &AppState,
     client: &awc::Client,
     request_id: &str,
     started: Instant,
     mut request: Request,
+    ctx: &RequestContext,
 ) -> Result<ModelAnswer, RouterError> {
     request.stream = false;
-    let res = crate::relay::run_built(state, client, request_id, started, request).await?;
+    let res = crate::relay::run_built(state, client, request_id, started, request, ctx).await?;
     let provider = res
         .headers()
         .get("x-llm-router-provider")
@@ -76,9 +79,10 @@ pub async fn stream_model(
     request_id: &str,
     started: Instant,
     mut request: Request,
+    ctx: &RequestContext,
 ) -> Result<HttpResponse, RouterError> {
     request.stream = true;
-    crate::relay::run_built(state, client, request_id, started, request).await
+    crate::relay::run_built(state, client, request_id, started, request, ctx).await
 }
 
 /// Why a built-in request failed: on its own, or in the call for one of its texts.
@@ -166,9 +170,9 @@ async fn handle(
         .into());
     }
     let mut body = read_body(req, payload, s.max_body).await?;
-    // The privacy pipeline, as on the proxied routes: guardrails, then masking (answers are not
-    // restored here).
-    let mut ctx = crate::relay::stages::RequestContext {
+    // The privacy pipeline, as on the proxied routes: guardrails, then masking; the answers are
+    // restored and checked by the response guardrails as on the proxied routes (`run_built`).
+    let mut ctx = RequestContext {
         endpoint: req.path().to_string(),
         builtin: true,
         ..Default::default()
@@ -194,11 +198,13 @@ async fn handle(
         .into());
     }
     let rid = request_id(req);
+    let ctx = Arc::new(ctx);
     if plan.shape.per_text() {
         return if plan.stream {
-            per_text_stream(state.clone(), client.get_ref().clone(), rid, started, plan).await
+            let client = client.get_ref().clone();
+            per_text_stream(state.clone(), client, rid, started, plan, ctx).await
         } else {
-            per_text_whole(&state, &client, &rid, started, plan).await
+            per_text_whole(&state, &client, &rid, started, plan, &ctx).await
         };
     }
     let Plan {
@@ -208,9 +214,9 @@ async fn handle(
         .pop()
         .ok_or_else(|| RouterError::Internal("a single-call route planned no call".into()))?;
     if request.stream {
-        return Ok(stream_model(&state, &client, &rid, started, request).await?);
+        return Ok(stream_model(&state, &client, &rid, started, request, &ctx).await?);
     }
-    let answer = call_model(&state, &client, &rid, started, request).await?;
+    let answer = call_model(&state, &client, &rid, started, request, &ctx).await?;
     let body = shape.body(&[answer.text], started.elapsed());
     let mut res = json_response(StatusCode::OK, &body);
     if let Ok(v) = header::HeaderValue::from_str(&answer.provider) {
@@ -228,10 +234,11 @@ async fn per_text_whole(
     rid: &str,
     started: Instant,
     plan: Plan,
+    ctx: &RequestContext,
 ) -> Result<HttpResponse, Failure> {
     let answers: Vec<String> =
         stream::iter(plan.calls.into_iter().enumerate().map(|(i, r)| async move {
-            call_model(state, client, rid, started, r)
+            call_model(state, client, rid, started, r, ctx)
                 .await
                 .map(|a| a.text)
                 .map_err(|error| Failure::Text { index: i, error })
@@ -250,6 +257,7 @@ async fn per_text_stream(
     rid: Arc<str>,
     started: Instant,
     plan: Plan,
+    ctx: Arc<RequestContext>,
 ) -> Result<HttpResponse, Failure> {
     let heartbeat = state.settings.heartbeat;
     let Plan {
@@ -259,8 +267,8 @@ async fn per_text_stream(
         ..
     } = plan;
     let calls = calls.into_iter().enumerate().map(move |(i, r)| {
-        let (state, client, rid) = (state.clone(), client.clone(), rid.clone());
-        async move { (i, call_model(&state, &client, &rid, started, r).await) }
+        let (state, client, rid, ctx) = (state.clone(), client.clone(), rid.clone(), ctx.clone());
+        async move { (i, call_model(&state, &client, &rid, started, r, &ctx).await) }
     });
     // Dropping `results` (the client left, or a text failed) cancels the calls still running.
     let mut results = stream::iter(calls).buffer_unordered(PER_TEXT_CONCURRENCY);

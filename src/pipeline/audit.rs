@@ -1,20 +1,23 @@
 //! The audit (SPEC §6): with `LLM_ROUTER_MASKING_WITH_AUDIT` /
-//! `LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST` on, one JSON record per masking or guardrail event,
+//! `LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST` / `_RESPONSE` on, one JSON record per masking or guardrail event,
 //! encrypted to the operator's OpenPGP public key (`LLM_ROUTER_AUDIT_PUBLIC_KEY`, ASCII-armored
 //! or binary) and written ASCII-armored, one file per event, under `LLM_ROUTER_AUDIT_DIR`
 //! (`logs/auditor`). `gpg --decrypt FILE` (or `scripts/audit-decrypt.sh DIR`) reads them.
 //!
 //! Record shape (the original's `audit_type` names the event and starts the file name,
 //! `<audit_type>__<YYYYMMDD_HHMMSS.micros>__<n>.audit`):
-//! `{"audit_type": "masker" | "guardrail_request", "timestamp": RFC 3339 UTC, "endpoint",
+//! `{"audit_type": "masker" | "guardrail_request" | "guardrail_response", "timestamp": RFC 3339 UTC, "endpoint",
 //! ...}` — masker: `"plugins"`, `"before"`, `"after"`, `"mappings"`; guardrail: `"guardrail"`,
 //! `"text"`, `"safe"` (null when the guardrail failed), `"verdict"` (its answer, or
 //! `{"error": ...}`).
 //!
 //! Invariants: a missing or unusable key (unreadable, not OpenPGP, no key that can encrypt) and an
-//! unwritable directory are start-up errors. Recording never blocks a request: records go over an
-//! unbounded channel to one writer thread, which encrypts and writes them; a record it cannot
-//! write is logged as an error (the request has long been answered).
+//! unwritable directory are start-up errors. Recording never blocks a request: records go over a
+//! bounded queue (`LLM_ROUTER_AUDIT_QUEUE_SIZE`, default [`DEFAULT_QUEUE`]) to one writer thread,
+//! which encrypts and writes them; a record it cannot write is logged as an error (the request has
+//! long been answered). When the queue is full — the writer cannot keep up — the event's request
+//! is refused (503 naming the audit, [`AuditFull`]) instead of memory growing or the event going
+//! unaudited: fail closed, like every plugin.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +34,10 @@ use serde_json::{json, Value};
 pub struct AuditSettings {
     pub masking: bool,
     pub guard_request: bool,
+    pub guard_response: bool,
     pub dir: PathBuf,
+    /// Records waiting for the writer at most.
+    pub queue: usize,
     key: Arc<SignedPublicKey>,
 }
 
@@ -40,13 +46,18 @@ impl std::fmt::Debug for AuditSettings {
         f.debug_struct("AuditSettings")
             .field("masking", &self.masking)
             .field("guard_request", &self.guard_request)
+            .field("guard_response", &self.guard_response)
             .field("dir", &self.dir)
+            .field("queue", &self.queue)
             .finish_non_exhaustive()
     }
 }
 
 pub const KEY_VAR: &str = "LLM_ROUTER_AUDIT_PUBLIC_KEY";
 pub const DIR_VAR: &str = "LLM_ROUTER_AUDIT_DIR";
+pub const QUEUE_VAR: &str = "LLM_ROUTER_AUDIT_QUEUE_SIZE";
+/// Records waiting for the writer at most, by default.
+pub const DEFAULT_QUEUE: usize = 4096;
 
 impl AuditSettings {
     /// `None` when no audit is on; problems go to `errs` (start-up errors).
@@ -57,9 +68,22 @@ impl AuditSettings {
         let on = |v: &str| crate::settings::parse_bool(&get(v));
         let masking = on("LLM_ROUTER_MASKING_WITH_AUDIT");
         let guard_request = on("LLM_ROUTER_GUARDRAIL_WITH_AUDIT_REQUEST");
-        if !masking && !guard_request {
+        let guard_response = on("LLM_ROUTER_GUARDRAIL_WITH_AUDIT_RESPONSE");
+        if !masking && !guard_request && !guard_response {
             return None;
         }
+        let queue = match get(QUEUE_VAR).trim() {
+            "" => DEFAULT_QUEUE,
+            raw => match raw.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    errs.push(format!(
+                        "{QUEUE_VAR}: expected a whole number of records above 0, got \"{raw}\""
+                    ));
+                    return None;
+                }
+            },
+        };
         let key_path = PathBuf::from(get(KEY_VAR));
         let dir = PathBuf::from(get(DIR_VAR));
         let key = match read_key(&key_path) {
@@ -76,7 +100,9 @@ impl AuditSettings {
         Some(AuditSettings {
             masking,
             guard_request,
+            guard_response,
             dir,
+            queue,
             key: Arc::new(key),
         })
     }
@@ -140,40 +166,87 @@ pub fn encrypt(key: &SignedPublicKey, record: &[u8]) -> Result<String, String> {
 pub struct Auditor {
     pub masking: bool,
     pub guard_request: bool,
-    tx: mpsc::Sender<Value>,
+    pub guard_response: bool,
+    tx: mpsc::SyncSender<Value>,
+    queue: usize,
+}
+
+/// A record could not be queued (the queue is full, or the writer is gone): the request it
+/// belongs to is refused.
+#[derive(Debug, PartialEq)]
+pub struct AuditFull {
+    pub queue: usize,
+}
+
+impl From<AuditFull> for crate::errors::RouterError {
+    fn from(e: AuditFull) -> Self {
+        crate::errors::RouterError::UpstreamRejected {
+            status: 503,
+            message: format!(
+                "the audit cannot keep up ({} records wait to be written); the request was \
+                 refused rather than left unaudited",
+                e.queue
+            ),
+            provider: "audit".into(),
+        }
+    }
 }
 
 impl Auditor {
     /// Starts the writer thread.
     pub fn start(s: &AuditSettings) -> std::io::Result<Auditor> {
-        let (tx, rx) = mpsc::channel::<Value>();
         let key = s.key.clone();
         let dir = s.dir.clone();
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || {
-                let seq = AtomicU64::new(0);
-                for record in rx {
-                    if let Err(e) = write(&key, &dir, &record, seq.fetch_add(1, Ordering::Relaxed)) {
-                        tracing::error!(error = %e, dir = %dir.display(), "audit record not written");
-                    }
-                }
-            })?;
-        Ok(Auditor {
-            masking: s.masking,
-            guard_request: s.guard_request,
-            tx,
+        let seq = AtomicU64::new(0);
+        let events = (s.masking, s.guard_request, s.guard_response);
+        Auditor::with_writer(events, s.queue, move |record| {
+            if let Err(e) = write(&key, &dir, &record, seq.fetch_add(1, Ordering::Relaxed)) {
+                tracing::error!(error = %e, dir = %dir.display(), "audit record not written");
+            }
         })
     }
 
-    /// Queues one record (never blocks); `audit_type` and `timestamp` are added here.
-    pub fn record(&self, audit_type: &str, mut fields: Value) {
+    /// An audit of `events` (masking, request guardrails, response guardrails) with a queue of
+    /// `queue` records and `writer` on its writer thread (tests pass a writer of their own).
+    fn with_writer(
+        events: (bool, bool, bool),
+        queue: usize,
+        mut writer: impl FnMut(Value) + Send + 'static,
+    ) -> std::io::Result<Auditor> {
+        let (tx, rx) = mpsc::sync_channel::<Value>(queue);
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || rx.into_iter().for_each(&mut writer))?;
+        Ok(Auditor {
+            masking: events.0,
+            guard_request: events.1,
+            guard_response: events.2,
+            tx,
+            queue,
+        })
+    }
+
+    /// Queues one record (never blocks); `audit_type` and `timestamp` are added here. `Err` when
+    /// the queue is full: the caller refuses the request.
+    pub fn record(&self, audit_type: &str, mut fields: Value) -> Result<(), AuditFull> {
         if let Value::Object(m) = &mut fields {
             m.insert("audit_type".into(), json!(audit_type));
             m.insert("timestamp".into(), json!(rfc3339(SystemTime::now())));
         }
-        if self.tx.send(fields).is_err() {
-            tracing::error!(audit_type, "the audit writer is gone: record lost");
+        match self.tx.try_send(fields) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(_)) => {
+                tracing::error!(
+                    audit_type,
+                    queue = self.queue,
+                    "the audit queue is full: request refused"
+                );
+                Err(AuditFull { queue: self.queue })
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                tracing::error!(audit_type, "the audit writer is gone: request refused");
+                Err(AuditFull { queue: self.queue })
+            }
         }
     }
 }
@@ -249,6 +322,32 @@ mod tests {
             file_stamp(t(1_796_174_625, 123_456)),
             "20261202_012345.123456"
         );
+    }
+
+    #[test]
+    fn a_full_queue_refuses_the_record_and_frees_up_as_the_writer_catches_up() {
+        // The writer signals each record it takes, then waits for `go` before taking the next.
+        let (took_tx, took) = mpsc::channel::<()>();
+        let (go, go_rx) = mpsc::channel::<()>();
+        let a = Auditor::with_writer((true, false, false), 2, move |_| {
+            let _ = took_tx.send(());
+            let _ = go_rx.recv();
+        })
+        .unwrap();
+        a.record("masker", json!({})).unwrap();
+        took.recv().unwrap(); // the writer holds record 1 and waits
+        a.record("masker", json!({})).unwrap();
+        a.record("masker", json!({})).unwrap();
+        assert_eq!(a.record("masker", json!({})), Err(AuditFull { queue: 2 }));
+        let e: crate::errors::RouterError = AuditFull { queue: 2 }.into();
+        assert_eq!(actix_web::ResponseError::status_code(&e).as_u16(), 503);
+        assert!(e.to_string().starts_with("the audit cannot keep up"), "{e}");
+        go.send(()).unwrap();
+        took.recv().unwrap(); // record 1 written, record 2 taken: one place free
+        a.record("masker", json!({})).unwrap();
+        for _ in 0..3 {
+            go.send(()).unwrap();
+        }
     }
 
     #[test]

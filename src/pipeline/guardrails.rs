@@ -142,6 +142,16 @@ pub fn refused(guard: &str, direction: &str, answer: &Value) -> RouterError {
     }
 }
 
+/// The client's error for an answer withheld because guardrail `name` failed checking it: 503,
+/// naming the guardrail.
+pub fn withheld(name: &str, why: &PluginError) -> RouterError {
+    RouterError::UpstreamRejected {
+        status: 503,
+        message: format!("{name} {why}; the answer could not be checked and was withheld"),
+        provider: name.to_string(),
+    }
+}
+
 /// Checks `text` with every guard in order; `Ok(())` when all say safe.
 pub async fn check(
     guards: &[Arc<Service>],
@@ -155,25 +165,29 @@ pub async fn check(
     for g in guards {
         let answer = g.call(client, &body).await;
         let outcome = answer.and_then(|a| verdict(&a).map(|safe| (safe, a)));
-        let record = |verdict: &Value| {
-            shared.audit_guardrail(endpoint, direction, g.name, text, verdict);
+        let record = |verdict: &Value| -> Result<(), RouterError> {
+            Ok(shared.audit_guardrail(endpoint, direction, g.name, text, verdict)?)
         };
         match outcome {
-            Ok((true, a)) => record(&a),
+            Ok((true, a)) => record(&a)?,
             Ok((false, a)) => {
                 shared
                     .metrics
                     .guardrail_incident(g.name, direction, "unsafe");
-                record(&a);
+                record(&a)?;
                 return Err(refused(g.name, direction, &a));
             }
             Err(e) => {
                 shared
                     .metrics
                     .guardrail_incident(g.name, direction, e.kind());
-                record(&json!({"error": e.to_string()}));
+                record(&json!({"error": e.to_string()}))?;
                 tracing::warn!(guardrail = g.name, direction, error = %e, "guardrail failed: blocked");
-                return Err(blocked(g.name, &e));
+                return Err(if direction == "response" {
+                    withheld(g.name, &e)
+                } else {
+                    blocked(g.name, &e)
+                });
             }
         }
     }

@@ -185,7 +185,7 @@ impl Masking {
         if let Some(before) = before {
             let plugins: Vec<&str> = self.settings.pipeline.iter().map(|m| m.name()).collect();
             self.shared
-                .audit_masking(endpoint, &plugins, &before, &value, &mappings);
+                .audit_masking(endpoint, &plugins, &before, &value, &mappings)?;
         }
         if let Value::Object(masked) = value {
             *doc = masked;

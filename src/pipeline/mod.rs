@@ -1,7 +1,8 @@
 //! The privacy and safety pipeline's stages (SPEC §6), plugged into the relay's seams
 //! ([`crate::relay::stages`]), in SPEC order: request guardrails ([`guardrails`]), then masking
 //! with `fast_masker` and/or the `pii_masker` service ([`masking`]), then — on the way back —
-//! restoring the originals ([`masking::RestoreFactory`]). The plugin services are called and
+//! restoring the originals ([`masking::RestoreFactory`]) and the response guardrails
+//! ([`response_guard`], the relay's gate). The plugin services are called and
 //! probed through [`services`].
 //!
 //! Fail closed everywhere: configuration that cannot work (an unknown plugin, a plugin without
@@ -12,6 +13,7 @@
 pub mod audit;
 pub mod guardrails;
 pub mod masking;
+pub mod response_guard;
 pub mod services;
 
 use std::sync::Arc;
@@ -33,6 +35,11 @@ pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PipelineSettings {
     /// Check every request (`LLM_ROUTER_FORCE_GUARDRAIL_REQUEST`) with these guards in order.
     pub guard_request: Vec<Guard>,
+    /// Check every answer (`LLM_ROUTER_FORCE_GUARDRAIL_RESPONSE`) with these guards in order.
+    pub guard_response: Vec<Guard>,
+    /// Characters of new text between two checks of a stream
+    /// (`LLM_ROUTER_GUARDRAIL_RESPONSE_WINDOW_CHARS`).
+    pub response_window: usize,
     pub nask_host: String,
     pub sojka_host: String,
     /// Bound on every plugin call and probe.
@@ -52,6 +59,7 @@ impl PipelineSettings {
             nask_host: host(get, Guard::NaskGuard.host_var(), errs),
             sojka_host: host(get, Guard::SojkaGuard.host_var(), errs),
             timeout: DEFAULT_PLUGIN_TIMEOUT,
+            response_window: response_guard::DEFAULT_WINDOW,
             ..Default::default()
         };
         let var = "LLM_ROUTER_PLUGINS_TIMEOUT_SECONDS";
@@ -60,44 +68,58 @@ impl PipelineSettings {
             Ok(_) => errs.push(format!("{var}: must be more than 0")),
             Err(e) => errs.push(format!("{var}: {e}")),
         }
-        let pipeline_var = "LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_REQUEST";
-        let pipeline = guardrails::parse_pipeline(pipeline_var, &get(pipeline_var), errs);
-        if parse_bool(&get("LLM_ROUTER_FORCE_GUARDRAIL_REQUEST")) {
-            if pipeline.is_empty() {
-                errs.push(format!(
-                    "LLM_ROUTER_FORCE_GUARDRAIL_REQUEST: on, but {pipeline_var} names no \
-                     guardrail (nask_guard, sojka_guard); refusing to start rather than send \
-                     unchecked requests"
-                ));
-            }
-            for g in &pipeline {
-                if s.host_of(*g).is_empty() {
-                    errs.push(format!(
-                        "{pipeline_var}: {} needs its service: set {}",
-                        g.name(),
-                        g.host_var()
-                    ));
-                }
-            }
-            s.guard_request = pipeline;
+        s.guard_request = s.guard_pipeline("REQUEST", get, errs);
+        s.guard_response = s.guard_pipeline("RESPONSE", get, errs);
+        let var = "LLM_ROUTER_GUARDRAIL_RESPONSE_WINDOW_CHARS";
+        match get(var).trim() {
+            "" => {}
+            raw => match raw.parse::<usize>() {
+                Ok(n) if n > 0 => s.response_window = n,
+                _ => errs.push(format!(
+                    "{var}: expected a whole number of characters above 0, got \"{raw}\""
+                )),
+            },
         }
         s.audit = audit::AuditSettings::from_vars(get, errs);
-        // Parts of SPEC §6 this build does not have must never be silently skipped.
-        for (name, what) in [
-            ("LLM_ROUTER_FORCE_GUARDRAIL_RESPONSE", "response guardrails"),
-            (
-                "LLM_ROUTER_GUARDRAIL_WITH_AUDIT_RESPONSE",
-                "the response guardrail audit",
-            ),
-        ] {
-            if parse_bool(&get(name)) {
+        s
+    }
+
+    /// One direction's guardrails (`LLM_ROUTER_FORCE_GUARDRAIL_<dir>` and
+    /// `LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_<dir>`): empty unless forced; forced with no
+    /// guardrail or one without its host is a start-up error.
+    fn guard_pipeline(
+        &self,
+        dir: &str,
+        get: &dyn Fn(&str) -> String,
+        errs: &mut Vec<String>,
+    ) -> Vec<Guard> {
+        let force_var = format!("LLM_ROUTER_FORCE_GUARDRAIL_{dir}");
+        let pipeline_var = format!("LLM_ROUTER_GUARDRAIL_STRATEGY_PIPELINE_{dir}");
+        let pipeline = guardrails::parse_pipeline(&pipeline_var, &get(&pipeline_var), errs);
+        if !parse_bool(&get(&force_var)) {
+            return Vec::new();
+        }
+        if pipeline.is_empty() {
+            let what = if dir == "REQUEST" {
+                "requests"
+            } else {
+                "answers"
+            };
+            errs.push(format!(
+                "{force_var}: on, but {pipeline_var} names no guardrail (nask_guard, \
+                 sojka_guard); refusing to start rather than send unchecked {what}"
+            ));
+        }
+        for g in &pipeline {
+            if self.host_of(*g).is_empty() {
                 errs.push(format!(
-                    "{name}: {what} is not available in this build; refusing to start rather \
-                     than run without it"
+                    "{pipeline_var}: {} needs its service: set {}",
+                    g.name(),
+                    g.host_var()
                 ));
             }
         }
-        s
+        pipeline
     }
 
     pub fn host_of(&self, g: Guard) -> &str {
@@ -127,7 +149,8 @@ pub struct Shared {
 
 impl Shared {
     /// One guardrail event, for the audit (when on for that direction). `verdict`: the
-    /// guardrail's answer, or `{"error": ...}` when it failed.
+    /// guardrail's answer, or `{"error": ...}` when it failed. `Err` when the audit's queue is
+    /// full: the request is refused.
     pub fn audit_guardrail(
         &self,
         endpoint: &str,
@@ -135,19 +158,28 @@ impl Shared {
         guard: &str,
         text: &str,
         verdict: &Value,
-    ) {
-        let Some(a) = &self.audit else { return };
-        if direction == "request" && a.guard_request {
+    ) -> Result<(), audit::AuditFull> {
+        let Some(a) = &self.audit else { return Ok(()) };
+        let on = match direction {
+            "request" => a.guard_request,
+            _ => a.guard_response,
+        };
+        if on {
             let safe = guardrails::verdict(verdict).ok();
             a.record(
-                "guardrail_request",
+                if direction == "request" {
+                    "guardrail_request"
+                } else {
+                    "guardrail_response"
+                },
                 json!({"endpoint": endpoint, "guardrail": guard, "text": text,
                        "safe": safe, "verdict": verdict}),
-            );
+            )?;
         }
+        Ok(())
     }
 
-    /// One masking event, for the audit (when on).
+    /// One masking event, for the audit (when on); `Err` as for [`Shared::audit_guardrail`].
     pub fn audit_masking(
         &self,
         endpoint: &str,
@@ -155,8 +187,8 @@ impl Shared {
         before: &Value,
         after: &Value,
         mappings: &[(String, String)],
-    ) {
-        let Some(a) = &self.audit else { return };
+    ) -> Result<(), audit::AuditFull> {
+        let Some(a) = &self.audit else { return Ok(()) };
         if a.masking {
             let mappings: serde_json::Map<String, Value> = mappings
                 .iter()
@@ -166,8 +198,9 @@ impl Shared {
                 "masker",
                 json!({"endpoint": endpoint, "plugins": plugins, "before": before,
                        "after": after, "mappings": mappings}),
-            );
+            )?;
         }
+        Ok(())
     }
 }
 
@@ -184,14 +217,22 @@ pub fn build(
     let audit = p.audit.as_ref().map(audit::Auditor::start).transpose()?;
     let shared = Arc::new(Shared { metrics, audit });
     let mut services: Vec<Arc<Service>> = Vec::new();
+    // One service per guardrail, shared by both directions (one probe, one verdict).
+    let mut service_of = |g: Guard| -> Arc<Service> {
+        if let Some(s) = services.iter().find(|s| s.name == g.name()) {
+            return s.clone();
+        }
+        let s = Arc::new(Service::new(g.name(), p.host_of(g), g.path(), p.timeout));
+        services.push(s.clone());
+        s
+    };
+    let request_guards: Vec<Arc<Service>> =
+        p.guard_request.iter().map(|g| service_of(*g)).collect();
+    let response_guards: Vec<Arc<Service>> =
+        p.guard_response.iter().map(|g| service_of(*g)).collect();
     let mut request: Vec<Box<dyn RequestStage>> = Vec::new();
-    if !p.guard_request.is_empty() {
-        let guards: Vec<Arc<Service>> = p
-            .guard_request
-            .iter()
-            .map(|g| Arc::new(Service::new(g.name(), p.host_of(*g), g.path(), p.timeout)))
-            .collect();
-        services.extend(guards.iter().cloned());
+    if !request_guards.is_empty() {
+        let guards = request_guards;
         request.push(Box::new(guardrails::GuardrailStage {
             guards,
             shared: shared.clone(),
@@ -210,12 +251,25 @@ pub fn build(
             ))
         });
     services.extend(pii.iter().cloned());
-    let masking = Arc::new(masking::Masking::new(&settings.masking, pii, shared));
+    let masking = Arc::new(masking::Masking::new(
+        &settings.masking,
+        pii,
+        shared.clone(),
+    ));
     request.push(Box::new(masking::MaskingStage(masking.clone())));
     ServicesMonitor::start(services, settings.services_monitor_interval);
+    let gate = (!response_guards.is_empty()).then(|| {
+        Box::new(response_guard::ResponseGuardFactory {
+            guards: response_guards.into(),
+            shared: shared.clone(),
+            window: p.response_window,
+        }) as Box<dyn crate::relay::stages::GateFactory>
+    });
     let stages = Stages {
         request,
+        // Restore first: the response guardrails judge what the client would get.
         frames: vec![Box::new(masking::RestoreFactory)],
+        gate,
     };
     Ok((stages, masking))
 }

@@ -8,6 +8,11 @@
 //! limit between chunks, the request's overall deadline, an SSE heartbeat comment on idle streams
 //! (so a vanished client is noticed), and an in-band error frame when the provider fails after
 //! the stream began.
+//!
+//! With a [`Gate`] (response guardrails) the output after the frame stages is handed to the gate,
+//! and only what the gate releases reaches the client; the provider is read on meanwhile (until
+//! the gate holds as much as it may). A refusal sends the gate's in-band frame and closes the
+//! provider's connection (cancelling its work). Without a gate none of this runs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,7 +29,7 @@ use super::client::UpstreamPayload;
 use super::finish::report;
 use super::plan::{decoder, ErrorFrame};
 use super::resume::{self, ResumeCtx, Resumed, Skip, MAX_RESUMES};
-use super::stages::FrameStage;
+use super::stages::{FrameStage, Gate};
 use crate::dialects::canonical::{Decoder, Encoder, Event};
 use crate::telemetry::Metrics;
 use llm_router_actors::wire::Wire;
@@ -77,6 +82,10 @@ pub struct RelayBody {
     metrics: Option<Metrics>,
     mode: Mode,
     stages: Vec<Box<dyn FrameStage>>,
+    /// Holds the output until checked (see the module docs); `None` once everything went out.
+    gate: Option<Box<dyn Gate>>,
+    /// The gate was told the answer is complete.
+    gate_closed: bool,
     events: Vec<Event>,
     idle: Duration,
     idle_timer: Pin<Box<Sleep>>,
@@ -115,6 +124,8 @@ impl RelayBody {
             metrics,
             mode,
             stages,
+            gate: None,
+            gate_closed: false,
             events: Vec::new(),
             idle: limits.idle,
             idle_timer: Box::pin(sleep(limits.idle)),
@@ -146,6 +157,26 @@ impl RelayBody {
         self
     }
 
+    /// Holds the output back until `gate` has checked it.
+    pub fn gated(mut self, gate: Option<Box<dyn Gate>>) -> RelayBody {
+        self.gate = gate;
+        self
+    }
+
+    /// The gate refused the answer (or could not check it): `frame` (its in-band refusal) ends
+    /// the response, and the provider's connection is closed, which cancels its work. The
+    /// provider did nothing wrong.
+    fn refused(&mut self, frame: Bytes) -> Bytes {
+        self.gate = None;
+        self.resume = None;
+        self.resuming = None;
+        self.succeed();
+        self.done = true;
+        self.drain = false;
+        self.rest = actix_http::Payload::None;
+        frame
+    }
+
     fn framing(&self) -> Option<Framing> {
         match &self.mode {
             Mode::Pass { end, .. } => Some(end.framing()),
@@ -155,6 +186,10 @@ impl RelayBody {
 
     /// Whether a heartbeat can be sent now, and which.
     fn heartbeat_bytes(&self) -> Option<&'static [u8]> {
+        if self.gate.is_some() {
+            // The client is wherever the gate released to, not where the provider is.
+            return None;
+        }
         match &self.mode {
             Mode::Pass { end, .. }
                 if matches!(end.framing(), Framing::Sse | Framing::AnthropicSse)
@@ -248,6 +283,12 @@ impl RelayBody {
                 }
             }
         }
+        if let Some(gate) = self.gate.as_mut() {
+            if !out.is_empty() {
+                gate.hold(out);
+            }
+            return None;
+        }
         (!out.is_empty()).then_some(Ok(out))
     }
 
@@ -332,6 +373,12 @@ impl RelayBody {
             return self.through_stages(out.freeze());
         }
         self.done = true;
+        // What the gate holds was never checked: it is dropped, and the client, whom the gate
+        // only ever released whole frames to, is at a frame boundary.
+        let gated = self.gate.take().is_some();
+        if gated {
+            out.clear();
+        }
         match &mut self.mode {
             Mode::Convert { encoder, .. } => {
                 encoder.encode(&Event::Error(message), &mut out);
@@ -341,7 +388,7 @@ impl RelayBody {
                 Some(Err(std::io::Error::other(message)))
             }
             Mode::Pass { end, error_frame } => {
-                if !end.at_boundary() {
+                if !gated && !end.at_boundary() {
                     out.extend_from_slice(if end.framing() == Framing::Ndjson {
                         b"\n"
                     } else {
@@ -532,6 +579,23 @@ impl Stream for RelayBody {
         // Each `continue` re-checks the state: a failure may have started a continuation (or
         // ended the body) without output.
         loop {
+            if let Some(gate) = this.gate.as_mut() {
+                if this.done && !this.gate_closed {
+                    gate.close();
+                    this.gate_closed = true;
+                }
+                match gate.poll_release(cx) {
+                    Poll::Ready(Ok(Some(out))) => return Poll::Ready(Some(Ok(out))),
+                    Poll::Ready(Ok(None)) if this.gate_closed => this.gate = None,
+                    Poll::Ready(Ok(None)) => {}
+                    Poll::Ready(Err(frame)) => return Poll::Ready(Some(Ok(this.refused(frame)))),
+                    // A check runs; the provider is read on meanwhile unless the gate is full.
+                    Poll::Pending if this.gate_closed || !gate.wants_input() => {
+                        return Poll::Pending
+                    }
+                    Poll::Pending => {}
+                }
+            }
             if this.done {
                 return this.end(cx);
             }
@@ -595,6 +659,12 @@ impl Stream for RelayBody {
                     Ok(out) => {
                         this.done = true;
                         this.succeed();
+                        if let Some(gate) = this.gate.as_mut() {
+                            if !out.is_empty() {
+                                gate.hold(out.freeze());
+                            }
+                            continue;
+                        }
                         if out.is_empty() {
                             continue;
                         }

@@ -63,20 +63,21 @@ pub async fn run(
 
 /// Runs a request the router built itself (the built-in endpoints) on the model's providers, as
 /// a converted OpenAI chat request runs: failover, fallbacks, the answer as OpenAI chat JSON, or
-/// SSE chunks when `req.stream`.
+/// SSE chunks when `req.stream`. `ctx`: what the request stages learned about the client's
+/// request, for the response stages (restore, response guardrails).
 pub async fn run_built(
     state: &AppState,
     client: &awc::Client,
     request_id: &str,
     started: Instant,
     req: crate::dialects::canonical::Request,
+    ctx: &stages::RequestContext,
 ) -> Result<HttpResponse, RouterError> {
     let s = &state.settings;
     let plan = plan::Plan::built(req);
-    let ctx = stages::RequestContext::default();
     let call = Call {
         plan: &plan,
-        ctx: &ctx,
+        ctx,
         request_id,
         started,
         deadline: s.request_timeout.map(|t| started + t),

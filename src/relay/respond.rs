@@ -33,7 +33,7 @@ pub async fn respond(
     call: &Call<'_>,
 ) -> Result<HttpResponse, RouterError> {
     match std::mem::replace(&mut c.route, Route::Pass) {
-        Route::Pass => passthrough(c, state, client, call, call.plan.api),
+        Route::Pass => passthrough(c, state, client, call, call.plan.api).await,
         Route::Chat(ingress, req) => convert_chat(c, state, client, call, ingress, req).await,
         Route::Embed(req) => convert_embed(c, state, call, &req).await,
     }
@@ -89,7 +89,7 @@ fn limits(c: &Committed, state: &AppState, call: &Call<'_>) -> BodyLimits {
 
 /// Sends the provider's response on unchanged: a stream holding the lease until its body is done,
 /// a non-stream answer (read whole before the commit) at once.
-fn passthrough(
+async fn passthrough(
     c: Committed,
     state: &AppState,
     client: &awc::Client,
@@ -122,6 +122,10 @@ fn passthrough(
         lease.set_outcome(Outcome::Success);
         report(&lease, state.metrics.as_ref());
         defer_release(lease);
+        state
+            .stages
+            .check_whole(api, call.ctx, client, &body)
+            .await?;
         return Ok(res.body(body));
     }
     let limits = limits(&c, state, call);
@@ -130,6 +134,7 @@ fn passthrough(
         error_frame: api.error_frame(),
     };
     let stages = state.stages.start_frames(api, call.ctx);
+    let gate = state.stages.start_gate(api, call.ctx, client);
     let mut body = RelayBody::new(
         c.lease,
         c.first,
@@ -138,7 +143,8 @@ fn passthrough(
         stages,
         limits,
         state.metrics.clone(),
-    );
+    )
+    .gated(gate);
     // Passthrough streams are continued for the dialects the body can splice (see body.rs).
     if let ClientApi::Generate(ingress @ (Ingress::OpenAiChat | Ingress::Anthropic)) = api {
         if let Some(ctx) = resume_ctx(state, client, call, ingress, None) {
@@ -266,6 +272,7 @@ async fn convert_chat(
             encoder: ingress.encoder(req),
         };
         let stages = state.stages.start_frames(call.plan.api, call.ctx);
+        let gate = state.stages.start_gate(call.plan.api, call.ctx, client);
         let mut body = RelayBody::new(
             c.lease,
             c.first,
@@ -274,7 +281,8 @@ async fn convert_chat(
             stages,
             limits,
             state.metrics.clone(),
-        );
+        )
+        .gated(gate);
         if let Some(ctx) = resume_ctx(state, client, call, ingress, Some(original.clone())) {
             body = body.resumable(ctx);
         }
@@ -304,12 +312,25 @@ async fn convert_chat(
             enc.encode(&e, &mut out);
         }
         res.insert_header((header::CONTENT_TYPE, ingress.stream_content_type()));
-        return Ok(res.body(staged(state, call, out.freeze())?));
+        let body = staged(state, call, out.freeze())?;
+        // Answered whole: checked whole, so a refusal is an ordinary error response.
+        let api = call.plan.api;
+        state
+            .stages
+            .check_whole(api, call.ctx, client, &body)
+            .await?;
+        return Ok(res.body(body));
     }
     let took = duration_ns(call.started.elapsed());
     let v = ingress.write_response(&answer, &answering, took);
     res.insert_header((header::CONTENT_TYPE, "application/json"));
-    Ok(res.body(staged(state, call, Bytes::from(v.to_string()))?))
+    let body = staged(state, call, Bytes::from(v.to_string()))?;
+    let api = call.plan.api;
+    state
+        .stages
+        .check_whole(api, call.ctx, client, &body)
+        .await?;
+    Ok(res.body(body))
 }
 
 fn duration_ns(d: Duration) -> u64 {

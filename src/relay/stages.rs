@@ -7,6 +7,13 @@
 //! - **frame stages** run on every chunk on its way to the client, after conversion to the
 //!   client's dialect (unmasking, response guardrails, stream continuation). A stage that fails
 //!   ends the response with the dialect's in-band error, never forwards what it could not check.
+//! - the **gate** (at most one, after the frame stages) is their asynchronous variant: it holds
+//!   the output back and releases it only once an asynchronous check (the response guardrails)
+//!   has passed it — in windows while a stream runs, whole at its end. A refusal or a failed
+//!   check ends the response with the gate's in-band refusal frame; what was held is dropped.
+//!   Without a gate the body does no extra work.
+
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::LocalBoxFuture;
@@ -55,11 +62,49 @@ pub trait FrameStageFactory: Send + Sync {
     fn start(&self, api: ClientApi, ctx: &RequestContext) -> Option<Box<dyn FrameStage>>;
 }
 
+/// The asynchronous last step of the response side, for one streamed response (see the module
+/// docs). The body calls [`Gate::hold`] with every piece of output, [`Gate::close`] when the
+/// answer is complete, and polls [`Gate::poll_release`] for what may go to the client.
+pub trait Gate {
+    /// Output (after the frame stages) to hold until it has been checked.
+    fn hold(&mut self, out: Bytes);
+    /// The answer is complete: whatever is held is checked, however short.
+    fn close(&mut self);
+    /// Whether the body should read more from the provider now (false while the gate holds
+    /// as much as it may).
+    fn wants_input(&self) -> bool;
+    /// `Ready(Ok(Some(bytes)))`: checked output for the client; `Ready(Ok(None))`: nothing to
+    /// release and no check running (after [`Gate::close`]: everything went out); `Pending`: a
+    /// check is running (the waker is registered); `Ready(Err(frame))`: refused or the check
+    /// failed — `frame` is the in-band refusal in the client's dialect, the response ends.
+    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Bytes>>;
+}
+
+/// Makes the gate of a response, when this response needs one.
+pub trait GateFactory: Send + Sync {
+    /// A gate for a stream answer.
+    fn start(
+        &self,
+        api: ClientApi,
+        ctx: &RequestContext,
+        client: &awc::Client,
+    ) -> Option<Box<dyn Gate>>;
+    /// Checks a whole (non-stream) answer `body` before it is sent; `Err` is the client's error.
+    fn check_whole<'a>(
+        &'a self,
+        api: ClientApi,
+        ctx: &'a RequestContext,
+        client: &'a awc::Client,
+        body: &'a [u8],
+    ) -> Option<LocalBoxFuture<'a, Result<(), RouterError>>>;
+}
+
 /// The pipeline, in order.
 #[derive(Default)]
 pub struct Stages {
     pub request: Vec<Box<dyn RequestStage>>,
     pub frames: Vec<Box<dyn FrameStageFactory>>,
+    pub gate: Option<Box<dyn GateFactory>>,
 }
 
 impl Stages {
@@ -83,6 +128,34 @@ impl Stages {
             .iter()
             .filter_map(|f| f.start(api, ctx))
             .collect()
+    }
+
+    /// The gate of one streamed response, if it needs one.
+    pub fn start_gate(
+        &self,
+        api: ClientApi,
+        ctx: &RequestContext,
+        client: &awc::Client,
+    ) -> Option<Box<dyn Gate>> {
+        self.gate.as_ref()?.start(api, ctx, client)
+    }
+
+    /// Checks a whole answer with the gate (when there is one) before it is sent.
+    pub async fn check_whole(
+        &self,
+        api: ClientApi,
+        ctx: &RequestContext,
+        client: &awc::Client,
+        body: &[u8],
+    ) -> Result<(), RouterError> {
+        match self
+            .gate
+            .as_ref()
+            .and_then(|g| g.check_whole(api, ctx, client, body))
+        {
+            Some(check) => check.await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -123,7 +196,7 @@ mod tests {
         let api = ClientApi::Generate(Ingress::OpenAiChat);
         let stages = Stages {
             request: vec![Box::new(Append("a")), Box::new(Append("b"))],
-            frames: Vec::new(),
+            ..Default::default()
         };
         let mut body = BytesMut::new();
         let ctx = &mut RequestContext::default();
@@ -138,7 +211,7 @@ mod tests {
                 Box::new(Refuse),
                 Box::new(Append("c")),
             ],
-            frames: Vec::new(),
+            ..Default::default()
         };
         let mut body = BytesMut::new();
         assert!(stages
