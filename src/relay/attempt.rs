@@ -273,6 +273,21 @@ async fn serve_model(
                 return Err((None, e));
             }
         };
+        // VRAM management: an Ollama host makes room for the model before it is sent.
+        if let Some(vram) = &state.vram {
+            let deadline = call
+                .deadline
+                .unwrap_or_else(|| Instant::now() + call.external_timeout);
+            let upstream = lease.provider().upstream_model(lease.model()).to_string();
+            if let Err(e) = vram
+                .make_room(client, lease.provider(), &upstream, deadline)
+                .await
+            {
+                tracing::warn!(provider = %e.provider, model = %e.model, "{e}");
+                finish(lease, Outcome::Cancelled, metrics);
+                return Err((None, RouterError::NoRoom(e)));
+            }
+        }
         match hedged(client, state, call, model, lease, out, attempts).await {
             Ok(committed) => return Ok(committed),
             Err((lease, NotCommitted::Refused(status, err))) => {
