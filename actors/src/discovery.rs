@@ -8,7 +8,8 @@
 //!   with id `<p>/<m>` (its host, token, limits and weights copied from `p`, `model_path` = `m`)
 //!   of the public model `<p>/<m>` — or `m` with `"discover_as": "name"`, where every host
 //!   listing `m` serves it together. A configured model of the same name wins (the found one is
-//!   skipped). Discovered models never carry `pinned` (that key names the provider's own model).
+//!   skipped). Discovered models never carry `pinned` nor `keep_alive` (both name the
+//!   provider's own model: keeping every model of a host warm would fill its memory).
 //!
 //! The periodic task that calls both and installs the result through the one reload path lives
 //! in the HTTP crate (`src/discovery.rs`): a model set only ever changes through `Reload`.
@@ -145,6 +146,7 @@ pub fn merge(base: &ModelsConfig, found: &Listings) -> ModelsConfig {
             q.model_path = f.name.clone();
             q.host.discover = None;
             q.host.pinned = false;
+            q.keep_alive = None;
             let at = *index.entry(public.clone()).or_insert_with(|| {
                 added.push(ModelConfig {
                     name: public.clone(),
@@ -171,6 +173,7 @@ mod tests {
                  "local": {"providers": [
                    {"id": "gpu1", "api_host": "http://h1:11434", "api_type": "ollama",
                     "discover": true, "pinned": true, "vram_mb": 8000, "model_path": "llama3:8b",
+                    "keep_alive": "10m",
                     "priority": 2}]},
                  "replicas": {"providers": [
                    {"id": "gpu2", "api_host": "http://h2:11434", "api_type": "ollama",
@@ -231,7 +234,7 @@ mod tests {
         assert_eq!(p.api_host, "http://h1:11434");
         assert_eq!(p.priority, 2);
         assert_eq!(p.host.vram_mb, Some(8000));
-        assert!(!p.host.pinned && p.host.discover.is_none());
+        assert!(!p.host.pinned && p.host.discover.is_none() && p.keep_alive.is_none());
         assert_eq!(c.model("gpu1/phi3:mini").unwrap().group, DISCOVERED_GROUP);
     }
 

@@ -253,3 +253,50 @@ fn wrong_types_of_the_new_keys_stop_the_start() {
         "{errs}"
     );
 }
+
+#[actix_rt::test]
+async fn a_file_reload_keeps_discovered_models_and_lists_new_hosts() {
+    let a = FakeUpstream::start(ollama_fake(&["a1"]));
+    let b = FakeUpstream::start(ollama_fake(&["b1"]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("models-config.json");
+    let write = |providers: Vec<(&str, Vec<Value>)>| {
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&models_config(&providers)).unwrap(),
+        )
+        .unwrap()
+    };
+    write(vec![(
+        "local",
+        vec![discovering("gpu1", &a.url(), "ollama", json!({}))],
+    )]);
+    let file = path.display().to_string();
+    let r = Router::start(
+        &json!({}),
+        &[
+            ("LLM_ROUTER_MODELS_CONFIG", &file),
+            ("LLM_ROUTER_DISCOVERY_INTERVAL_SECONDS", "0.2"),
+            ("LLM_ROUTER_CONFIG_WATCH_SECONDS", "0"),
+        ],
+    );
+    assert!(has(&r, "gpu1/a1").await);
+    write(vec![
+        (
+            "local",
+            vec![discovering("gpu1", &a.url(), "ollama", json!({}))],
+        ),
+        (
+            "other",
+            vec![discovering("gpu2", &b.url(), "ollama", json!({}))],
+        ),
+    ]);
+    let mut res = client().post(r.url("/router/reload")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let _ = res.body().await;
+    // The reload installs the file merged with the listings it holds: nothing withdrawn.
+    let ids = openai_ids(&r).await;
+    assert!(ids.contains(&"gpu1/a1".to_string()), "{ids:?}");
+    assert!(ids.contains(&"other".to_string()), "{ids:?}");
+    assert!(eventually(WAIT, || has(&r, "gpu2/b1")).await);
+}

@@ -13,6 +13,10 @@ use crate::common::*;
 const GIB: u64 = 1 << 30;
 
 fn host(chunk_delay: Duration) -> FakeUpstream {
+    host_with(10, chunk_delay)
+}
+
+fn host_with(chunks: usize, chunk_delay: Duration) -> FakeUpstream {
     FakeUpstream::start(FakeConfig {
         name: "ollama".into(),
         models: ["small", "idle", "big", "huge"].map(String::from).to_vec(),
@@ -23,13 +27,17 @@ fn host(chunk_delay: Duration) -> FakeUpstream {
             ("big".into(), 4 * GIB),
             ("huge".into(), 6 * GIB),
         ],
-        chunks: 10,
+        chunks,
         chunk_delay,
         ..Default::default()
     })
 }
 
 fn router(up: &FakeUpstream, managed: bool) -> Router {
+    router_with(up, managed, &[])
+}
+
+fn router_with(up: &FakeUpstream, managed: bool, env: &[(&str, &str)]) -> Router {
     let p = |id: &str, extra: Value| {
         let mut v = json!({"id": id, "api_host": up.url(), "api_type": "ollama"});
         v.as_object_mut()
@@ -47,13 +55,12 @@ fn router(up: &FakeUpstream, managed: bool) -> Router {
         ("huge", vec![p("h-huge", json!({}))]),
     ]);
     let flag = if managed { "1" } else { "0" };
-    Router::start(
-        &config,
-        &[
-            ("LLM_ROUTER_OLLAMA_VRAM_MANAGEMENT", flag),
-            ("LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS", "0"),
-        ],
-    )
+    let mut vars = vec![
+        ("LLM_ROUTER_OLLAMA_VRAM_MANAGEMENT", flag),
+        ("LLM_ROUTER_KEEPALIVE_MODEL_MONITOR_INTERVAL_SECONDS", "0"),
+    ];
+    vars.extend_from_slice(env);
+    Router::start(&config, &vars)
 }
 
 async fn ok(r: &Router, model: &str) -> u16 {
@@ -163,7 +170,10 @@ async fn nothing_to_free_is_a_503_naming_the_provider() {
     let body = res.json::<Value>().await.unwrap();
     let msg = body["error"]["message"].as_str().unwrap();
     assert!(msg.contains("provider \"h-huge\""), "{msg}");
-    assert!(msg.contains("pinned: small"), "{msg}");
+    assert!(
+        msg.contains("needs 6144 MiB; the host has 8192 MiB and its pinned models hold 3072 MiB (pinned: small)"),
+        "{msg}"
+    );
     assert!(!msg.contains("127.0.0.1"), "no address: {msg}");
     assert!(unloads(&up).is_empty());
     assert_eq!(up.loaded_models(), vec!["small"]);
@@ -176,4 +186,28 @@ async fn nothing_to_free_is_a_503_naming_the_provider() {
     assert_eq!(res.status(), 503);
     let body = res.json::<Value>().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("h-huge"), "{body}");
+}
+
+#[actix_rt::test]
+async fn a_model_busy_past_the_deadline_is_a_503_and_stays_loaded() {
+    // A 4 s stream keeps idle busy; the big request may wait 0.5 s (its deadline).
+    let up = host_with(100, Duration::from_millis(40));
+    let r = router_with(&up, true, &[("LLM_ROUTER_EXTERNAL_TIMEOUT", "0.5")]);
+    assert_eq!(ok(&r, "small").await, 200);
+    let mut stream = r.chat("idle", true).await;
+    assert_eq!(stream.status(), 200);
+    let _ = stream.next().await.unwrap().unwrap();
+    let mut res = r.chat("big", false).await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let body = res.json::<Value>().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("provider \"h-big\""), "{msg}");
+    assert!(
+        msg.contains("stayed busy until the request's deadline: idle"),
+        "{msg}"
+    );
+    assert!(unloads(&up).is_empty());
+    assert_eq!(up.loaded_models(), vec!["small", "idle"]);
+    drop(stream);
 }

@@ -181,16 +181,21 @@ impl VramManager {
                     return Ok(());
                 }
                 Verdict::Never { pinned } => {
+                    let held: u64 = resident.iter().filter(|r| r.pinned).map(|r| r.bytes).sum();
                     return Err(no_room(format!(
-                        "it needs {} MiB of the host's {} MiB and nothing else can be unloaded{}",
+                        "it needs {} MiB; the host has {} MiB{}",
                         in_mib(need),
                         in_mib(capacity),
                         if pinned.is_empty() {
                             String::new()
                         } else {
-                            format!(" (pinned: {})", pinned.join(", "))
+                            format!(
+                                " and its pinned models hold {} MiB (pinned: {})",
+                                in_mib(held),
+                                pinned.join(", ")
+                            )
                         }
-                    )))
+                    )));
                 }
                 Verdict::Unload(victims) => {
                     for v in &victims {
