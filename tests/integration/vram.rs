@@ -211,3 +211,39 @@ async fn a_model_busy_past_the_deadline_is_a_503_and_stays_loaded() {
     assert_eq!(up.loaded_models(), vec!["small", "idle"]);
     drop(stream);
 }
+
+#[actix_rt::test]
+async fn a_host_without_room_is_skipped_for_another_provider_of_the_model() {
+    let a = host(Duration::ZERO);
+    let b = host(Duration::ZERO);
+    let p = |id: &str, up: &FakeUpstream, extra: Value| {
+        let mut v = json!({"id": id, "api_host": up.url(), "api_type": "ollama", "vram_mb": 8192});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let config = models_config(&[
+        ("small", vec![p("a-small", &a, json!({"pinned": true}))]),
+        (
+            "huge",
+            vec![
+                p("a-huge", &a, json!({"priority": 0})),
+                p("b-huge", &b, json!({"priority": 1})),
+            ],
+        ),
+    ]);
+    let r = Router::start(&config, &[("LLM_ROUTER_OLLAMA_VRAM_MANAGEMENT", "1")]);
+    assert_eq!(ok(&r, "small").await, 200);
+    // Host a can never fit huge next to its pinned small: the lower tier's host b serves it.
+    let mut res = r.chat("huge", false).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers().get("x-llm-router-provider").unwrap(),
+        "b-huge"
+    );
+    let _ = res.body().await;
+    assert!(unloads(&a).is_empty());
+    assert_eq!(a.loaded_models(), vec!["small"]);
+    assert_eq!(b.loaded_models(), vec!["huge"]);
+}
