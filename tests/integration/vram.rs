@@ -123,13 +123,15 @@ async fn without_management_the_load_fails_as_ollama_fails() {
 
 #[actix_rt::test]
 async fn a_busy_model_is_waited_for_not_unloaded() {
-    let up = host(Duration::from_millis(40));
+    let up = host_with(30, Duration::from_millis(40));
     let r = router(&up, true);
     assert_eq!(ok(&r, "small").await, 200);
     // A stream on idle holds it busy.
     let mut stream = r.chat("idle", true).await;
     assert_eq!(stream.status(), 200);
     let _ = stream.next().await.unwrap().unwrap();
+    let ps_reads = |up: &FakeUpstream| up.requests().iter().filter(|q| q.path == "/api/ps").count();
+    let before = ps_reads(&up);
     let url = r.url("/v1/chat/completions");
     let waiting = actix_rt::spawn(async move {
         let mut res = client()
@@ -140,12 +142,17 @@ async fn a_busy_model_is_waited_for_not_unloaded() {
         let _ = res.body().limit(1 << 20).await;
         res.status().as_u16()
     });
+    // Once the big request is planning (it reads /api/ps), a model already loaded is still
+    // served meanwhile: the waiting request does not hold the host.
+    assert!(eventually(Duration::from_secs(5), || async { ps_reads(&up) > before }).await);
+    assert_eq!(ok(&r, "small").await, 200);
+    assert!(!waiting.is_finished());
     // While the stream runs, idle is not unloaded; the big request waits (no answer yet).
     let mut text = Vec::new();
     while let Some(chunk) = stream.next().await {
         text.extend_from_slice(&chunk.unwrap());
         // Checked while tokens are still to come (the last ones may race the release).
-        if !String::from_utf8_lossy(&text).contains("t7 ") {
+        if !String::from_utf8_lossy(&text).contains("t27 ") {
             assert!(unloads(&up).is_empty(), "unloaded while busy");
             assert!(!waiting.is_finished(), "answered before idle was free");
         }

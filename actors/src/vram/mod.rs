@@ -10,7 +10,8 @@
 //! until the request's deadline. A model that can never fit (pinned models hold the rest) or
 //! a deadline reached first is a [`NoRoom`] (the relay answers 503 naming the provider).
 //!
-//! One planner per host at a time (a tokio mutex per `api_host`), and a load this router let
+//! One planner per host at a time (a tokio mutex per `api_host`, let go while waiting for busy
+//! models), and a load this router let
 //! through counts as busy until `/api/ps` lists it (up to [`RESERVE_FOR`]), so two requests
 //! cannot both take the same free memory. "Busy" is this router's in-flight count
 //! ([`ProviderSnapshot::in_flight`] of every provider serving that model on the host); requests
@@ -109,11 +110,13 @@ impl VramManager {
             model: model.to_string(),
             detail,
         };
-        let memo = self.host(&p.api_host);
-        let mut memo = tokio::time::timeout_at(deadline.into(), memo.lock())
-            .await
-            .map_err(|_| no_room("timed out waiting for another load on this host".into()))?;
+        let host = self.host(&p.api_host);
         loop {
+            // Held while planning and unloading, not while waiting for busy models: requests
+            // for models already loaded are not held up by one that waits.
+            let mut memo = tokio::time::timeout_at(deadline.into(), host.lock())
+                .await
+                .map_err(|_| no_room("timed out waiting for another load on this host".into()))?;
             let Ok(providers) = self.registry.send(GetProviders).await else {
                 return Ok(());
             };
@@ -231,6 +234,7 @@ impl VramManager {
                             busy.join(", ")
                         )));
                     }
+                    drop(memo);
                     tokio::time::sleep(POLL).await;
                 }
             }
