@@ -15,7 +15,8 @@
 //! through counts as busy until `/api/ps` lists it (up to [`RESERVE_FOR`]), so two requests
 //! cannot both take the same free memory. "Busy" is this router's in-flight count
 //! ([`ProviderSnapshot::in_flight`] of every provider serving that model on the host); requests
-//! sent by other clients or replicas are not seen. If the host cannot be asked (`/api/ps`
+//! sent by other clients or replicas are not seen. A model `/api/ps` listed within [`FRESH`] is
+//! sent at once (no lock, no round trip): the per-request cost on a warm host is one map lookup. If the host cannot be asked (`/api/ps`
 //! fails), the request goes ahead unmanaged: VRAM management never makes a request fail that
 //! Ollama might have served.
 
@@ -36,6 +37,9 @@ pub use plan::{plan, same_model, Resident, Verdict};
 
 /// How long a load this router let through counts as resident before `/api/ps` lists it.
 pub const RESERVE_FOR: Duration = Duration::from_secs(30);
+/// A model `/api/ps` listed this recently is taken as loaded without asking again (the fast
+/// path: no lock, no round trip).
+pub const FRESH: Duration = Duration::from_secs(1);
 /// How often `/api/ps` is read while waiting for an unload or for busy models.
 const POLL: Duration = Duration::from_millis(50);
 const MIB: u64 = 1 << 20;
@@ -72,6 +76,8 @@ struct HostMemo {
 pub struct VramManager {
     registry: Addr<ModelRegistry>,
     hosts: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<HostMemo>>>>>,
+    /// When `/api/ps` last listed each (host, model).
+    seen: Arc<Mutex<HashMap<(String, String), Instant>>>,
 }
 
 /// One `/api/ps` entry.
@@ -86,6 +92,24 @@ impl VramManager {
         VramManager {
             registry,
             hosts: Arc::default(),
+            seen: Arc::default(),
+        }
+    }
+
+    /// Whether `/api/ps` listed `model` on `host` within [`FRESH`].
+    fn fresh(&self, host: &str, model: &str, now: Instant) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter().any(|((h, m), at)| {
+            h == host && same_model(m, model) && now.saturating_duration_since(*at) < FRESH
+        })
+    }
+
+    /// Records one `/api/ps` reading of `host` (models not listed are forgotten).
+    fn saw(&self, host: &str, loaded: &[Loaded], now: Instant) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|(h, _), _| h != host);
+        for l in loaded {
+            seen.insert((host.to_string(), l.name.clone()), now);
         }
     }
 
@@ -110,6 +134,9 @@ impl VramManager {
             model: model.to_string(),
             detail,
         };
+        if self.fresh(&p.api_host, model, Instant::now()) {
+            return Ok(());
+        }
         let host = self.host(&p.api_host);
         loop {
             // Held while planning and unloading, not while waiting for busy models: requests
@@ -135,6 +162,7 @@ impl VramManager {
                 return Ok(());
             };
             let now = Instant::now();
+            self.saw(&p.api_host, &loaded, now);
             for l in &loaded {
                 memo.sizes.insert(l.name.clone(), l.bytes);
             }
@@ -204,6 +232,10 @@ impl VramManager {
                     for v in &victims {
                         tracing::info!(provider = %p.id, model = %model, unload = %v,
                             "VRAM management: unloading an idle model to make room");
+                        self.seen
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .retain(|(h, m), _| !(h == &p.api_host && m == v));
                         unload(client, p, v, remaining).await;
                     }
                     // Until they are gone (or the deadline), then plan again.
