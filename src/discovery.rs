@@ -78,14 +78,33 @@ impl Discovery {
         self.reloader.discovered(next).await;
     }
 
-    /// Refreshes every interval (the first round is the caller's), until the System stops.
+    /// Refreshes every interval (0: never on a timer) and after every file reload (a host just
+    /// configured is listed at once); the first round is the caller's. Runs until the System
+    /// stops.
     pub async fn run(mut self) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
+        use futures_util::future::{select, Either};
+        let rediscover = self.reloader.rediscover.clone();
+        let mut tick = (!self.interval.is_zero()).then(|| {
+            let mut t = tokio::time::interval(self.interval);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
         loop {
-            tick.tick().await;
+            let timer = async {
+                match tick.as_mut() {
+                    Some(t) => drop(t.tick().await),
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let cause = match select(Box::pin(timer), Box::pin(rediscover.notified())).await {
+                Either::Left(_) => "interval",
+                Either::Right(_) => "file reload",
+            };
             if self.wanted() || !self.listings.is_empty() {
+                tracing::debug!(cause, "model discovery: listing");
                 self.refresh().await;
             }
         }

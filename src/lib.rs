@@ -167,15 +167,13 @@ pub async fn run_with(
         actix_rt::spawn(reloader.clone().into_inner().watch(settings.config_watch));
     }
     // Model discovery: the first round before the server listens, so listed models are served
-    // from the first request; then every interval.
+    // from the first request; then every interval and after each file reload.
     let mut discovery =
         discovery::Discovery::new(reloader.clone().into_inner(), settings.discovery_interval);
     if discovery.wanted() {
         discovery.refresh().await;
     }
-    if !settings.discovery_interval.is_zero() {
-        actix_rt::spawn(discovery.run());
-    }
+    actix_rt::spawn(discovery.run());
     #[cfg(unix)]
     match reloader.clone().into_inner().on_sighup() {
         Ok(on_hup) => drop(actix_rt::spawn(on_hup)),

@@ -71,6 +71,8 @@ pub struct Reloader {
     /// their [`discovery::merge`]. Changed only under `busy`.
     base: Mutex<(ModelsConfig, Listings)>,
     busy: tokio::sync::Mutex<()>,
+    /// Woken after a file reload, so discovery lists a newly configured host at once.
+    pub rediscover: Arc<tokio::sync::Notify>,
 }
 
 impl Reloader {
@@ -114,6 +116,7 @@ impl Reloader {
             seen: Mutex::new(fingerprint(&settings.models_config_path)),
             base: Mutex::new((settings.models.current().clone(), Listings::new())),
             busy: tokio::sync::Mutex::new(()),
+            rediscover: Arc::default(),
         })
     }
 
@@ -233,7 +236,11 @@ impl Reloader {
             base.0 = config;
             discovery::merge(&base.0, &base.1)
         };
-        self.install(merged, keys).await
+        let r = self.install(merged, keys).await;
+        if r.is_ok() {
+            self.rediscover.notify_one();
+        }
+        r
     }
 
     /// Swaps `config` in: the registry, then the listings, then the monitor's list.
