@@ -282,7 +282,7 @@ async fn serve_model(
         };
         // VRAM management: an Ollama host makes room for the model before it is sent; a host
         // that cannot is skipped for this request (another provider may have room).
-        if let Some(vram) = &state.vram {
+        if let Some(vram) = state.vram.as_ref().filter(|_| !call.plan.is_unload()) {
             let deadline = call
                 .deadline
                 .unwrap_or_else(|| Instant::now() + call.external_timeout);

@@ -254,3 +254,25 @@ async fn a_host_without_room_is_skipped_for_another_provider_of_the_model() {
     assert_eq!(a.loaded_models(), vec!["small"]);
     assert_eq!(b.loaded_models(), vec!["huge"]);
 }
+
+#[actix_rt::test]
+async fn a_clients_unload_request_is_passed_on_without_making_room() {
+    let up = host(Duration::ZERO);
+    let r = router(&up, true);
+    assert_eq!(ok(&r, "small").await, 200);
+    assert_eq!(ok(&r, "idle").await, 200);
+    // `big` is not loaded and would not fit, but unloading it loads nothing.
+    let mut res = client()
+        .post(r.url("/api/generate"))
+        .send_json(&json!({"model": "big", "keep_alive": 0}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.json::<Value>().await.unwrap();
+    assert_eq!(body["done_reason"], "unload", "{body}");
+    assert_eq!(
+        unloads(&up).into_iter().map(|(m, _)| m).collect::<Vec<_>>(),
+        vec!["big"]
+    );
+    assert_eq!(up.loaded_models(), vec!["small", "idle"]);
+}
