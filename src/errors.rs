@@ -72,6 +72,9 @@ pub enum RouterError {
         model: String,
         attempts: Vec<Attempt>,
     },
+    /// VRAM management found no room for the model on its Ollama host.
+    #[error("{0}")]
+    NoRoom(llm_router_actors::vram::NoRoom),
     #[error("request exceeded the router's time limit of {:.1}s", limit.as_secs_f64())]
     RequestTimeout { limit: Duration },
     #[error("internal error: {0}")]
@@ -114,6 +117,7 @@ impl RouterError {
             RouterError::UpstreamRejected { status, .. } => (*status, type_of_status(*status)),
             RouterError::NoHealthyProvider { .. } => (503, "overloaded_error"),
             RouterError::AllBusy { .. } => (503, "overloaded_error"),
+            RouterError::NoRoom(_) => (503, "overloaded_error"),
             RouterError::RateLimited { .. } => (429, "rate_limit_error"),
             RouterError::UpstreamFailed { attempts, .. } => {
                 let all = |f: fn(&FailureKind) -> bool| {
@@ -138,7 +142,7 @@ impl RouterError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            RouterError::AllBusy { .. } => Some(1),
+            RouterError::AllBusy { .. } | RouterError::NoRoom(_) => Some(1),
             RouterError::RateLimited { retry_after, .. } => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
@@ -184,6 +188,7 @@ impl RouterError {
                     | RouterError::UpstreamRejected { .. }
                     | RouterError::NoHealthyProvider { .. }
                     | RouterError::AllBusy { .. }
+                    | RouterError::NoRoom(_)
                     | RouterError::RateLimited { .. }
                     | RouterError::UpstreamFailed { .. }
                     | RouterError::RequestTimeout { .. }

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod builtin;
 pub mod cors;
 pub mod dialects;
+pub mod discovery;
 pub mod errors;
 pub mod handlers;
 pub mod keys_cli;
@@ -165,6 +166,14 @@ pub async fn run_with(
     if !settings.config_watch.is_zero() {
         actix_rt::spawn(reloader.clone().into_inner().watch(settings.config_watch));
     }
+    // Model discovery: the first round before the server listens, so listed models are served
+    // from the first request; then every interval and after each file reload.
+    let mut discovery =
+        discovery::Discovery::new(reloader.clone().into_inner(), settings.discovery_interval);
+    if discovery.wanted() {
+        discovery.refresh().await;
+    }
+    actix_rt::spawn(discovery.run());
     #[cfg(unix)]
     match reloader.clone().into_inner().on_sighup() {
         Ok(on_hup) => drop(actix_rt::spawn(on_hup)),
@@ -175,8 +184,12 @@ pub async fn run_with(
     }
     let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
     let settings = Arc::new(settings);
+    let vram = settings
+        .vram_management
+        .then(|| llm_router_actors::vram::VramManager::new(registry.clone()));
     let state = web::Data::new(AppState {
         settings: settings.clone(),
+        vram,
         registry,
         metrics,
         started_at: SystemTime::now(),

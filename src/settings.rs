@@ -146,6 +146,16 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "guard/masker service probe period",
     ),
     (
+        "LLM_ROUTER_DISCOVERY_INTERVAL_SECONDS",
+        "300",
+        "how often \"discover\": true providers' hosts are listed (model discovery; 0 = at start only)",
+    ),
+    (
+        "LLM_ROUTER_OLLAMA_VRAM_MANAGEMENT",
+        "false",
+        "unload idle models of an Ollama host (its vram_mb) before loading one that does not fit",
+    ),
+    (
         "LLM_ROUTER_FORCE_MASKING",
         "false",
         "mask every request (alias: LLM_ROUTER_FORCE_ANONYMISATION)",
@@ -324,6 +334,10 @@ pub struct Settings {
     /// How often the models config file is checked for changes (`LLM_ROUTER_CONFIG_WATCH_SECONDS`;
     /// zero = never).
     pub config_watch: Duration,
+    /// Model discovery period (`LLM_ROUTER_DISCOVERY_INTERVAL_SECONDS`; 0 = at start only).
+    pub discovery_interval: Duration,
+    /// `LLM_ROUTER_OLLAMA_VRAM_MANAGEMENT`.
+    pub vram_management: bool,
     /// Root of the prompt tree, for the built-in endpoints (SPEC §5).
     pub prompts_dir: PathBuf,
     /// `pl` or `en`: the built-in endpoints' language when a request names none (SPEC §5).
@@ -483,6 +497,7 @@ impl Settings {
         let max_retry_after = secs("LLM_ROUTER_MAX_RETRY_AFTER_SECONDS", Duration::ZERO);
         // 0 turns the watch off.
         let config_watch = secs("LLM_ROUTER_CONFIG_WATCH_SECONDS", Duration::ZERO);
+        let discovery_interval = secs("LLM_ROUTER_DISCOVERY_INTERVAL_SECONDS", Duration::ZERO);
         let hedge_after =
             HedgeAfter::parse(&get("LLM_ROUTER_HEDGE_AFTER_MS")).unwrap_or_else(|e| {
                 errs.push(format!("LLM_ROUTER_HEDGE_AFTER_MS: {e}"));
@@ -635,6 +650,8 @@ impl Settings {
             models_config_path,
             models: LiveModels::new(models),
             config_watch,
+            discovery_interval,
+            vram_management: parse_bool(&get("LLM_ROUTER_OLLAMA_VRAM_MANAGEMENT")),
             prompts_dir: PathBuf::from(get("LLM_ROUTER_PROMPTS_DIR")),
             default_language,
             prefix,

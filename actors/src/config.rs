@@ -109,6 +109,8 @@ pub struct ProviderConfig {
     pub rpm_window: Duration,
     pub timeout: Option<Duration>,
     pub ttft_timeout: Option<Duration>,
+    /// Model discovery and VRAM management keys (`discover`, `discover_as`, `pinned`, `vram_mb`).
+    pub host: HostOptions,
 }
 
 impl ProviderConfig {
@@ -131,6 +133,7 @@ impl ProviderConfig {
             rpm_window: Duration::from_secs(60),
             timeout: None,
             ttft_timeout: None,
+            host: HostOptions::default(),
         }
     }
 
@@ -707,6 +710,7 @@ impl Validator {
         let rpm = self.opt_u64(path, o, "rpm");
         let timeout = self.opt_secs(path, o, "timeout_s");
         let ttft_timeout = self.opt_secs(path, o, "ttft_timeout_s");
+        let host = self.host_options(path, o, api_type);
         for key in o.keys() {
             if !KNOWN_PROVIDER_KEYS.contains(&key.as_str()) {
                 tracing::debug!(path, key = %key, "ignoring unknown provider key");
@@ -732,6 +736,7 @@ impl Validator {
             rpm_window: Duration::from_secs(60),
             timeout,
             ttft_timeout,
+            host,
         })
     }
 
@@ -814,7 +819,15 @@ const KNOWN_PROVIDER_KEYS: &[&str] = &[
     "rpm",
     "timeout_s",
     "ttft_timeout_s",
+    "discover",
+    "discover_as",
+    "pinned",
+    "vram_mb",
 ];
+
+#[path = "config_host.rs"]
+mod host;
+pub use host::{DiscoverAs, HostOptions};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod config;
+pub mod discovery;
 pub mod ewma;
 pub mod health;
 pub mod monitors;
@@ -16,6 +17,7 @@ pub mod registry;
 pub mod routing;
 pub mod store;
 pub mod strategies;
+pub mod vram;
 pub mod wire;
 
 pub use config::{ApiType, ModelsConfig, ProviderConfig};

@@ -19,6 +19,8 @@
 //! that offers tools gets a call to its first tool with those arguments (until the tool answered).
 //! With `prefix_cache` set, a generation's time to first token grows with the prompt tokens this
 //! instance has not cached yet (`prefix_cache.rs`), which the cache-affinity benchmark measures.
+//! Ollama generations load their model into a modelled memory (`GET /api/ps`, unload with
+//! `keep_alive: 0`, an over-capacity load failing as Ollama's does: `vram.rs`).
 
 #![forbid(unsafe_code)]
 
@@ -39,6 +41,7 @@ use serde_json::{json, Value};
 
 pub mod golden;
 mod prefix_cache;
+pub mod vram;
 mod wire;
 
 pub use prefix_cache::{prompt_blocks, Block, Lookup, PrefixCache, PrefixCacheModel};
@@ -77,6 +80,22 @@ pub struct FakeConfig {
     /// Refuse a prefilled request (a trailing assistant turn, `continue_final_message`) with 400,
     /// as a server without prefill support does.
     pub reject_prefill: bool,
+    /// Ollama model memory in bytes: a load that does not fit fails (500, Ollama's message).
+    /// `None`: unlimited (models are still listed by `/api/ps` once used).
+    pub vram_capacity: Option<u64>,
+    /// Model sizes in bytes (`/api/tags` `size`, `/api/ps` `size_vram`); others are
+    /// [`vram::DEFAULT_SIZE`].
+    pub model_sizes: Vec<(String, u64)>,
+}
+
+impl FakeConfig {
+    /// The size of `model` (see [`FakeConfig::model_sizes`]).
+    pub fn model_size(&self, model: &str) -> u64 {
+        self.model_sizes
+            .iter()
+            .find(|(m, _)| m == model)
+            .map_or(vram::DEFAULT_SIZE, |(_, n)| *n)
+    }
 }
 
 impl Default for FakeConfig {
@@ -96,6 +115,8 @@ impl Default for FakeConfig {
             prefix_cache: None,
             fault_times: None,
             reject_prefill: false,
+            vram_capacity: None,
+            model_sizes: Vec::new(),
         }
     }
 }
@@ -168,6 +189,8 @@ struct Shared {
     prefix_cache: Mutex<Option<PrefixCache>>,
     cached_tokens: AtomicU64,
     uncached_tokens: AtomicU64,
+    /// Ollama models loaded (`/api/ps`).
+    memory: Mutex<vram::Memory>,
 }
 
 impl Shared {
@@ -307,6 +330,16 @@ impl FakeUpstream {
         )
     }
 
+    /// Ollama models loaded now (`/api/ps` order: load order).
+    pub fn loaded_models(&self) -> Vec<String> {
+        self.shared.memory.lock().unwrap().loaded()
+    }
+
+    /// Models unloaded by a `keep_alive: 0` request, in order.
+    pub fn unloaded_models(&self) -> Vec<String> {
+        self.shared.memory.lock().unwrap().unloaded()
+    }
+
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -352,6 +385,7 @@ fn build(listener: TcpListener, shared: Arc<Shared>, workers: usize) -> std::io:
             .route("/api/embed", web::post().to(embeddings))
             .route("/api/embeddings", web::post().to(embeddings))
             .route("/api/tags", web::get().to(tags))
+            .route("/api/ps", web::get().to(ps))
             .route("/api/show", web::post().to(show))
             .route("/api/version", web::get().to(version))
             .route("/v1/models", web::get().to(models))
@@ -428,13 +462,19 @@ async fn tags(shared: web::Data<Arc<Shared>>, req: HttpRequest) -> HttpResponse 
         .iter()
         .map(|m| {
             json!({"name": m, "model": m, "modified_at": "2026-11-01T10:00:00.000000001Z",
-                        "size": 4_000_000_000u64, "digest": format!("{:064x}", m.len()),
+                        "size": cfg.model_size(m), "digest": format!("{:064x}", m.len()),
                         "details": {"parent_model": "", "format": "gguf", "family": "llama",
                                     "families": ["llama"], "parameter_size": "8B",
                                     "quantization_level": "Q4_K_M"}})
         })
         .collect();
     HttpResponse::Ok().json(json!({"models": models}))
+}
+
+async fn ps(shared: web::Data<Arc<Shared>>, req: HttpRequest) -> HttpResponse {
+    record(&shared, &req, b"");
+    let body = shared.memory.lock().unwrap().ps();
+    HttpResponse::Ok().json(body)
 }
 
 async fn show(shared: web::Data<Arc<Shared>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
@@ -556,6 +596,12 @@ async fn generate(
             Arc::make_mut(&mut cfg).fault = Fault::None;
         }
     }
+    if matches!(kind, Kind::OllamaChat | Kind::OllamaGenerate) {
+        if let Some(res) = ollama_memory(kind, &shared, &body, &cfg) {
+            guard.finished = true;
+            return res;
+        }
+    }
     let mut res = respond(kind, &shared, &req, &body, &cfg, &mut guard).await;
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&cfg.name) {
         res.headers_mut().insert(
@@ -564,6 +610,27 @@ async fn generate(
         );
     }
     res
+}
+
+/// An Ollama request's effect on the model memory: the unload request is answered here, a
+/// load that does not fit fails here; `None` goes on to generate.
+fn ollama_memory(
+    kind: Kind,
+    shared: &Shared,
+    body: &[u8],
+    cfg: &FakeConfig,
+) -> Option<HttpResponse> {
+    let request: Value = serde_json::from_slice(body).ok()?;
+    let model = request.get("model").and_then(Value::as_str)?;
+    let mut memory = shared.memory.lock().unwrap();
+    if vram::is_unload(kind, &request) {
+        memory.unload(model);
+        return Some(HttpResponse::Ok().json(vram::unload_reply(kind, model)));
+    }
+    match memory.load(model, cfg.model_size(model), cfg.vram_capacity) {
+        Ok(()) => None,
+        Err(message) => Some(error(kind, 500, &message)),
+    }
 }
 
 /// Why an Anthropic request is refused before any work, as the real API does.

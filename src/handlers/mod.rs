@@ -39,6 +39,8 @@ pub struct AppState {
     pub access: Arc<crate::access::Access>,
     /// Set on SIGTERM/SIGINT: `/health` answers 503 `draining`.
     pub drain: crate::Drain,
+    /// VRAM management of Ollama hosts (`LLM_ROUTER_OLLAMA_VRAM_MANAGEMENT`).
+    pub vram: Option<llm_router_actors::vram::VramManager>,
 }
 
 /// What the API description says about a route (see [`openapi`]).

@@ -8,6 +8,10 @@
 //! line, `llm_router_config_reload_total{result="error"}`, and the route's 400 listing every
 //! problem. Reloads are serialised; the file watch compares contents, so a reload from the route
 //! or SIGHUP is not repeated by the watch.
+//!
+//! Model discovery (`crate::discovery`) changes the model set through the same path: the
+//! reloader keeps the file's config and the last listings, and installs their merge
+//! ([`Reloader::discovered`]); a file reload merges the listings it holds too.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -17,6 +21,7 @@ use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use llm_router_actors::config::LiveModels;
+use llm_router_actors::discovery::{self, Listings};
 use llm_router_actors::monitors::{ProviderMonitor, SetProviders};
 use llm_router_actors::registry::Reload;
 use llm_router_actors::{GetProviders, ModelRegistry, ModelsConfig};
@@ -62,7 +67,12 @@ pub struct Reloader {
     reload_keys: bool,
     metric: Option<IntCounterVec>,
     seen: Mutex<Fingerprint>,
+    /// The file's config as last validated and the hosts' last good listings; what runs is
+    /// their [`discovery::merge`]. Changed only under `busy`.
+    base: Mutex<(ModelsConfig, Listings)>,
     busy: tokio::sync::Mutex<()>,
+    /// Woken after a file reload, so discovery lists a newly configured host at once.
+    pub rediscover: Arc<tokio::sync::Notify>,
 }
 
 impl Reloader {
@@ -104,7 +114,9 @@ impl Reloader {
             reload_keys: settings.fastapi.is_none(),
             metric,
             seen: Mutex::new(fingerprint(&settings.models_config_path)),
+            base: Mutex::new((settings.models.current().clone(), Listings::new())),
             busy: tokio::sync::Mutex::new(()),
+            rediscover: Arc::default(),
         })
     }
 
@@ -116,6 +128,39 @@ impl Reloader {
 
     fn set_seen(&self, f: Fingerprint) {
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    }
+
+    /// The file's config as last validated (what discovery lists the hosts of).
+    pub fn file_config(&self) -> ModelsConfig {
+        self.base
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Installs the file's config merged with new listings (model discovery). `None` when the
+    /// model set is unchanged.
+    pub async fn discovered(&self, listings: Listings) -> Option<Reloaded> {
+        let _one_at_a_time = self.busy.lock().await;
+        let config = {
+            let mut base = self.base.lock().unwrap_or_else(|e| e.into_inner());
+            base.1 = listings;
+            discovery::merge(&base.0, &base.1)
+        };
+        if config == *self.live.current() {
+            return None;
+        }
+        let r = self.install(config, None).await.ok()?;
+        self.count("ok");
+        tracing::info!(
+            models = r.models,
+            providers = r.providers,
+            models_added = ?r.models_added,
+            models_removed = ?r.models_removed,
+            "model discovery: model set changed"
+        );
+        Some(r)
     }
 
     /// Whether the file differs from what the last reload (or start-up) read.
@@ -186,6 +231,24 @@ impl Reloader {
         } else {
             None
         };
+        let merged = {
+            let mut base = self.base.lock().unwrap_or_else(|e| e.into_inner());
+            base.0 = config;
+            discovery::merge(&base.0, &base.1)
+        };
+        let r = self.install(merged, keys).await;
+        if r.is_ok() {
+            self.rediscover.notify_one();
+        }
+        r
+    }
+
+    /// Swaps `config` in: the registry, then the listings, then the monitor's list.
+    async fn install(
+        &self,
+        config: ModelsConfig,
+        keys: Option<usize>,
+    ) -> Result<Reloaded, Vec<String>> {
         let summary = self
             .registry
             .send(Reload {

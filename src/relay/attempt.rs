@@ -177,6 +177,9 @@ async fn serve_model(
     let mut retry: Option<Retry> = None;
     // Set for the one attempt that retries the same provider.
     let mut only: Option<String> = None;
+    // Providers whose Ollama host had no room (VRAM management): skipped, not failed.
+    let mut no_room: Option<llm_router_actors::vram::NoRoom> = None;
+    let mut skipped: Vec<String> = Vec::new();
     let providers: Vec<String> = state
         .settings
         .models
@@ -195,7 +198,11 @@ async fn serve_model(
         let exclude = match &only {
             // The retry: every other provider of the model is excluded.
             Some(id) => providers.iter().filter(|p| *p != id).cloned().collect(),
-            None => attempts.iter().map(|a| a.provider.clone()).collect(),
+            None => attempts
+                .iter()
+                .map(|a| a.provider.clone())
+                .chain(skipped.iter().cloned())
+                .collect(),
         };
         let choice = state
             .registry
@@ -273,6 +280,24 @@ async fn serve_model(
                 return Err((None, e));
             }
         };
+        // VRAM management: an Ollama host makes room for the model before it is sent; a host
+        // that cannot is skipped for this request (another provider may have room).
+        if let Some(vram) = state.vram.as_ref().filter(|_| !call.plan.is_unload()) {
+            let deadline = call
+                .deadline
+                .unwrap_or_else(|| Instant::now() + call.external_timeout);
+            let upstream = lease.provider().upstream_model(lease.model()).to_string();
+            if let Err(e) = vram
+                .make_room(client, lease.provider(), &upstream, deadline)
+                .await
+            {
+                tracing::warn!(provider = %e.provider, model = %e.model, "{e}");
+                finish(lease, Outcome::Cancelled, metrics);
+                skipped.push(e.provider.clone());
+                no_room = Some(e);
+                continue;
+            }
+        }
         match hedged(client, state, call, model, lease, out, attempts).await {
             Ok(committed) => return Ok(committed),
             Err((lease, NotCommitted::Refused(status, err))) => {
@@ -311,6 +336,9 @@ async fn serve_model(
                 attempts.push(Attempt { provider, kind });
             }
         }
+    }
+    if let Some(e) = no_room.filter(|_| attempts.len() == tried_before) {
+        return Err((Some(Fallback::Failed), RouterError::NoRoom(e)));
     }
     if let Some(d) = call.deadline {
         if Instant::now() >= d {

@@ -274,6 +274,21 @@ enum Parsed {
 }
 
 impl<'b> Plan<'b> {
+    /// Ollama's unload request (`keep_alive` 0 with no prompt or messages): it loads nothing,
+    /// so VRAM management has no room to make for it.
+    pub fn is_unload(&self) -> bool {
+        let zero = self
+            .raw
+            .get("keep_alive")
+            .is_some_and(|v| matches!(v.trim(), "0" | "\"0\"" | "\"0s\"" | "\"0m\""));
+        let empty = |key: &str| {
+            self.raw
+                .get(key)
+                .is_none_or(|v| matches!(v.trim(), "null" | "\"\"" | "[]"))
+        };
+        zero && empty("prompt") && empty("messages")
+    }
+
     pub fn new(api: ClientApi, body: &'b [u8]) -> Result<Plan<'b>, RouterError> {
         let raw = RawObject::parse(body)?;
         let (model, stream, parsed) = match api {

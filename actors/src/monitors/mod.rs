@@ -21,7 +21,7 @@ use crate::config::ProviderConfig;
 use crate::wire::{url, Wire};
 
 /// A client for probes and pings: no pool cap, no redirects, explicit per-request timeouts.
-fn client() -> awc::Client {
+pub(crate) fn client() -> awc::Client {
     awc::Client::builder()
         .connector(
             awc::Connector::new()
@@ -34,7 +34,7 @@ fn client() -> awc::Client {
 }
 
 /// A probe or ping to `path` of `p`, with the provider's credentials as its wire expects them.
-fn request(
+pub(crate) fn request(
     client: &awc::Client,
     method: awc::http::Method,
     p: &ProviderConfig,
