@@ -8,6 +8,7 @@
 pub mod access;
 pub mod batch;
 pub mod builtin;
+pub mod console;
 pub mod cors;
 pub mod dialects;
 pub mod errors;
@@ -185,6 +186,7 @@ pub async fn run_with(
         masking,
         access,
         drain: drain.clone(),
+        console: Arc::new(console::Console::new(&settings.console)),
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;

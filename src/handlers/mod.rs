@@ -39,6 +39,8 @@ pub struct AppState {
     pub access: Arc<crate::access::Access>,
     /// Set on SIGTERM/SIGINT: `/health` answers 503 `draining`.
     pub drain: crate::Drain,
+    /// The web console's sessions and config history (SPEC §12).
+    pub console: Arc<crate::console::Console>,
 }
 
 /// What the API description says about a route (see [`openapi`]).
@@ -55,7 +57,7 @@ pub struct Doc {
     pub answer: &'static str,
 }
 
-const fn doc(
+pub(crate) const fn doc(
     summary: &'static str,
     tag: &'static str,
     body: Option<&'static str>,
@@ -478,6 +480,7 @@ pub fn table(prefix: &str, prometheus: bool) -> Vec<Entry> {
             "Text",
         ),
     );
+    crate::console::routes::rows(&mut add);
     if prometheus {
         add(
             vec![s("/metrics"), p("/metrics")],

@@ -9,6 +9,7 @@ mod builtin;
 mod chat;
 mod clients;
 mod conformance;
+mod console;
 mod dialects;
 mod errors;
 mod fastapi;
