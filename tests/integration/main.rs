@@ -10,6 +10,7 @@ mod chat;
 mod clients;
 mod conformance;
 mod console;
+mod console_browser;
 mod dialects;
 mod errors;
 mod fastapi;
