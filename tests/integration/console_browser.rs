@@ -83,7 +83,7 @@ async fn console_works_in_a_real_browser() {
     let url = r.url("");
     // The router runs on this test's threads: drive the script off the runtime.
     let outcome = actix_rt::task::spawn_blocking(move || {
-        let mut fakes = vec![
+        let mut fakes = [
             ("demo-a", Some(demo_a)),
             ("demo-b", Some(demo_b)),
             ("slow-1", Some(slow)),
