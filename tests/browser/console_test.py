@@ -77,8 +77,14 @@ def main():
         assert cookies["llmr_session"]["httpOnly"], cookies
         assert cookies["llmr_session"]["sameSite"] == "Strict", cookies
         assert page.evaluate("document.cookie").find("llmr_session") < 0, "HttpOnly: not readable"
+        untranslated = ("Array.from(document.querySelectorAll('[data-i18n]'))"
+                        ".filter(e => e.textContent === e.getAttribute('data-i18n'))"
+                        ".map(e => e.getAttribute('data-i18n'))")
+        assert not page.evaluate(untranslated), page.evaluate(untranslated)
+        expect(page.locator("#tab-chat")).to_have_text("Czat")
         page.select_option("#lang", "en")
         expect(page.locator("#tab-chat")).to_have_text("Chat")
+        assert not page.evaluate(untranslated), page.evaluate(untranslated)
 
         step("status follows a provider going down")
         row = page.locator('#status-table tr[data-provider="demo-b"]')

@@ -4,6 +4,13 @@
 (function () {
   var last = null;
 
+  // One colour per entity type (a hue from the type's name), so types tell apart at a glance.
+  function colour(type) {
+    var h = 0;
+    for (var i = 0; i < type.length; i++) h = (h * 31 + type.charCodeAt(i)) % 360;
+    return "hsl(" + h + ", 65%, 45%)";
+  }
+
   function highlight(text, mappings) {
     var out = App.$("anon-output");
     out.textContent = "";
@@ -20,6 +27,7 @@
         if (plain) { out.appendChild(document.createTextNode(plain)); plain = ""; }
         var mk = App.el("mark", { "data-type": hit.type, title: hit.type }, hit.placeholder);
         mk.appendChild(App.el("small", null, hit.type));
+        mk.style.borderColor = colour(hit.type);
         out.appendChild(mk);
         i += hit.placeholder.length;
       } else { plain += text[i]; i += 1; }
