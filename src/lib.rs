@@ -163,6 +163,8 @@ pub async fn run_with(
         metrics.clone(),
         settings.prometheus.then_some(&prom_registry),
     )?);
+    let console = Arc::new(console::Console::new(&settings.console));
+    reloader.keep_history(console.history.clone());
     if !settings.config_watch.is_zero() {
         actix_rt::spawn(reloader.clone().into_inner().watch(settings.config_watch));
     }
@@ -186,7 +188,7 @@ pub async fn run_with(
         masking,
         access,
         drain: drain.clone(),
-        console: Arc::new(console::Console::new(&settings.console)),
+        console,
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;

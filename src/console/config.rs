@@ -184,23 +184,14 @@ async fn apply_doc(
             problems,
         ));
     }
-    let history = &state.console.history;
     let before = std::fs::read(path).ok();
-    if history.is_empty().map_err(|e| io(e, "config history"))? {
-        if let Some(old) = before.as_ref().and_then(|b| serde_json::from_slice(b).ok()) {
-            history
-                .record("running before the first change from the console", &old)
-                .map_err(|e| io(e, "config history"))?;
-        }
-    }
     let tmp = path.with_extension("json.console-tmp");
     std::fs::write(&tmp, text.as_bytes()).map_err(|e| io(e, &file))?;
     std::fs::rename(&tmp, path).map_err(|e| io(e, &file))?;
     match reloader.reload(&format!("console: {cause}")).await {
         Ok(r) => {
-            let id = history
-                .record(cause, &doc)
-                .map_err(|e| io(e, "config history"))?;
+            // The reload recorded it (a config equal to the running one is not a new version).
+            let id = r.version;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"status": "applied", "version": id, "models": r.models,
@@ -266,7 +257,7 @@ pub async fn apply(
                     .collect::<String>()
             })
             .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| "edited in the console".into());
+            .unwrap_or_else(|| "edited".into());
     apply_doc(&state, &reloader, doc, &cause).await
 }
 

@@ -45,7 +45,7 @@ impl Default for ConsoleSettings {
 pub struct Console {
     pub settings: ConsoleSettings,
     pub sessions: session::Sessions,
-    pub history: history::History,
+    pub history: std::sync::Arc<history::History>,
 }
 
 impl Console {
@@ -53,7 +53,9 @@ impl Console {
         Console {
             settings: settings.clone(),
             sessions: session::Sessions::new(session::SESSION_TTL),
-            history: history::History::new(settings.state_dir.join("config-history")),
+            history: std::sync::Arc::new(history::History::new(
+                settings.state_dir.join("config-history"),
+            )),
         }
     }
 }

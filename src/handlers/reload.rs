@@ -38,6 +38,8 @@ pub struct Reloaded {
     pub models_removed: Vec<String>,
     /// Keys now loaded (memory store), when the keys file is re-read.
     pub keys: Option<usize>,
+    /// The config's number in the console's version history, when it changed and one is kept.
+    pub version: Option<u64>,
 }
 
 /// The file's contents as last read by a reload (or at start-up): `None` = missing.
@@ -63,6 +65,10 @@ pub struct Reloader {
     metric: Option<IntCounterVec>,
     seen: Mutex<Fingerprint>,
     busy: tokio::sync::Mutex<()>,
+    /// The web console's version history: every config a reload applies is recorded in it.
+    history: std::sync::OnceLock<Arc<crate::console::history::History>>,
+    /// The text of the config running now (the history's first entry, when one is started).
+    running_text: Mutex<Option<String>>,
 }
 
 impl Reloader {
@@ -105,7 +111,37 @@ impl Reloader {
             metric,
             seen: Mutex::new(fingerprint(&settings.models_config_path)),
             busy: tokio::sync::Mutex::new(()),
+            history: std::sync::OnceLock::new(),
+            running_text: Mutex::new(std::fs::read_to_string(&settings.models_config_path).ok()),
         })
+    }
+
+    /// Records every config applied from now on in `history` (the web console's).
+    pub fn keep_history(&self, history: Arc<crate::console::history::History>) {
+        let _ = self.history.set(history);
+    }
+
+    /// Records `text` (applied) in the history, first the config it replaced when the history
+    /// is empty. A history that cannot be written is logged; the reload stands.
+    fn record(&self, cause: &str, text: &str) -> Option<u64> {
+        let h = self.history.get()?;
+        let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok();
+        let before = self
+            .running_text
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(text.to_string());
+        let result = (|| {
+            if h.is_empty()? {
+                if let Some(old) = before.as_deref().and_then(parse) {
+                    h.record("running before the first recorded change", &old)?;
+                }
+            }
+            h.record(cause, &parse(text).unwrap_or_default())
+        })();
+        result
+            .map_err(|e| tracing::error!(error = %e, dir = %h.dir().display(), "config history not written"))
+            .ok()
     }
 
     fn count(&self, result: &str) {
@@ -128,7 +164,7 @@ impl Reloader {
     /// problem (each prefixed with the file it is in); nothing changed then.
     pub async fn reload(&self, cause: &str) -> Result<Reloaded, Vec<String>> {
         let _one_at_a_time = self.busy.lock().await;
-        let result = self.reload_now().await;
+        let result = self.reload_now(cause).await;
         match &result {
             Ok(r) => {
                 self.count("ok");
@@ -157,7 +193,7 @@ impl Reloader {
         result
     }
 
-    async fn reload_now(&self) -> Result<Reloaded, Vec<String>> {
+    async fn reload_now(&self, cause: &str) -> Result<Reloaded, Vec<String>> {
         let file = self.path.display().to_string();
         let bytes = std::fs::read(&self.path);
         let print: Fingerprint = bytes.as_ref().ok().map(|b| Sha256::digest(b).into());
@@ -193,8 +229,10 @@ impl Reloader {
             })
             .await
             .map_err(|e| vec![format!("the registry is unavailable: {e}")])?;
+        let mut version = None;
         if config != *self.live.current() {
             self.live.store(config);
+            version = self.record(cause, &text);
         }
         if self.monitor.is_some() || self.metrics.is_some() {
             if let Ok(list) = self.registry.send(GetProviders).await {
@@ -220,6 +258,7 @@ impl Reloader {
             models_added: d.models_added,
             models_removed: d.models_removed,
             keys,
+            version,
         })
     }
 
@@ -266,6 +305,7 @@ pub async fn reload(reloader: web::Data<Reloader>) -> HttpResponse {
                 "models_added": r.models_added,
                 "models_removed": r.models_removed,
                 "keys": r.keys,
+                "version": r.version,
             }),
         ),
         Err(problems) => json_response(

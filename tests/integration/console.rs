@@ -371,7 +371,7 @@ async fn console_config_never_shows_tokens_keeps_them_through_edits_and_keeps_a_
     let h = call(&r, "GET", "/router/config/history", &[], None).await;
     let versions = h.json()["versions"].clone();
     assert_eq!(versions[0]["id"], 2);
-    assert_eq!(versions[0]["cause"], "test");
+    assert_eq!(versions[0]["cause"], "console: test");
     assert_eq!(versions[1]["id"], 1);
     let v1 = call(&r, "GET", "/router/config/history/1", &[], None).await;
     assert_eq!(v1.status, 200);
@@ -389,6 +389,29 @@ async fn console_config_never_shows_tokens_keeps_them_through_edits_and_keeps_a_
     let models = call(&r, "GET", "/v1/models", &[], None).await.text;
     assert!(!models.contains("\"m2\""), "{models}");
     assert_eq!(r.chat("m", false).await.status().as_u16(), 200);
+    // A config applied by another reload path is a version too.
+    let mut changed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    changed["test_models"]["m"]["providers"][0]["weight"] = json!(2.0);
+    std::fs::write(&file, changed.to_string()).unwrap();
+    let rl = call(&r, "POST", "/router/reload", &[], None).await;
+    assert_eq!(rl.status, 200, "{}", rl.text);
+    assert_eq!(rl.json()["version"], 4);
+    let h = call(&r, "GET", "/router/config/history", &[], None)
+        .await
+        .json();
+    assert_eq!(h["versions"][0]["cause"], "POST /router/reload");
+    // Applying the running config again is no new version.
+    let same = call(&r, "GET", "/router/config", &[], None).await.json()["config"].clone();
+    let a = call(&r, "POST", "/router/config/apply", &[], Some(&same)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json()["version"], Value::Null);
+    assert_eq!(
+        std::fs::read_dir(state.join("config-history"))
+            .unwrap()
+            .count(),
+        4
+    );
 }
 
 #[actix_rt::test]

@@ -47,7 +47,7 @@ async fn console_works_in_a_real_browser() {
     let demo_a = FakeUpstream::start(echo());
     let demo_b = FakeUpstream::start(echo());
     let slow = FakeUpstream::start(FakeConfig {
-        chunks: 2000,
+        chunks: 10_000,
         chunk_delay: Duration::from_millis(20),
         ..Default::default()
     });

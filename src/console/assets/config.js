@@ -121,7 +121,7 @@
   App.pages.config = { show: function () { msg("", ""); load(); } };
   document.addEventListener("DOMContentLoaded", function () {
     App.$("config-apply").addEventListener("click", function () {
-      var d = parsed(); if (d) apply(d, "edited in the console");
+      var d = parsed(); if (d) apply(d, "edited");
     });
     App.$("config-reload").addEventListener("click", load);
     App.$("config-text").addEventListener("change", function () { var d = parsed(); if (d) { models(d); msg("", ""); } });
