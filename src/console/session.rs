@@ -159,7 +159,7 @@ fn abilities(policy: Option<Policy>) -> serde_json::Value {
     json!({
         "status": can(RouteClass::Admin),
         "chat": can(RouteClass::OpenAiGenerate),
-        "anonymize": can(RouteClass::Other),
+        "anonymizer": can(RouteClass::Other),
         "config": can(RouteClass::Admin),
     })
 }

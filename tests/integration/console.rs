@@ -497,3 +497,47 @@ async fn console_bad_config_is_refused_naming_the_problem_and_the_running_one_st
         pii.text
     );
 }
+
+#[actix_rt::test]
+async fn console_anonymizer_runs_fast_pii_and_both_in_that_order() {
+    use crate::privacy::plugins::{Mode, Plugins};
+    let pii = Plugins::start(Mode::Faithful);
+    let (_up, r) = single(
+        FakeConfig::default(),
+        &[("LLM_ROUTER_MASKER_PII_HOST", &pii.url())],
+    );
+    let text = "Jan Kowalski, mail jan@example.pl";
+    let run = |algorithm: &'static str| {
+        let r = &r;
+        async move {
+            let a = call(
+                r,
+                "POST",
+                "/ui/api/anonymize",
+                &[],
+                Some(&json!({"text": text, "algorithm": algorithm})),
+            )
+            .await;
+            assert_eq!(a.status, 200, "{algorithm}: {}", a.text);
+            a.json()
+        }
+    };
+    let fast = run("fast").await;
+    assert_eq!(fast["text"], "Jan Kowalski, mail {EMAIL_1}");
+    assert!(
+        pii.calls("/api/maskers/pii").is_empty(),
+        "fast calls no service"
+    );
+    let only_pii = run("pii").await;
+    assert_eq!(only_pii["text"], "Jan {NAME_1}, mail jan@example.pl");
+    assert_eq!(
+        only_pii["mappings"],
+        json!([{"placeholder": "{NAME_1}", "original": "Kowalski", "type": "NAME"}])
+    );
+    let both = run("fast+pii").await;
+    assert_eq!(both["text"], "Jan {NAME_1}, mail {EMAIL_1}");
+    assert_eq!(both["mappings"].as_array().unwrap().len(), 2);
+    // The service got the fast-masked text: the e-mail never left the router.
+    let sent = pii.calls("/api/maskers/pii");
+    assert_eq!(sent.last().unwrap()["text"], "Jan Kowalski, mail {EMAIL_1}");
+}

@@ -197,7 +197,7 @@ async fn a_bad_anonymize_value_is_refused_and_nothing_is_sent() {
 
 // ---- the plugin services (pii_masker, nask_guard, sojka_guard), faked per SPEC §6 ----
 
-mod plugins {
+pub mod plugins {
     use std::net::{SocketAddr, TcpListener};
     use std::sync::{mpsc, Arc, Mutex};
     use std::time::Duration;

@@ -93,8 +93,13 @@ window.App = {
     App.$("nav").hidden = false;
     App.$("logout").hidden = !s.auth_enabled;
     App.$("who").textContent = s.key_id ? s.key_id + " (" + s.policy + ")" : "";
+    // Pages the key's policy cannot use are not offered (the router refuses them anyway).
+    var can = s.can || {};
+    var usable = function (n) { return can[n] !== false; };
+    document.querySelectorAll(".tab").forEach(function (b) { b.hidden = !usable(b.getAttribute("data-page")); });
     var name = (location.hash || "").replace("#", "");
-    App.show(App.pages[name] ? name : "status");
+    var first = ["status", "chat", "anonymizer", "config"].filter(usable)[0] || "chat";
+    App.show(App.pages[name] && usable(name) ? name : first);
   },
 
   init: function () {
