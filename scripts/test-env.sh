@@ -11,6 +11,7 @@
 TEST_PROGRAMS=(
     "redis-server redis-server"
     "gpg gnupg"
+    "chromium chromium"
 )
 
 _apt_updated=""
@@ -82,7 +83,7 @@ ensure_venv() {
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$req"
         echo "$want" >"$venv/.stamp"
     fi
-    "$venv/bin/python" -c 'import openai, anthropic, ollama, llm_router_lib, kubernetes_validate, yaml' || {
+    "$venv/bin/python" -c 'import openai, anthropic, ollama, llm_router_lib, kubernetes_validate, yaml, playwright.sync_api' || {
         echo "scripts/test.sh: $venv lacks a test package; delete it and run again" >&2
         return 1
     }

@@ -469,6 +469,28 @@ impl Access {
         self.store.reload()
     }
 
+    /// Checks a key as the guard does (known, active, unexpired): its digest, `key_id` and
+    /// policy, or the message of the 401 (the console's log-in).
+    pub async fn identify(
+        &self,
+        key: &str,
+    ) -> Result<(llm_router_actors::access::keys::KeyDigest, String, Policy), String> {
+        let d = digest(key);
+        let record = match self.store.find(&d).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.count(AuthFailure::Unknown.reason());
+                return Err(AuthFailure::Unknown.to_string());
+            }
+            Err(_) => return Err("cannot check the API key: the key store is unavailable".into()),
+        };
+        record.check(now_secs()).map_err(|f| {
+            self.count(f.reason());
+            f.to_string()
+        })?;
+        Ok((d, record.key_id.clone(), record.policy))
+    }
+
     pub fn enabled(&self) -> bool {
         self.enabled
     }
@@ -690,7 +712,7 @@ pub async fn guard<B: MessageBody + Unpin + 'static>(
     else {
         return Ok(counted(next.call(req).await?).map_into_left_body());
     };
-    if is_public(req.path(), &access.public) {
+    if is_public(req.path(), &access.public) || crate::console::is_public(req.path()) {
         return Ok(counted(next.call(req).await?).map_into_left_body());
     }
     let route = classify(req.path(), &access.prefix);
@@ -720,10 +742,27 @@ pub async fn guard<B: MessageBody + Unpin + 'static>(
         );
         refuse(req, res)
     };
-    let Some(key) = presented_key(&req) else {
-        return unauthorized(req, AuthFailure::Missing);
+    // No key: the console's session cookie may stand for one (its CSRF token checked on writes).
+    let key_digest = match presented_key(&req) {
+        Some(key) => digest(key),
+        None => match crate::console::session::from_cookie(&req) {
+            crate::console::session::FromCookie::Key(d) => d,
+            crate::console::session::FromCookie::None => {
+                return unauthorized(req, AuthFailure::Missing)
+            }
+            crate::console::session::FromCookie::BadCsrf => {
+                access.count("forbidden");
+                let res = refusal(
+                    d,
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    "a console session's write must carry its x-csrf-token header",
+                );
+                return refuse(req, res);
+            }
+        },
     };
-    let found = access.store.find(&digest(key)).await;
+    let found = access.store.find(&key_digest).await;
     let record = match found {
         Ok(Some(r)) => r,
         Ok(None) => return unauthorized(req, AuthFailure::Unknown),

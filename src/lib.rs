@@ -8,6 +8,7 @@
 pub mod access;
 pub mod batch;
 pub mod builtin;
+pub mod console;
 pub mod cors;
 pub mod dialects;
 pub mod discovery;
@@ -163,6 +164,8 @@ pub async fn run_with(
         metrics.clone(),
         settings.prometheus.then_some(&prom_registry),
     )?);
+    let console = Arc::new(console::Console::new(&settings.console));
+    reloader.keep_history(console.history.clone());
     if !settings.config_watch.is_zero() {
         actix_rt::spawn(reloader.clone().into_inner().watch(settings.config_watch));
     }
@@ -198,6 +201,7 @@ pub async fn run_with(
         masking,
         access,
         drain: drain.clone(),
+        console,
     });
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;

@@ -27,6 +27,16 @@ pub const VARS: &[(&str, &str, &str)] = &[
     ),
     ("LLM_ROUTER_PROMPTS_DIR", "prompts", "prompt tree root"),
     (
+        "LLM_ROUTER_WEB_CONSOLE",
+        "true",
+        "serve the web console at /ui (status, chat, anonymizer, config)",
+    ),
+    (
+        "LLM_ROUTER_STATE_DIR",
+        "data",
+        "the router's own state: the console's config version history",
+    ),
+    (
         "LLM_ROUTER_DEFAULT_EP_LANGUAGE",
         "pl",
         "language of built-in prompts when a request names none (pl|en)",
@@ -344,6 +354,8 @@ pub struct Settings {
     pub default_language: String,
     /// Normalised: starts with `/`, no trailing `/` (empty when set to `/`).
     pub prefix: String,
+    /// The web console (`LLM_ROUTER_WEB_CONSOLE`, `LLM_ROUTER_STATE_DIR`; SPEC §12).
+    pub console: crate::console::ConsoleSettings,
     pub external_timeout: Duration,
     pub request_timeout: Option<Duration>,
     /// Bytes, ≥ 1.
@@ -655,6 +667,10 @@ impl Settings {
             prompts_dir: PathBuf::from(get("LLM_ROUTER_PROMPTS_DIR")),
             default_language,
             prefix,
+            console: crate::console::ConsoleSettings {
+                enabled: parse_bool(&get("LLM_ROUTER_WEB_CONSOLE")),
+                state_dir: PathBuf::from(get("LLM_ROUTER_STATE_DIR")),
+            },
             external_timeout: external,
             request_timeout: (!timeout.is_zero()).then_some(timeout),
             max_body,

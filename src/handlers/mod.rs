@@ -41,6 +41,8 @@ pub struct AppState {
     pub drain: crate::Drain,
     /// VRAM management of Ollama hosts (`LLM_ROUTER_OLLAMA_VRAM_MANAGEMENT`).
     pub vram: Option<llm_router_actors::vram::VramManager>,
+    /// The web console's sessions and config history (SPEC §12).
+    pub console: Arc<crate::console::Console>,
 }
 
 /// What the API description says about a route (see [`openapi`]).
@@ -57,7 +59,7 @@ pub struct Doc {
     pub answer: &'static str,
 }
 
-const fn doc(
+pub(crate) const fn doc(
     summary: &'static str,
     tag: &'static str,
     body: Option<&'static str>,
@@ -480,6 +482,7 @@ pub fn table(prefix: &str, prometheus: bool) -> Vec<Entry> {
             "Text",
         ),
     );
+    crate::console::routes::rows(&mut add);
     if prometheus {
         add(
             vec![s("/metrics"), p("/metrics")],

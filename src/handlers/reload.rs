@@ -43,6 +43,8 @@ pub struct Reloaded {
     pub models_removed: Vec<String>,
     /// Keys now loaded (memory store), when the keys file is re-read.
     pub keys: Option<usize>,
+    /// The config's number in the console's version history, when it changed and one is kept.
+    pub version: Option<u64>,
 }
 
 /// The file's contents as last read by a reload (or at start-up): `None` = missing.
@@ -73,6 +75,10 @@ pub struct Reloader {
     busy: tokio::sync::Mutex<()>,
     /// Woken after a file reload, so discovery lists a newly configured host at once.
     pub rediscover: Arc<tokio::sync::Notify>,
+    /// The web console's version history: every config a reload applies is recorded in it.
+    history: std::sync::OnceLock<Arc<crate::console::history::History>>,
+    /// The text of the config running now (the history's first entry, when one is started).
+    running_text: Mutex<Option<String>>,
 }
 
 impl Reloader {
@@ -117,7 +123,37 @@ impl Reloader {
             base: Mutex::new((settings.models.current().clone(), Listings::new())),
             busy: tokio::sync::Mutex::new(()),
             rediscover: Arc::default(),
+            history: std::sync::OnceLock::new(),
+            running_text: Mutex::new(std::fs::read_to_string(&settings.models_config_path).ok()),
         })
+    }
+
+    /// Records every config applied from now on in `history` (the web console's).
+    pub fn keep_history(&self, history: Arc<crate::console::history::History>) {
+        let _ = self.history.set(history);
+    }
+
+    /// Records `text` (applied) in the history, first the config it replaced when the history
+    /// is empty. A history that cannot be written is logged; the reload stands.
+    fn record(&self, cause: &str, text: &str) -> Option<u64> {
+        let h = self.history.get()?;
+        let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok();
+        let before = self
+            .running_text
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(text.to_string());
+        let result = (|| {
+            if h.is_empty()? {
+                if let Some(old) = before.as_deref().and_then(parse) {
+                    h.record("running before the first recorded change", &old)?;
+                }
+            }
+            h.record(cause, &parse(text).unwrap_or_default())
+        })();
+        result
+            .map_err(|e| tracing::error!(error = %e, dir = %h.dir().display(), "config history not written"))
+            .ok()
     }
 
     fn count(&self, result: &str) {
@@ -151,7 +187,7 @@ impl Reloader {
         if config == *self.live.current() {
             return None;
         }
-        let r = self.install(config, None).await.ok()?;
+        let r = self.install(config, None, None).await.ok()?;
         self.count("ok");
         tracing::info!(
             models = r.models,
@@ -173,7 +209,7 @@ impl Reloader {
     /// problem (each prefixed with the file it is in); nothing changed then.
     pub async fn reload(&self, cause: &str) -> Result<Reloaded, Vec<String>> {
         let _one_at_a_time = self.busy.lock().await;
-        let result = self.reload_now().await;
+        let result = self.reload_now(cause).await;
         match &result {
             Ok(r) => {
                 self.count("ok");
@@ -202,7 +238,7 @@ impl Reloader {
         result
     }
 
-    async fn reload_now(&self) -> Result<Reloaded, Vec<String>> {
+    async fn reload_now(&self, cause: &str) -> Result<Reloaded, Vec<String>> {
         let file = self.path.display().to_string();
         let bytes = std::fs::read(&self.path);
         let print: Fingerprint = bytes.as_ref().ok().map(|b| Sha256::digest(b).into());
@@ -236,18 +272,21 @@ impl Reloader {
             base.0 = config;
             discovery::merge(&base.0, &base.1)
         };
-        let r = self.install(merged, keys).await;
+        let r = self.install(merged, keys, Some((cause, &text))).await;
         if r.is_ok() {
             self.rediscover.notify_one();
         }
         r
     }
 
-    /// Swaps `config` in: the registry, then the listings, then the monitor's list.
+    /// Swaps `config` in: the registry, then the listings, then the monitor's list. `file` is
+    /// the cause and text of a file reload, which the console's history records (discovery's
+    /// merges are not file versions).
     async fn install(
         &self,
         config: ModelsConfig,
         keys: Option<usize>,
+        file: Option<(&str, &str)>,
     ) -> Result<Reloaded, Vec<String>> {
         let summary = self
             .registry
@@ -256,8 +295,12 @@ impl Reloader {
             })
             .await
             .map_err(|e| vec![format!("the registry is unavailable: {e}")])?;
+        let mut version = None;
         if config != *self.live.current() {
             self.live.store(config);
+            if let Some((cause, text)) = file {
+                version = self.record(cause, text);
+            }
         }
         if self.monitor.is_some() || self.metrics.is_some() {
             if let Ok(list) = self.registry.send(GetProviders).await {
@@ -283,6 +326,7 @@ impl Reloader {
             models_added: d.models_added,
             models_removed: d.models_removed,
             keys,
+            version,
         })
     }
 
@@ -329,6 +373,7 @@ pub async fn reload(reloader: web::Data<Reloader>) -> HttpResponse {
                 "models_added": r.models_added,
                 "models_removed": r.models_removed,
                 "keys": r.keys,
+                "version": r.version,
             }),
         ),
         Err(problems) => json_response(

@@ -141,6 +141,52 @@ impl Masking {
         self.fast.fast_text_mask(text)
     }
 
+    /// The console's anonymizer: `text` through `fast_masker` and/or `pii_masker` (in that
+    /// order); the masked text and placeholder → original. `pii` needs
+    /// `LLM_ROUTER_MASKER_PII_HOST` (the pipeline's service, else one made for this call).
+    pub async fn mask_text(
+        &self,
+        client: &awc::Client,
+        text: &str,
+        fast: bool,
+        pii: bool,
+        timeout: std::time::Duration,
+    ) -> Result<(String, MaskMappings), RouterError> {
+        let mut mappings = MaskMappings::new();
+        let mut text = text.to_string();
+        if fast {
+            let mut session = MaskSession::new();
+            let mut v = Value::String(text);
+            self.fast.mask_json(&mut v, &mut session);
+            text = v.as_str().unwrap_or_default().to_string();
+            mappings.extend_from_slice(session.mappings());
+        }
+        if pii {
+            let service = match &self.pii {
+                Some(s) => s.clone(),
+                None if !self.settings.pii_host.is_empty() => Arc::new(Service::new(
+                    "pii_masker",
+                    &self.settings.pii_host,
+                    "api/maskers/pii",
+                    timeout,
+                )),
+                None => {
+                    return Err(RouterError::bad_request(
+                        "the pii algorithm needs the pii_masker service: set LLM_ROUTER_MASKER_PII_HOST",
+                        Some("algorithm"),
+                    ))
+                }
+            };
+            let doc = serde_json::json!({ "text": text });
+            let (masked, found) = pii_mask(&service, client, doc)
+                .await
+                .map_err(|e| blocked(service.name, &e))?;
+            text = masked["text"].as_str().unwrap_or_default().to_string();
+            mappings.extend(found);
+        }
+        Ok((text, mappings))
+    }
+
     /// Masks every string value of `doc` but its top-level `routing` field (`model`, or a
     /// built-in payload's `model_name`: routing needs it), with
     /// each masker of the pipeline in order; returns the request's mappings. On error `doc` may

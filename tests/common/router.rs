@@ -38,6 +38,11 @@ impl Router {
             path.display().to_string(),
         );
         vars.insert("LLM_ROUTER_SERVER_WORKERS_COUNT".into(), "2".into());
+        // The config history of reloads goes with the test's files, not into the repository.
+        vars.insert(
+            "LLM_ROUTER_STATE_DIR".into(),
+            dir.path().join("state").display().to_string(),
+        );
         // Probes would show up in the fakes' request logs; tests of the monitor turn it on.
         vars.insert(
             "LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS".into(),

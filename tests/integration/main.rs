@@ -9,6 +9,8 @@ mod builtin;
 mod chat;
 mod clients;
 mod conformance;
+mod console;
+mod console_browser;
 mod dialects;
 mod discovery;
 mod errors;

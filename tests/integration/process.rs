@@ -30,6 +30,8 @@ pub(crate) fn spawn_binary(
         .env("LLM_ROUTER_SERVER_HOST", "127.0.0.1")
         .env("LLM_ROUTER_SERVER_PORT", port.to_string())
         .env("LLM_ROUTER_SERVER_WORKERS_COUNT", "1")
+        // A reload's config history goes with the test's files, not into the repository.
+        .env("LLM_ROUTER_STATE_DIR", dir.join("state"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
