@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod relay;
 pub mod settings;
 pub mod settings_fastapi;
+pub mod smart;
 pub mod stats;
 pub mod telemetry;
 pub mod usage;
@@ -95,6 +96,7 @@ pub async fn run_with(
         RegistryOptions {
             strategy: Some(settings.strategy),
             shared,
+            affinity: settings.smart.affinity,
             ..Default::default()
         },
     );

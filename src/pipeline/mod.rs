@@ -185,6 +185,19 @@ pub fn build(
     let shared = Arc::new(Shared { metrics, audit });
     let mut services: Vec<Arc<Service>> = Vec::new();
     let mut request: Vec<Box<dyn RequestStage>> = Vec::new();
+    // Utils plugins first (SPEC §6 order), in their pipeline order.
+    for plugin in &settings.smart.utils {
+        match plugin {
+            crate::smart::UtilsPlugin::SimpleSemanticRouting => {
+                if let Some(router) = &settings.smart.semantic {
+                    request.push(Box::new(crate::smart::stage::SemanticStage {
+                        router: router.clone(),
+                        settings: settings.smart.clone(),
+                    }));
+                }
+            }
+        }
+    }
     if !p.guard_request.is_empty() {
         let guards: Vec<Arc<Service>> = p
             .guard_request

@@ -21,4 +21,5 @@ mod reload;
 mod resilience;
 mod routes;
 mod shared;
+mod smart;
 mod strategies;
