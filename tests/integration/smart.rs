@@ -137,8 +137,30 @@ async fn auto_is_routed_by_intent_in_every_dialect_streams_included() {
         (one(&d, "complexity"), one(&d, "intent")),
         ("simple".into(), "none".into())
     );
+    // Streams in the other dialects carry the choice in their head too.
+    for (path, body) in [
+        (
+            "/v1/messages",
+            json!({"model": "auto", "max_tokens": 16, "stream": true,
+                   "messages": [{"role": "user", "content": CODE}]}),
+        ),
+        (
+            "/api/chat",
+            json!({"model": "auto", "messages": [{"role": "user", "content": CODE}]}),
+        ),
+    ] {
+        let (status, head, text) = post(&r, path, &body, &[]).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        assert_eq!(head["x-llm-router-model"], "large", "{path}");
+        let d = decision(&head["x-llm-router-decision"]);
+        assert_eq!(one(&d, "auto"), "large", "{path}: {d:?}");
+        assert!(
+            text.contains("large"),
+            "{path}: the stream names the chosen model: {text}"
+        );
+    }
     // Every request reached the provider with the chosen model's name, never "auto".
-    assert_eq!((s.request_count(), l.request_count()), (1, 3));
+    assert_eq!((s.request_count(), l.request_count()), (1, 5));
     for q in l.requests() {
         assert_ne!(q.body["model"], "auto", "{}", q.body);
     }

@@ -27,6 +27,8 @@ mod shared;
 pub mod sync;
 
 #[cfg(test)]
+mod affinity_tests;
+#[cfg(test)]
 mod reload_tests;
 #[cfg(test)]
 mod selection_tests;
