@@ -286,7 +286,9 @@ impl ModelRegistry {
 
     fn lease(&self, grant: Grant, ctx: &Context<Self>) -> Lease {
         if let Some((key, _)) = grant.affinity {
-            self.share_placement(&grant.snapshot.model, &grant.snapshot.config.id, key);
+            // Keyed by the name asked for (the catch-all model serves many), as it is read.
+            let model = grant.alias.as_deref().unwrap_or(&grant.snapshot.model);
+            self.share_placement(model, &grant.snapshot.config.id, key);
         }
         Lease::new(ctx.address(), self.inbox.clone(), grant)
     }
