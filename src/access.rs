@@ -705,6 +705,30 @@ pub async fn guard<B: MessageBody + Unpin + 'static>(
     mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<Counted<B>, BoxBody>>, Error> {
+    // `LLM_ROUTER_ADMIN_API_KEY` (alias `ROUTER_ADMIN_API_KEY`): admin routes accept that key,
+    // and with access control off they need it.
+    let admin = req.app_data::<web::Data<AppState>>().and_then(|s| {
+        let key = s.settings.smart.admin_key.as_ref()?;
+        let class = classify(req.path(), &s.settings.prefix).class;
+        (class == llm_router_actors::access::RouteClass::Admin)
+            .then(|| (digest(key.expose()), s.access.enabled))
+    });
+    if let Some((want, enabled)) = admin {
+        if presented_key(&req).is_some_and(|k| digest(k) == want) {
+            return Ok(counted(next.call(req).await?).map_into_left_body());
+        }
+        if !enabled {
+            let d = classify(req.path(), "").dialect;
+            let res = refusal(
+                d,
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "this admin route needs the admin API key (LLM_ROUTER_ADMIN_API_KEY) as a Bearer \
+                 token or x-api-key",
+            );
+            return Ok(req.into_response(res).map_into_right_body());
+        }
+    }
     let Some(access) = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.access.clone())

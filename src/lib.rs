@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod relay;
 pub mod settings;
 pub mod settings_fastapi;
+pub mod smart;
 pub mod stats;
 pub mod telemetry;
 pub mod usage;
@@ -97,6 +98,7 @@ pub async fn run_with(
         RegistryOptions {
             strategy: Some(settings.strategy),
             shared,
+            affinity: settings.smart.affinity,
             ..Default::default()
         },
     );

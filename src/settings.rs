@@ -397,6 +397,8 @@ pub struct Settings {
     /// Set when the configuration came from the FastAPI failover router's variables (no
     /// models-config file): the mapping, logged at start-up.
     pub fastapi: Option<crate::settings_fastapi::FastApi>,
+    /// Smart routing: utils plugins, model `auto`, the external model name, cache affinity.
+    pub smart: crate::smart::SmartSettings,
 }
 
 pub use llm_router_actors::config::HedgeAfter;
@@ -432,11 +434,19 @@ impl Settings {
     pub fn from_env() -> Result<Settings, Vec<String>> {
         let mut vars = env_vars();
         vars.extend(crate::settings_fastapi::env_vars());
+        for (alias, _) in crate::smart::ALIASES {
+            if let Ok(v) = std::env::var(alias) {
+                vars.insert(alias.to_string(), v);
+            }
+        }
         Settings::from_vars(&vars)
     }
 
     /// Builds settings from explicit variables (tests); files named are read from disk.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Settings, Vec<String>> {
+        let mut aliased = vars.clone();
+        crate::smart::apply_aliases(&mut aliased, |k| vars.get(k).cloned());
+        let vars = &aliased;
         let mut errs = Vec::new();
         let get = |name: &str| -> String {
             vars.get(name).cloned().unwrap_or_else(|| {
@@ -627,6 +637,7 @@ impl Settings {
             }
         };
 
+        let smart = crate::smart::SmartSettings::from_vars(vars, &models, &mut errs);
         let builtin = crate::builtin::BuiltinSettings::from_vars(vars);
         if let Err(e) = &builtin {
             errs.extend(e.iter().cloned());
@@ -698,6 +709,7 @@ impl Settings {
             builtin: builtin?,
             access,
             fastapi,
+            smart,
         })
     }
 }
@@ -789,6 +801,8 @@ pub fn help_text() -> String {
         .iter()
         .chain(crate::builtin::VARS)
         .chain(crate::settings_fastapi::VARS)
+        .chain(crate::smart::VARS)
+        .chain(llm_router_actors::routing::VARS)
     {
         let default = if default.is_empty() { "\"\"" } else { default };
         s.push_str(&format!(

@@ -115,6 +115,17 @@ impl RootSpanBuilder for RouterRootSpan {
             method = %request.method(),
             route = %request.match_pattern().unwrap_or_default(),
             status = tracing::field::Empty,
+            // Filled by `relay::explain` when the request is routed.
+            decision = tracing::field::Empty,
+            strategy = tracing::field::Empty,
+            chosen = tracing::field::Empty,
+            why = tracing::field::Empty,
+            retry = tracing::field::Empty,
+            fallback = tracing::field::Empty,
+            auto = tracing::field::Empty,
+            intent = tracing::field::Empty,
+            complexity = tracing::field::Empty,
+            affinity = tracing::field::Empty,
         )
     }
 

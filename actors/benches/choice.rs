@@ -57,6 +57,7 @@ fn run(kind: StrategyKind, n: usize, shared: Option<SharedOptions>, iters: usize
             model: "m".into(),
             exclude: Vec::new(),
             deadline: Instant::now() + Duration::from_secs(5),
+            session: None,
         };
         for _ in 0..iters / 10 {
             let lease = reg.send(choose()).await.unwrap().resolve().await.unwrap();
@@ -150,6 +151,7 @@ fn actor_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
                     model: "m".into(),
                     exclude: Vec::new(),
                     deadline: Instant::now() + Duration::from_secs(5),
+                    session: None,
                 };
                 let lease = reg.send(choose).await.unwrap().resolve().await.unwrap();
                 drop(lease);
@@ -174,7 +176,14 @@ fn core_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
             let now = Instant::now();
             let grant = {
                 let mut c = core.lock().unwrap();
-                match c.choose("m", Vec::new(), now + Duration::from_secs(5), now, &mut fx) {
+                match c.choose(
+                    "m",
+                    Vec::new(),
+                    None,
+                    now + Duration::from_secs(5),
+                    now,
+                    &mut fx,
+                ) {
                     Decision::Granted(g) => g,
                     other => panic!("{other:?}"),
                 }

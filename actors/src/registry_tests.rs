@@ -39,6 +39,7 @@ async fn choose(
         model: "m".into(),
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
         deadline: Instant::now() + wait,
+        session: None,
     })
     .await
     .unwrap()
@@ -99,6 +100,7 @@ async fn unknown_model_lists_the_available_ones() {
             model: "nope".into(),
             exclude: vec![],
             deadline: Instant::now(),
+            session: None,
         })
         .await
         .unwrap()

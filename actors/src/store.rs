@@ -16,6 +16,9 @@
 //! - `hostlast:{host}` — `{epoch ms}|{model}` of the latest request started on the host by any
 //!   replica (`first_available_optim`'s warm host, the keep-alive schedule).
 //! - `keepalive:{provider}` — `SET NX PX` claim, so one replica sends each keep-warm ping.
+//! - `affinity:{model}:{session hash}` — the provider id that served a cache-affinity session
+//!   last (any replica), `SET EX` the affinity TTL on every placement; read before placing a
+//!   session, so a session that moved on one replica is followed by the others.
 //!
 //! Every call is async and bounded by the connection manager's response timeout; callers never
 //! await these in an actor's handler (they spawn them), and treat an error as "Redis is down":
@@ -209,6 +212,23 @@ impl Store {
     pub async fn release(&self, provider: &str, token: &str) -> RedisResult<()> {
         let mut conn = self.conn.clone();
         let _: i64 = conn.zrem(self.key("lease", provider), token).await?;
+        Ok(())
+    }
+
+    /// The provider that served a cache-affinity session last (`key`: see
+    /// `registry::session_key`), by any replica.
+    pub async fn get_session(&self, key: &str) -> RedisResult<Option<String>> {
+        let mut conn = self.conn.clone();
+        conn.get(format!("{}{key}", self.prefix)).await
+    }
+
+    /// Records a session's provider for `ttl` (refreshed by every placement).
+    pub async fn put_session(&self, key: &str, provider: &str, ttl: Duration) -> RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let secs = ttl.as_secs().max(1);
+        let _: () = conn
+            .set_ex(format!("{}{key}", self.prefix), provider, secs)
+            .await?;
         Ok(())
     }
 

@@ -40,6 +40,8 @@ pub struct ModelAnswer {
     pub stop: StopReason,
     /// The provider that answered.
     pub provider: String,
+    /// `x-llm-router-model` and `x-llm-router-decision` of the call, for the route's response.
+    pub routed: Vec<(header::HeaderName, header::HeaderValue)>,
 }
 
 /// One model call, whole answer (failover and provider choice as for any request). `ctx`: what
@@ -60,6 +62,13 @@ pub async fn call_model(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let routed = ["x-llm-router-model", crate::relay::DECISION_HEADER]
+        .into_iter()
+        .filter_map(|n| {
+            let v = res.headers().get(n)?.clone();
+            Some((header::HeaderName::from_static(n), v))
+        })
+        .collect();
     let bytes = actix_web::body::to_bytes(res.into_body())
         .await
         .map_err(|e| RouterError::Internal(format!("reading the converted answer: {e}")))?;
@@ -69,6 +78,7 @@ pub async fn call_model(
         text: answer.text,
         stop: answer.stop,
         provider,
+        routed,
     })
 }
 
@@ -185,7 +195,7 @@ async fn handle(
     let default_language = Language::parse(&s.default_language).unwrap_or(Language::Pl);
     let plan = routes::plan(route, &body, &s.builtin.prompts, default_language)?;
     // Checked before any call, so a per-text request never fans out to an unknown model.
-    if s.models.model(&plan.model).is_none() {
+    if s.models.model(&plan.model).is_none() && !s.smart.is_auto(&plan.model) {
         return Err(RouterError::UnknownModel {
             model: plan.model.clone(),
             available: s
@@ -222,6 +232,9 @@ async fn handle(
     if let Ok(v) = header::HeaderValue::from_str(&answer.provider) {
         res.headers_mut()
             .insert(header::HeaderName::from_static("x-llm-router-provider"), v);
+    }
+    for (k, v) in answer.routed {
+        res.headers_mut().insert(k, v);
     }
     Ok(res)
 }

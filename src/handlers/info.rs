@@ -35,14 +35,24 @@ fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// The one name for UIs (`LLM_ROUTER_EXTERNAL_MODEL_NAME`), listed first when set.
+fn external(state: &AppState) -> Option<&str> {
+    state.settings.smart.external_model.as_deref()
+}
+
 pub async fn models(state: web::Data<AppState>) -> HttpResponse {
     let created = unix_secs(state.started_at);
-    let data: Vec<_> = state
+    let listed = state
         .settings
         .models
         .models
         .iter()
-        .map(|m| json!({"id": m.name, "object": "model", "created": created, "owned_by": m.group}))
+        .map(|m| (&*m.name, &*m.group));
+    let data: Vec<_> = external(&state)
+        .map(|name| (name, "llm-router"))
+        .into_iter()
+        .chain(listed)
+        .map(|(name, group)| json!({"id": name, "object": "model", "created": created, "owned_by": group}))
         .collect();
     json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
 }
@@ -50,15 +60,14 @@ pub async fn models(state: web::Data<AppState>) -> HttpResponse {
 /// Ollama's `/api/tags` shape.
 pub async fn tags(state: web::Data<AppState>) -> HttpResponse {
     let modified = rfc3339(unix_secs(state.started_at), 0);
-    let models: Vec<_> = state
-        .settings
-        .models
-        .models
-        .iter()
-        .map(|m| {
-            let digest = format!("{:x}", Sha256::digest(m.name.as_bytes()));
+    let listed = state.settings.models.models.iter().map(|m| m.name.as_str());
+    let models: Vec<_> = external(&state)
+        .into_iter()
+        .chain(listed)
+        .map(|name| {
+            let digest = format!("{:x}", Sha256::digest(name.as_bytes()));
             json!({
-                "name": m.name, "model": m.name, "modified_at": modified, "size": 0, "digest": digest,
+                "name": name, "model": name, "modified_at": modified, "size": 0, "digest": digest,
                 "details": ollama_details()
             })
         })

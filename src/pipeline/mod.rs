@@ -231,6 +231,19 @@ pub fn build(
     let response_guards: Vec<Arc<Service>> =
         p.guard_response.iter().map(|g| service_of(*g)).collect();
     let mut request: Vec<Box<dyn RequestStage>> = Vec::new();
+    // Utils plugins first (SPEC §6 order), in their pipeline order.
+    for plugin in &settings.smart.utils {
+        match plugin {
+            crate::smart::UtilsPlugin::SimpleSemanticRouting => {
+                if let Some(router) = &settings.smart.semantic {
+                    request.push(Box::new(crate::smart::stage::SemanticStage {
+                        router: router.clone(),
+                        settings: settings.smart.clone(),
+                    }));
+                }
+            }
+        }
+    }
     if !request_guards.is_empty() {
         let guards = request_guards;
         request.push(Box::new(guardrails::GuardrailStage {

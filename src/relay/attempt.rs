@@ -39,6 +39,8 @@ pub struct Committed {
     pub content_length: Option<u64>,
     pub first: Bytes,
     pub rest: UpstreamPayload,
+    /// The `x-llm-router-decision` value, set once the request is committed.
+    pub decision: Option<header::HeaderValue>,
 }
 
 /// Why an attempt did not commit.
@@ -104,7 +106,10 @@ pub async fn failover(
     }
     loop {
         let (why, err) = match serve_model(client, state, call, &model, &mut attempts).await {
-            Ok(c) => return Ok(c),
+            Ok(mut c) => {
+                c.decision = super::explain::decision(state, call, &c, &attempts, &visited);
+                return Ok(c);
+            }
             Err((Some(why), err)) => (why, err),
             Err((None, err)) => return Err(err),
         };
@@ -210,6 +215,7 @@ async fn serve_model(
                 model: model.to_string(),
                 exclude,
                 deadline: queue_deadline,
+                session: call.session,
             })
             .await
             .map_err(|e| {
@@ -451,6 +457,8 @@ async fn hedged(
             model: model.to_string(),
             exclude,
             deadline: now,
+            // A hedge goes elsewhere on purpose: it is not the session's placement.
+            session: None,
         })
         .await;
     let lease2 = match choice {
@@ -782,6 +790,7 @@ async fn attempt(
         content_length,
         first,
         rest,
+        decision: None,
     })
 }
 

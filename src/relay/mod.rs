@@ -17,6 +17,7 @@
 mod attempt;
 pub mod body;
 pub mod client;
+mod explain;
 mod finish;
 pub mod plan;
 mod respond;
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub use attempt::provider_message;
+pub use explain::HEADER as DECISION_HEADER;
 pub use plan::{ClientApi, Ingress};
 
 use crate::errors::RouterError;
@@ -45,6 +47,8 @@ pub struct Call<'a> {
     pub external_timeout: Duration,
     /// The client's request body (for a stream continuation; empty for a built request).
     pub raw: bytes::Bytes,
+    /// The request's cache-affinity session, when affinity is on and it has one.
+    pub session: Option<llm_router_actors::routing::SessionKey>,
 }
 
 /// Serves one request of a proxied client API; errors are rendered in the client's dialect.
@@ -70,10 +74,29 @@ pub async fn run_built(
     client: &awc::Client,
     request_id: &str,
     started: Instant,
-    req: crate::dialects::canonical::Request,
+    mut req: crate::dialects::canonical::Request,
     ctx: &stages::RequestContext,
 ) -> Result<HttpResponse, RouterError> {
     let s = &state.settings;
+    // `model: "auto"` of a built-in request: the choice joins the caller's context (a copy,
+    // made only then; the caller's per-text calls share theirs).
+    let with_auto;
+    let ctx = match crate::smart::stage::choose_built(&s.smart, &mut req) {
+        Some(auto) => {
+            with_auto = stages::RequestContext {
+                restore: ctx.restore.clone(),
+                endpoint: ctx.endpoint.clone(),
+                builtin: ctx.builtin,
+                auto: Some(auto),
+            };
+            &with_auto
+        }
+        None => ctx,
+    };
+    let session = s
+        .smart
+        .affinity
+        .and_then(|_| crate::smart::session::of_built(&req));
     let plan = plan::Plan::built(req);
     let call = Call {
         plan: &plan,
@@ -83,6 +106,7 @@ pub async fn run_built(
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
         raw: bytes::Bytes::new(),
+        session,
     };
     let committed = attempt::failover(client, state, &call).await?;
     respond::respond(committed, state, client, &call).await
@@ -98,6 +122,11 @@ async fn serve(
     let started = Instant::now();
     let s = &state.settings;
     let mut body = read_body(req, payload, s.max_body).await?;
+    // From the body as the client sent it: the bytes its next turn repeats.
+    let session = match (api, s.smart.affinity) {
+        (ClientApi::Generate(_), Some(_)) => crate::smart::session::of_request(req, &body),
+        _ => None,
+    };
     let mut ctx = stages::RequestContext {
         endpoint: req.path().to_string(),
         ..Default::default()
@@ -117,6 +146,7 @@ async fn serve(
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
         raw: body.clone(),
+        session,
     };
     let committed = attempt::failover(client, state, &call).await?;
     respond::respond(committed, state, client, &call).await

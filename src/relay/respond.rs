@@ -71,6 +71,9 @@ fn resume_ctx(
 fn routed_headers(res: &mut actix_web::HttpResponseBuilder, c: &Committed, stream: bool) {
     res.insert_header(("x-llm-router-provider", c.lease.provider().id.as_str()));
     res.insert_header(("x-llm-router-model", c.lease.model()));
+    if let Some(d) = &c.decision {
+        res.insert_header((super::explain::HEADER, d.clone()));
+    }
     if stream {
         res.insert_header((header::CACHE_CONTROL, "no-cache"));
         res.insert_header(("x-accel-buffering", "no"));

@@ -222,6 +222,7 @@ pub async fn continuation(
                         .deadline
                         .unwrap_or(now + s.external_timeout)
                         .min(now + Duration::from_secs(5)),
+                    session: None,
                 })
                 .await
                 .map_err(|e| format!("registry unavailable: {e}"))?;

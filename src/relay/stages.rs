@@ -33,6 +33,8 @@ pub struct RequestContext {
     pub endpoint: String,
     /// A built-in endpoint's payload: its routing field is `model_name` (kept unmasked).
     pub builtin: bool,
+    /// The model `simple_semantic_routing` chose for `"model": "auto"`.
+    pub auto: Option<crate::smart::stage::AutoChoice>,
 }
 
 /// One step of the request side (see the module docs).

@@ -26,5 +26,6 @@ mod reload;
 mod resilience;
 mod routes;
 mod shared;
+mod smart;
 mod strategies;
 mod vram;

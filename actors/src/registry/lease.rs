@@ -11,6 +11,7 @@ use actix::prelude::*;
 
 use crate::config::ProviderConfig;
 use crate::provider::{Outcome, ProviderSnapshot, ReportOutcome};
+use crate::routing::{Placement, SessionKey};
 
 use super::selection::Grant;
 use super::ModelRegistry;
@@ -70,6 +71,7 @@ pub struct Lease {
     retry_after: Option<Duration>,
     /// The Redis lease behind this one, when the provider's capacity is shared.
     token: Option<String>,
+    affinity: Option<(SessionKey, Placement)>,
 }
 
 impl Lease {
@@ -88,7 +90,13 @@ impl Lease {
             outcome: Outcome::Cancelled,
             retry_after: None,
             token: g.token,
+            affinity: g.affinity,
         }
+    }
+
+    /// How cache affinity placed this lease (`None`: the strategy chose).
+    pub fn affinity(&self) -> Option<&(SessionKey, Placement)> {
+        self.affinity.as_ref()
     }
 
     /// The provider answered 429 with `Retry-After`: it is skipped for that long.

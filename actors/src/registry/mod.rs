@@ -18,6 +18,7 @@
 //! provider health comes from each provider's [`ProviderSnapshot`], written by its
 //! [`ProviderActor`].
 
+mod affinity;
 pub mod diff;
 mod lease;
 mod pool;
@@ -25,6 +26,8 @@ pub mod selection;
 mod shared;
 pub mod sync;
 
+#[cfg(test)]
+mod affinity_tests;
 #[cfg(test)]
 mod reload_tests;
 #[cfg(test)]
@@ -43,9 +46,11 @@ use tokio::sync::oneshot;
 use crate::config::ModelsConfig;
 use crate::health::Breaker;
 use crate::provider::{ProviderActor, ProviderSnapshot, Rebind};
+use crate::routing::{AffinityConfig, SessionKey};
 use crate::store::{epoch_ms, StoreOptions};
 use crate::strategies::StrategyKind;
 
+pub use affinity::session_key;
 pub use diff::ConfigDiff;
 pub use lease::{Lease, Release, ReleaseInbox};
 pub use selection::{Alive, Decision, Effect, Grant, Origin, Selection, WaiterId};
@@ -84,6 +89,8 @@ pub struct RegistryOptions {
     pub breaker_cooldown: Option<Duration>,
     /// Shared state in Redis (leases of capacity-limited providers, usage, circuits).
     pub shared: Option<SharedOptions>,
+    /// Cache affinity (`LLM_ROUTER_CACHE_AFFINITY`), when on.
+    pub affinity: Option<AffinityConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -105,13 +112,15 @@ impl SharedHealth {
     }
 }
 
-/// Asks for a provider of `model`, skipping `exclude` (provider ids already tried).
+/// Asks for a provider of `model`, skipping `exclude` (provider ids already tried); `session`:
+/// the request's cache-affinity key, if it has one.
 #[derive(Message, Debug)]
 #[rtype(result = "Choice")]
 pub struct ChooseProvider {
     pub model: String,
     pub exclude: Vec<String>,
     pub deadline: Instant,
+    pub session: Option<SessionKey>,
 }
 
 /// The registry's answer: a lease now, or a place in the model's queue.
@@ -231,7 +240,8 @@ impl ModelRegistry {
             .shared
             .as_ref()
             .map(|_| format!("{}-{:x}", std::process::id(), epoch_ms()));
-        let core = Selection::new(config, kind, replica);
+        let mut core = Selection::new(config, kind, replica);
+        core.set_affinity(opts.affinity);
         let mut providers: Vec<Vec<Addr<ProviderActor>>> = Vec::new();
         for (mi, _, snapshot) in core.snapshots() {
             if providers.len() <= mi {
@@ -275,6 +285,11 @@ impl ModelRegistry {
     }
 
     fn lease(&self, grant: Grant, ctx: &Context<Self>) -> Lease {
+        if let Some((key, _)) = grant.affinity {
+            // Keyed by the name asked for (the catch-all model serves many), as it is read.
+            let model = grant.alias.as_deref().unwrap_or(&grant.snapshot.model);
+            self.share_placement(model, &grant.snapshot.config.id, key);
+        }
         Lease::new(ctx.address(), self.inbox.clone(), grant)
     }
 
@@ -335,13 +350,23 @@ impl Actor for ModelRegistry {
 }
 
 impl Handler<ChooseProvider> for ModelRegistry {
-    type Result = MessageResult<ChooseProvider>;
+    type Result = ActorResponse<Self, Choice>;
 
     fn handle(&mut self, msg: ChooseProvider, ctx: &mut Context<Self>) -> Self::Result {
+        match self.choose_with_shared_session(msg) {
+            Ok(waiting) => waiting,
+            Err(msg) => ActorResponse::reply(self.choose_now(msg, ctx)),
+        }
+    }
+}
+
+impl ModelRegistry {
+    fn choose_now(&mut self, msg: ChooseProvider, ctx: &mut Context<Self>) -> Choice {
         let mut fx = std::mem::take(&mut self.fx);
         let decision = self.core.choose(
             &msg.model,
             msg.exclude,
+            msg.session,
             msg.deadline,
             Instant::now(),
             &mut fx,
@@ -358,7 +383,7 @@ impl Handler<ChooseProvider> for ModelRegistry {
         };
         self.perform(&mut fx, ctx);
         self.fx = fx;
-        MessageResult(choice)
+        choice
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::provider::ProviderSnapshot;
+use crate::routing::{CacheAffinity, Placement, SessionKey};
 use crate::strategies::{Candidate, Strategy};
 
 use super::selection::WaiterId;
@@ -164,6 +165,8 @@ pub(super) struct Waiter {
     pub deadline: Instant,
     /// The requested model name, when the catch-all model serves it.
     pub alias: Option<Arc<str>>,
+    /// The request's session, for cache affinity.
+    pub session: Option<SessionKey>,
 }
 
 pub(super) struct Pool {
@@ -174,13 +177,16 @@ pub(super) struct Pool {
     pub waiters: VecDeque<Waiter>,
     /// Scratch buffers of `select`, kept so a choice allocates nothing.
     pub scratch: (Vec<(u32, Candidate, bool)>, Vec<Candidate>),
+    /// Cache affinity (`LLM_ROUTER_CACHE_AFFINITY`), when on.
+    pub affinity: Option<CacheAffinity>,
 }
 
 /// A pool's verdict for one request.
 #[derive(Debug, PartialEq)]
 pub(super) enum Eligibility {
-    /// Lease this provider index (`true`: as the half-open probe).
-    Lease(usize, bool),
+    /// Lease this provider index (`true`: as the half-open probe), placed by cache affinity
+    /// (with its session) or by the strategy (`None`).
+    Lease(usize, bool, Option<(SessionKey, Placement)>),
     Exhausted,
     Unhealthy(Vec<String>),
     RateLimited(Duration),
@@ -188,28 +194,31 @@ pub(super) enum Eligibility {
 }
 
 impl Pool {
-    /// Filters candidates (exclusions, health, `Retry-After`, capacity, priority tier) and asks
-    /// the strategy.
+    /// Filters candidates (exclusions, health, `Retry-After`, capacity, priority tier), then
+    /// places the request's session among them (cache affinity) or asks the strategy.
     pub fn select(
         &mut self,
         model: usize,
         hosts: &[Host],
         exclude: &[String],
+        session: Option<SessionKey>,
         now: Instant,
     ) -> Eligibility {
         let (mut cands, mut tier) = std::mem::take(&mut self.scratch);
-        let e = self.select_in(model, hosts, exclude, now, &mut cands, &mut tier);
+        let e = self.select_in(model, hosts, exclude, session, now, &mut cands, &mut tier);
         cands.clear();
         tier.clear();
         self.scratch = (cands, tier);
         e
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn select_in(
         &mut self,
         model: usize,
         hosts: &[Host],
         exclude: &[String],
+        session: Option<SessionKey>,
         now: Instant,
         cands: &mut Vec<(u32, Candidate, bool)>,
         tier: &mut Vec<Candidate>,
@@ -293,9 +302,13 @@ impl Pool {
                 .filter(|(p, _, _)| *p == best_tier)
                 .map(|(_, c, _)| *c),
         );
-        let index = self.strategy.pick(tier, now);
+        let placed = self.place_session(session, tier, now);
+        let index = match placed {
+            Some((_, p)) => p.index,
+            None => self.strategy.pick(tier, now),
+        };
         let probe = cands.iter().any(|(_, c, probe)| c.index == index && *probe);
-        Eligibility::Lease(index, probe)
+        Eligibility::Lease(index, probe, placed)
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ModelsConfig, ProviderConfig, WILDCARD};
 use crate::provider::{Outcome, ProviderSnapshot, ReportOutcome};
+use crate::routing::{AffinityConfig, Placement, SessionKey};
 use crate::strategies::{Strategy, StrategyKind};
 
 use super::diff::{classify, Change};
@@ -52,6 +53,8 @@ pub struct Grant {
     pub started: Instant,
     /// The Redis lease behind this one, when the provider's capacity is shared.
     pub token: Option<String>,
+    /// Placed by cache affinity: the session and how.
+    pub affinity: Option<(SessionKey, Placement)>,
 }
 
 impl Grant {
@@ -88,6 +91,7 @@ pub struct Acquire {
     model: usize,
     index: usize,
     probe: bool,
+    affinity: Option<(SessionKey, Placement)>,
 }
 
 impl Acquire {
@@ -180,6 +184,8 @@ pub struct Selection {
     /// `(provider, token)` Redis leases of removed providers' leases still out: renewed until
     /// they are released, so the capacity stays reserved while their streams finish.
     draining: Vec<(String, String)>,
+    /// Cache affinity, when on (see `affinity.rs`).
+    pub(super) affinity: Option<AffinityConfig>,
 }
 
 /// Where the slots of an older generation went, while its leases are out.
@@ -232,6 +238,7 @@ impl Selection {
             outstanding: 0,
             old: HashMap::new(),
             draining: Vec::new(),
+            affinity: None,
         };
         let (pools, hosts) = core.build(config, &mut |_, _| None);
         core.install(pools, hosts);
@@ -272,13 +279,16 @@ impl Selection {
                         }
                     })
                     .collect();
-                Pool {
+                let mut pool = Pool {
                     name: m.name.clone(),
                     strategy: Strategy::new(kind, slots.len(), 0x9e37_79b9 ^ mi as u64),
                     slots,
                     waiters: Default::default(),
                     scratch: Default::default(),
-                }
+                    affinity: None,
+                };
+                pool.affinity = pool.affinity_for(self.affinity.as_ref());
+                pool
             })
             .collect();
         let mut hosts: Vec<Host> = (0..host_ids.len()).map(|_| Host::default()).collect();
@@ -556,26 +566,33 @@ impl Selection {
         self.shared.as_ref().is_some_and(|s| s.up)
     }
 
+    /// The pool serving `model` (its own, else the catch-all).
+    pub(super) fn pool_of(&self, model: &str) -> Option<usize> {
+        self.by_name.get(model).copied().or(self.wildcard)
+    }
+
     /// Asks for a provider of `model`, skipping `exclude`: granted now, refused, or queued until
-    /// `deadline`.
+    /// `deadline`. With a `session` and cache affinity on, the session is placed among the
+    /// eligible providers instead of the strategy's pick.
     pub fn choose(
         &mut self,
         model: &str,
         exclude: Vec<String>,
+        session: Option<SessionKey>,
         deadline: Instant,
         now: Instant,
         fx: &mut Vec<Effect>,
     ) -> Decision {
-        let Some(m) = self.by_name.get(model).copied().or(self.wildcard) else {
+        let Some(m) = self.pool_of(model) else {
             return Decision::Refused(ChooseError::UnknownModel {
                 model: model.to_string(),
                 available: self.pools.iter().map(|p| p.name.clone()).collect(),
             });
         };
         let alias: Option<Arc<str>> = (Some(m) == self.wildcard).then(|| model.into());
-        match self.pools[m].select(m, &self.hosts, &exclude, now) {
-            Eligibility::Lease(index, probe) if !self.needs_shared(m, index) => {
-                Decision::Granted(self.grant(m, index, probe, None, alias, now, fx))
+        match self.pools[m].select(m, &self.hosts, &exclude, session, now) {
+            Eligibility::Lease(index, probe, placed) if !self.needs_shared(m, index) => {
+                Decision::Granted(self.grant(m, index, probe, None, alias, placed, now, fx))
             }
             Eligibility::Full if now >= deadline => Decision::Refused(ChooseError::AllBusy {
                 model: model.to_string(),
@@ -587,10 +604,13 @@ impl Selection {
                     exclude,
                     deadline,
                     alias,
+                    session,
                 };
                 let id = w.id;
                 match e {
-                    Eligibility::Lease(index, probe) => self.acquire_shared(m, index, probe, w, fx),
+                    Eligibility::Lease(index, probe, placed) => {
+                        self.acquire_shared(m, index, probe, placed, w, fx)
+                    }
                     _ => self.pools[m].waiters.push_back(w),
                 }
                 Decision::Queued(id)
@@ -677,6 +697,7 @@ impl Selection {
             index,
             probe,
             provider,
+            affinity,
             ..
         } = acq;
         let model_now = self.model_now(generation, model);
@@ -708,7 +729,8 @@ impl Selection {
         match result {
             Acquired::Taken => {
                 let alias = waiter.alias.clone();
-                let grant = self.grant(model, index, probe, Some(token.clone()), alias, now, fx);
+                let held = Some(token.clone());
+                let grant = self.grant(model, index, probe, held, alias, affinity, now, fx);
                 self.pools[model].slots[index].tokens.push(token);
                 fx.push(Effect::Grant {
                     waiter: waiter.id,
@@ -724,7 +746,7 @@ impl Selection {
             Acquired::StoreDown => {
                 self.set_up(false);
                 let alias = waiter.alias.clone();
-                let grant = self.grant(model, index, probe, None, alias, now, fx);
+                let grant = self.grant(model, index, probe, None, alias, affinity, now, fx);
                 fx.push(Effect::Grant {
                     waiter: waiter.id,
                     grant,
@@ -802,6 +824,7 @@ impl Selection {
         probe: bool,
         token: Option<String>,
         alias: Option<Arc<str>>,
+        affinity: Option<(SessionKey, Placement)>,
         now: Instant,
         fx: &mut Vec<Effect>,
     ) -> Grant {
@@ -831,6 +854,7 @@ impl Selection {
             snapshot: slot.snapshot.clone(),
             started: now,
             token,
+            affinity,
         }
     }
 
@@ -840,6 +864,7 @@ impl Selection {
         model: usize,
         index: usize,
         probe: bool,
+        affinity: Option<(SessionKey, Placement)>,
         waiter: Waiter,
         fx: &mut Vec<Effect>,
     ) {
@@ -864,6 +889,7 @@ impl Selection {
             model,
             index,
             probe,
+            affinity,
         }));
     }
 
@@ -898,13 +924,14 @@ impl Selection {
             fx.push(Effect::Forget { waiter: w.id });
             return None;
         }
-        match self.pools[model].select(model, &self.hosts, &w.exclude, now) {
-            Eligibility::Lease(index, probe) if self.needs_shared(model, index) => {
-                self.acquire_shared(model, index, probe, w, fx);
+        match self.pools[model].select(model, &self.hosts, &w.exclude, w.session, now) {
+            Eligibility::Lease(index, probe, placed) if self.needs_shared(model, index) => {
+                self.acquire_shared(model, index, probe, placed, w, fx);
                 None
             }
-            Eligibility::Lease(index, probe) => {
-                let grant = self.grant(model, index, probe, None, w.alias.clone(), now, fx);
+            Eligibility::Lease(index, probe, placed) => {
+                let alias = w.alias.clone();
+                let grant = self.grant(model, index, probe, None, alias, placed, now, fx);
                 fx.push(Effect::Grant {
                     waiter: w.id,
                     grant,

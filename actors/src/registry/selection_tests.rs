@@ -86,7 +86,7 @@ impl H {
         let exclude = exclude.iter().map(|s| s.to_string()).collect();
         let now = self.t0 + at;
         self.core
-            .choose(model, exclude, now + wait, now, &mut self.fx)
+            .choose(model, exclude, None, now + wait, now, &mut self.fx)
     }
 
     pub(super) fn choose(&mut self, exclude: &[&str], wait: Duration, at: Duration) -> Decision {

@@ -1,0 +1,91 @@
+//! `x-llm-router-decision` (SPEC §7): how the committed request was routed, built once per request
+//! when it commits — never per chunk — and put on the response head and the request's trace span.
+//!
+//! Keys, in order: `auto`, `intent`, `complexity`, `tokens` (model `auto`); `strategy`;
+//! `fallback` (each model fallen back to); `model` (the model that serves); `candidates` (its
+//! providers); `affinity`, `affinity_reason`, `affinity_key` (cache affinity); `retry` (each failed
+//! attempt: provider, cause); `chosen`, `why`.
+
+use actix_web::http::header::HeaderValue;
+use llm_router_actors::routing::decision::DecisionSummary;
+use llm_router_actors::{FailureKind, StrategyKind};
+
+use super::attempt::Committed;
+use super::Call;
+use crate::errors::Attempt;
+use crate::handlers::AppState;
+
+pub use llm_router_actors::routing::decision::HEADER;
+
+/// A failure's short cause (`[a-z0-9_]`).
+fn cause(kind: FailureKind) -> String {
+    match kind {
+        FailureKind::Connect => "connect".into(),
+        FailureKind::Timeout(_) => "timeout".into(),
+        FailureKind::Status(s) => format!("status_{s}"),
+        FailureKind::RateLimited(_) => "status_429".into(),
+        FailureKind::Body => "body".into(),
+    }
+}
+
+/// Why the strategy picked what it picked.
+fn strategy_reason(kind: StrategyKind) -> &'static str {
+    match kind {
+        StrategyKind::Balanced => "least_loaded",
+        StrategyKind::Weighted => "weighted_share",
+        StrategyKind::DynamicWeighted => "dynamic_weight",
+        StrategyKind::FirstAvailable => "first_free",
+        StrategyKind::FirstAvailableOptim => "warm_or_first_free",
+        StrategyKind::Adaptive => "fastest_of_two",
+    }
+}
+
+/// The summary of `c`, after `attempts` failed and `fallbacks` were taken; also recorded on the
+/// current (request) span.
+pub fn decision(
+    state: &AppState,
+    call: &Call<'_>,
+    c: &Committed,
+    attempts: &[Attempt],
+    fallbacks: &[String],
+) -> Option<HeaderValue> {
+    let s = &state.settings;
+    let mut d = DecisionSummary::new();
+    if let Some(a) = &call.ctx.auto {
+        a.explain(&mut d);
+    }
+    d.strategy(s.strategy.as_str());
+    for f in fallbacks {
+        d.fallback(f);
+    }
+    let pool = &c.lease.snapshot().model;
+    d.push("model", c.lease.model());
+    let candidates: Vec<&str> = s
+        .models
+        .model(pool)
+        .map(|m| m.providers.iter().map(|p| p.id.as_str()).collect())
+        .unwrap_or_default();
+    d.candidates(&candidates);
+    let placed = c.lease.affinity();
+    if let Some((key, p)) = placed {
+        d.affinity(p, key.source);
+    }
+    for a in attempts {
+        d.retry(&a.provider, &cause(a.kind));
+    }
+    let why = match placed {
+        Some(_) => "affinity",
+        None if candidates.len() == 1 => "only_provider",
+        None if !attempts.is_empty() => "failover",
+        None => strategy_reason(s.strategy),
+    };
+    d.chosen(&c.lease.provider().id, why);
+    let span = tracing::Span::current();
+    let value = d.header_value();
+    span.record("decision", value.as_str());
+    for (k, v) in d.pairs() {
+        // Only the fields the request span declares are kept (see telemetry).
+        span.record(k, v);
+    }
+    HeaderValue::from_str(&value).ok()
+}
