@@ -14,6 +14,8 @@ pub mod errors;
 pub mod handlers;
 pub mod keys_cli;
 pub mod pipeline;
+pub mod profiles;
+pub mod rag;
 pub mod relay;
 pub mod settings;
 pub mod settings_fastapi;
@@ -140,8 +142,17 @@ pub async fn run_with(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
-    let (stages, masking) =
-        pipeline::build(&settings, settings.prometheus.then_some(&prom_registry))?;
+    let rag = settings
+        .rag
+        .clone()
+        .map(rag::Rag::open)
+        .transpose()?
+        .map(Arc::new);
+    let (stages, masking) = pipeline::build(
+        &settings,
+        settings.prometheus.then_some(&prom_registry),
+        rag.clone(),
+    )?;
     // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
     let metrics = Some(
         Metrics::new(
@@ -174,6 +185,8 @@ pub async fn run_with(
         f.log();
     }
     let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
+    let profiles = Arc::new(profiles::Profiles::load(settings.profiles.clone()));
+    profiles.start(settings.models.clone());
     let settings = Arc::new(settings);
     let state = web::Data::new(AppState {
         settings: settings.clone(),
@@ -185,7 +198,12 @@ pub async fn run_with(
         masking,
         access,
         drain: drain.clone(),
+        rag: rag.clone(),
+        profiles: profiles.clone(),
     });
+    if let Some(r) = &rag {
+        r.attach(&state.clone().into_inner());
+    }
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;
     let max_body = settings.max_body;

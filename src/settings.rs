@@ -356,6 +356,10 @@ pub struct Settings {
     /// Set when the configuration came from the FastAPI failover router's variables (no
     /// models-config file): the mapping, logged at start-up.
     pub fastapi: Option<crate::settings_fastapi::FastApi>,
+    /// The `langchain_rag` plugin's settings, when the utils pipeline names it.
+    pub rag: Option<crate::rag::RagSettings>,
+    /// Model profiling and benchmark scores (`LLM_ROUTER_PROFILES`, `LLM_ROUTER_STATE_DIR`).
+    pub profiles: crate::profiles::ProfileSettings,
 }
 
 pub use llm_router_actors::config::HedgeAfter;
@@ -400,6 +404,8 @@ impl Settings {
         let get = |name: &str| -> String {
             vars.get(name).cloned().unwrap_or_else(|| {
                 VARS.iter()
+                    .chain(crate::rag::VARS)
+                    .chain(crate::profiles::VARS)
                     .find(|(n, _, _)| *n == name)
                     .map(|(_, d, _)| d.to_string())
                     .unwrap_or_default()
@@ -585,6 +591,8 @@ impl Settings {
             }
         };
 
+        let rag = crate::rag::RagSettings::from_vars(&get, &models, &mut errs);
+        let profiles = crate::profiles::ProfileSettings::from_vars(&get, &mut errs);
         let builtin = crate::builtin::BuiltinSettings::from_vars(vars);
         if let Err(e) = &builtin {
             errs.extend(e.iter().cloned());
@@ -650,6 +658,8 @@ impl Settings {
             builtin: builtin?,
             access,
             fastapi,
+            rag,
+            profiles,
         })
     }
 }
@@ -732,6 +742,8 @@ pub fn help_text() -> String {
     let width = VARS
         .iter()
         .chain(crate::builtin::VARS)
+        .chain(crate::rag::VARS)
+        .chain(crate::profiles::VARS)
         .chain(crate::access::VARS)
         .chain(crate::settings_fastapi::VARS)
         .map(|(n, _, _)| n.len())
@@ -740,6 +752,8 @@ pub fn help_text() -> String {
     for (name, default, meaning) in VARS
         .iter()
         .chain(crate::builtin::VARS)
+        .chain(crate::rag::VARS)
+        .chain(crate::profiles::VARS)
         .chain(crate::settings_fastapi::VARS)
     {
         let default = if default.is_empty() { "\"\"" } else { default };

@@ -174,10 +174,11 @@ impl Shared {
 /// The pipeline for these settings, in SPEC order (utils → guardrails → masking), and the masker
 /// itself (for `P/fast_text_mask`). Starts the [`ServicesMonitor`] for the configured plugin
 /// services, so it must run inside an actix System. `registry`: where the incident counters are
-/// registered (Prometheus on).
+/// registered (Prometheus on). `rag`: the `langchain_rag` plugin, when on (a utils plugin).
 pub fn build(
     settings: &Settings,
     registry: Option<&prometheus::Registry>,
+    rag: Option<Arc<crate::rag::Rag>>,
 ) -> std::io::Result<(Stages, Arc<masking::Masking>)> {
     let metrics = PipelineMetrics::new(registry).map_err(std::io::Error::other)?;
     let p = &settings.pipeline;
@@ -185,6 +186,9 @@ pub fn build(
     let shared = Arc::new(Shared { metrics, audit });
     let mut services: Vec<Arc<Service>> = Vec::new();
     let mut request: Vec<Box<dyn RequestStage>> = Vec::new();
+    if let Some(rag) = rag {
+        request.push(Box::new(crate::rag::RagStage(rag)));
+    }
     if !p.guard_request.is_empty() {
         let guards: Vec<Arc<Service>> = p
             .guard_request

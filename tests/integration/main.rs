@@ -17,6 +17,8 @@ mod observability;
 mod ops;
 mod privacy;
 mod process;
+mod profiles;
+mod rag;
 mod reload;
 mod resilience;
 mod routes;
