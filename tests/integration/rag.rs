@@ -372,3 +372,52 @@ async fn without_the_plugin_the_routes_answer_404_and_bad_settings_stop_the_star
         assert!(errs.contains(want), "{want}: {errs}");
     }
 }
+
+#[actix_rt::test]
+async fn with_auth_on_ingest_needs_a_developer_or_admin_key() {
+    let (chat, emb) = (
+        FakeUpstream::start(FakeConfig::default()),
+        FakeUpstream::start(FakeConfig::default()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(
+        &keys,
+        json!([{"key_plain": "sk-test-dev-00000000000", "key_id": "dev", "policy_name": "developer"},
+               {"key_plain": "sk-test-chat-0000000000", "key_id": "chat", "policy_name": "chat"}])
+        .to_string(),
+    )
+    .unwrap();
+    let keys = keys.display().to_string();
+    let r = start(
+        &chat,
+        &emb,
+        &dir.path().join("rag"),
+        &[
+            ("LLM_ROUTER_AUTH_ENABLED", "1"),
+            ("LLM_ROUTER_AUTH_MEMORY_SEED_FILE", &keys),
+        ],
+    );
+    let ingest = |key: Option<&'static str>| {
+        let mut req = client().post(r.url("/api/rag/collections/docs/documents"));
+        if let Some(k) = key {
+            req = req.insert_header(("Authorization", format!("Bearer {k}")));
+        }
+        async move { req.send_json(&docs()).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ingest(None).await, 401);
+    assert_eq!(ingest(Some("sk-test-chat-0000000000")).await, 403);
+    assert_eq!(ingest(Some("sk-test-dev-00000000000")).await, 200);
+    // A chat key's request gets the context like any other.
+    let mut res = client()
+        .post(r.url("/v1/chat/completions"))
+        .insert_header(("Authorization", "Bearer sk-test-chat-0000000000"))
+        .send_json(
+            &json!({"model": "m", "messages": [{"role": "user", "content": "Tatra mountains?"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let _ = res.body().await;
+    assert!(last_user_text(&chat).contains(LEAD));
+}
