@@ -79,6 +79,16 @@ pub enum RouterError {
     RequestTimeout { limit: Duration },
     #[error("internal error: {0}")]
     Internal(String),
+    /// A RAG collection that holds nothing (never ingested, or deleted).
+    #[error("collection \"{name}\" not found; collections: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    CollectionNotFound { name: String, known: Vec<String> },
+    /// The RAG embedding model could not embed (its providers failed, or it answered nonsense):
+    /// the request is refused rather than answered without its context.
+    #[error("langchain_rag: embedding model \"{model}\" failed: {cause}")]
+    EmbedderFailed { model: String, cause: String },
+    /// A route of a feature this configuration does not turn on (the message says how to).
+    #[error("{0}")]
+    FeatureOff(String),
 }
 
 fn attempts_message(model: &str, attempts: &[Attempt]) -> String {
@@ -133,6 +143,9 @@ impl RouterError {
             }
             RouterError::RequestTimeout { .. } => (504, "timeout_error"),
             RouterError::Internal(_) => (500, "api_error"),
+            RouterError::CollectionNotFound { .. } => (404, "not_found_error"),
+            RouterError::EmbedderFailed { .. } => (502, "api_error"),
+            RouterError::FeatureOff(_) => (404, "not_found_error"),
         }
     }
 
@@ -169,6 +182,9 @@ impl RouterError {
             | RouterError::PayloadTooLarge { .. }
             | RouterError::UpstreamRejected { .. }
             | RouterError::RequestTimeout { .. }
+            | RouterError::CollectionNotFound { .. }
+            | RouterError::EmbedderFailed { .. }
+            | RouterError::FeatureOff(_)
             | RouterError::Internal(_) => None,
         }
     }
@@ -192,6 +208,9 @@ impl RouterError {
                     | RouterError::RateLimited { .. }
                     | RouterError::UpstreamFailed { .. }
                     | RouterError::RequestTimeout { .. }
+                    | RouterError::CollectionNotFound { .. }
+                    | RouterError::EmbedderFailed { .. }
+                    | RouterError::FeatureOff(_)
                     | RouterError::Internal(_) => json!(null),
                 };
                 json!({"error": {"message": message, "type": self.kind(), "param": param,

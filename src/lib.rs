@@ -16,6 +16,8 @@ pub mod errors;
 pub mod handlers;
 pub mod keys_cli;
 pub mod pipeline;
+pub mod profiles;
+pub mod rag;
 pub mod relay;
 pub mod settings;
 pub mod settings_fastapi;
@@ -144,8 +146,17 @@ pub async fn run_with(
         settings.prometheus.then_some(&prom_registry),
     )?;
     access.start();
-    let (stages, masking) =
-        pipeline::build(&settings, settings.prometheus.then_some(&prom_registry))?;
+    let rag = settings
+        .rag
+        .clone()
+        .map(rag::Rag::open)
+        .transpose()?
+        .map(Arc::new);
+    let (stages, masking) = pipeline::build(
+        &settings,
+        settings.prometheus.then_some(&prom_registry),
+        rag.clone(),
+    )?;
     // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
     let metrics = Some(
         Metrics::new(
@@ -188,6 +199,8 @@ pub async fn run_with(
         f.log();
     }
     let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
+    let profiles = Arc::new(profiles::Profiles::load(settings.profiles.clone()));
+    profiles.start(settings.models.clone());
     let settings = Arc::new(settings);
     let vram = settings
         .vram_management
@@ -204,7 +217,12 @@ pub async fn run_with(
         access,
         drain: drain.clone(),
         console,
+        rag: rag.clone(),
+        profiles: profiles.clone(),
     });
+    if let Some(r) = &rag {
+        r.attach(&state.clone().into_inner());
+    }
     let prefix = settings.prefix.clone();
     let prometheus = settings.prometheus;
     // CORS settings come from the environment (not reloaded): without origins the middleware

@@ -34,7 +34,7 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_STATE_DIR",
         "data",
-        "the router's own state: the console's config version history",
+        "the router's own state: the console's config version history, measured profiles (profiles.json)",
     ),
     (
         "LLM_ROUTER_DEFAULT_EP_LANGUAGE",
@@ -399,6 +399,10 @@ pub struct Settings {
     pub fastapi: Option<crate::settings_fastapi::FastApi>,
     /// Smart routing: utils plugins, model `auto`, the external model name, cache affinity.
     pub smart: crate::smart::SmartSettings,
+    /// The `langchain_rag` plugin's settings, when the utils pipeline names it.
+    pub rag: Option<crate::rag::RagSettings>,
+    /// Model profiling and benchmark scores (`LLM_ROUTER_PROFILES`, `LLM_ROUTER_STATE_DIR`).
+    pub profiles: crate::profiles::ProfileSettings,
 }
 
 pub use llm_router_actors::config::HedgeAfter;
@@ -451,6 +455,8 @@ impl Settings {
         let get = |name: &str| -> String {
             vars.get(name).cloned().unwrap_or_else(|| {
                 VARS.iter()
+                    .chain(crate::rag::VARS)
+                    .chain(crate::profiles::VARS)
                     .find(|(n, _, _)| *n == name)
                     .map(|(_, d, _)| d.to_string())
                     .unwrap_or_default()
@@ -638,6 +644,11 @@ impl Settings {
         };
 
         let smart = crate::smart::SmartSettings::from_vars(vars, &models, &mut errs);
+        let rag = smart
+            .utils
+            .contains(&crate::smart::UtilsPlugin::LangchainRag)
+            .then(|| crate::rag::RagSettings::from_vars(&get, &models, &mut errs));
+        let profiles = crate::profiles::ProfileSettings::from_vars(&get, &mut errs);
         let builtin = crate::builtin::BuiltinSettings::from_vars(vars);
         if let Err(e) = &builtin {
             errs.extend(e.iter().cloned());
@@ -710,6 +721,8 @@ impl Settings {
             access,
             fastapi,
             smart,
+            rag,
+            profiles,
         })
     }
 }
@@ -792,6 +805,8 @@ pub fn help_text() -> String {
     let width = VARS
         .iter()
         .chain(crate::builtin::VARS)
+        .chain(crate::rag::VARS)
+        .chain(crate::profiles::VARS)
         .chain(crate::access::VARS)
         .chain(crate::settings_fastapi::VARS)
         .map(|(n, _, _)| n.len())
@@ -800,6 +815,8 @@ pub fn help_text() -> String {
     for (name, default, meaning) in VARS
         .iter()
         .chain(crate::builtin::VARS)
+        .chain(crate::rag::VARS)
+        .chain(crate::profiles::VARS)
         .chain(crate::settings_fastapi::VARS)
         .chain(crate::smart::VARS)
         .chain(llm_router_actors::routing::VARS)

@@ -508,21 +508,34 @@ fn offered_tool(kind: Kind, request: &Value) -> Option<String> {
     (!answered).then_some(name)
 }
 
-/// A deterministic embedding of `text`: 8 dimensions from an FNV-1a hash, in [-1, 1], rounded so
-/// it survives a round trip through f32.
+/// Dimensions of [`embedding`].
+pub const EMBEDDING_DIMS: usize = 64;
+
+/// A deterministic embedding of `text`: a hashed bag of words (each lower-cased word adds ±1 to
+/// one of [`EMBEDDING_DIMS`] dimensions, chosen by its FNV-1a hash), scaled to unit length and
+/// rounded so it survives a round trip through f32. Texts sharing words are near in cosine
+/// distance, so retrieval tests can reason about which chunk is closest.
 pub fn embedding(text: &str) -> Vec<f64> {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let mut v = vec![0.0f64; EMBEDDING_DIMS];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in word.to_lowercase().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let sign = if (h >> 32) & 1 == 0 { 1.0 } else { -1.0 };
+        v[(h % EMBEDDING_DIMS as u64) as usize] += sign;
     }
-    (0..8u64)
-        .map(|i| {
-            let x = h.rotate_left((i * 8) as u32) ^ (i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let unit = (x % 2001) as f64 / 1000.0 - 1.0;
-            (unit * 1024.0).round() / 1024.0
-        })
-        .collect()
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        for x in &mut v {
+            *x = (*x / norm * 1024.0).round() / 1024.0;
+        }
+    }
+    v
 }
 
 /// The last user turn's text: OpenAI / Ollama `messages` (string or text parts), Anthropic
@@ -615,6 +628,14 @@ mod tests {
         assert_eq!(a, embedding("alpha"));
         assert_ne!(a, embedding("beta"));
         assert!(a.iter().all(|x| (*x as f32) as f64 == *x && x.abs() <= 1.0));
+        let cos = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let q = embedding("Where does the Vistula river flow?");
+        let near = embedding("The Vistula river flows into the Baltic sea.");
+        let far = embedding("Pierogi are dumplings filled with cheese.");
+        assert!(
+            cos(&q, &near) > cos(&q, &far) + 0.2,
+            "shared words make texts near"
+        );
     }
 
     #[test]

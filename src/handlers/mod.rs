@@ -6,6 +6,8 @@ pub mod embeddings;
 pub mod generate;
 pub mod info;
 pub mod openapi;
+pub mod profiles;
+pub mod rag;
 pub mod reload;
 pub mod status;
 
@@ -43,6 +45,10 @@ pub struct AppState {
     pub vram: Option<llm_router_actors::vram::VramManager>,
     /// The web console's sessions and config history (SPEC §12).
     pub console: Arc<crate::console::Console>,
+    /// The `langchain_rag` plugin, when on (SPEC §7).
+    pub rag: Option<Arc<crate::rag::Rag>>,
+    /// Measured model profiles and the benchmark scores (SPEC §7).
+    pub profiles: Arc<crate::profiles::Profiles>,
 }
 
 /// What the API description says about a route (see [`openapi`]).
@@ -383,6 +389,92 @@ pub fn table(prefix: &str, prometheus: bool) -> Vec<Entry> {
             );
         }
     }
+    // langchain_rag (SPEC §7); 404 when the plugin is off.
+    add(
+        vec![p("/rag/collections")],
+        M::GET,
+        || web::route().to(rag::list),
+        doc(
+            "RAG collections: documents, chunks, dimensions, embedder",
+            "rag",
+            None,
+            false,
+            "Object",
+        ),
+    );
+    add(
+        vec![p("/rag/collections/{name}/documents")],
+        M::POST,
+        || web::route().to(rag::ingest),
+        doc(
+            "Adds documents to a RAG collection (chunked, embedded, persisted; a document id again replaces it)",
+            "rag",
+            Some("RagDocuments"),
+            false,
+            "Object",
+        ),
+    );
+    add(
+        vec![p("/rag/collections/{name}")],
+        M::GET,
+        || web::route().to(rag::show),
+        doc(
+            "One RAG collection; 404 when unknown",
+            "rag",
+            None,
+            false,
+            "Object",
+        ),
+    );
+    add(
+        vec![p("/rag/collections/{name}")],
+        M::DELETE,
+        || web::route().to(rag::delete),
+        doc(
+            "Deletes a RAG collection and its index file; 404 when unknown",
+            "rag",
+            None,
+            false,
+            "Object",
+        ),
+    );
+    // Profiles and benchmarks (SPEC §7); admin routes.
+    add(
+        vec![s("/admin/profiles")],
+        M::GET,
+        || web::route().to(profiles::show),
+        doc(
+            "Measured model profiles per provider and category: TTFT, tokens/s, success",
+            "status",
+            None,
+            false,
+            "Object",
+        ),
+    );
+    add(
+        vec![s("/admin/reprofile")],
+        M::POST,
+        || web::route().to(profiles::reprofile),
+        doc(
+            "Runs the profile probes again (202; results at /admin/profiles)",
+            "status",
+            None,
+            false,
+            "Object",
+        ),
+    );
+    add(
+        vec![s("/admin/benchmarks")],
+        M::GET,
+        || web::route().to(profiles::benchmarks),
+        doc(
+            "Per-model category quality scores (resources/routing/benchmarks.json)",
+            "status",
+            None,
+            false,
+            "Object",
+        ),
+    );
     add(vec![s("/router/stats")], M::GET, || web::route().to(status::stats),
         doc("Per model and provider, the last 5 minutes: requests, errors by class, latency and TTFT percentiles, tokens, in flight, health",
             "status", None, false, "Stats"));
@@ -513,12 +605,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str, prometheus: bool) {
                 .map(move |p| (e, p))
         })
     };
-    for (e, path) in rows(false).chain(rows(true)) {
-        cfg.service(
-            web::resource(path.as_str())
-                .route((e.route)().method(e.method.clone()))
-                .default_service(web::to(method_not_allowed)),
-        );
+    // One resource per path, with a route for each of its rows' methods.
+    let mut seen = std::collections::HashSet::new();
+    for (_, path) in rows(false).chain(rows(true)) {
+        if !seen.insert(path) {
+            continue;
+        }
+        let mut resource = web::resource(path.as_str());
+        for e in table.iter().filter(|e| e.paths.contains(path)) {
+            resource = resource.route((e.route)().method(e.method.clone()));
+        }
+        cfg.service(resource.default_service(web::to(method_not_allowed)));
     }
 }
 

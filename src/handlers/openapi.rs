@@ -481,6 +481,15 @@ fn schemas() -> Value {
                 json!({"reloaded": {"type": "boolean"}, "keys": {"type": "integer"}}),
             ),
         ),
+        (
+            "RagDocuments",
+            obj(
+                &["documents"],
+                json!({"documents": {"type": "array", "items": obj(&["id", "text"], json!({
+                    "id": {"type": "string"}, "text": {"type": "string"},
+                    "metadata": {"type": "object"}}))}}),
+            ),
+        ),
         ("Object", json!({"type": "object"})),
     ];
     Value::Object(items.into_iter().map(|(k, v)| (k.to_string(), v)).collect())

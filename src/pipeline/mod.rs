@@ -207,10 +207,11 @@ impl Shared {
 /// The pipeline for these settings, in SPEC order (utils → guardrails → masking), and the masker
 /// itself (for `P/fast_text_mask`). Starts the [`ServicesMonitor`] for the configured plugin
 /// services, so it must run inside an actix System. `registry`: where the incident counters are
-/// registered (Prometheus on).
+/// registered (Prometheus on). `rag`: the `langchain_rag` plugin, when on (a utils plugin).
 pub fn build(
     settings: &Settings,
     registry: Option<&prometheus::Registry>,
+    rag: Option<Arc<crate::rag::Rag>>,
 ) -> std::io::Result<(Stages, Arc<masking::Masking>)> {
     let metrics = PipelineMetrics::new(registry).map_err(std::io::Error::other)?;
     let p = &settings.pipeline;
@@ -240,6 +241,11 @@ pub fn build(
                         router: router.clone(),
                         settings: settings.smart.clone(),
                     }));
+                }
+            }
+            crate::smart::UtilsPlugin::LangchainRag => {
+                if let Some(rag) = &rag {
+                    request.push(Box::new(crate::rag::RagStage(rag.clone())));
                 }
             }
         }

@@ -112,6 +112,35 @@ pub async fn run_built(
     respond::respond(committed, state, client, &call).await
 }
 
+/// Runs a client-shaped body the router made itself (RAG's embedding calls, say) on its model's
+/// providers, without the request stages: failover and fallbacks as for any request; the answer
+/// as the client API `api` would get it.
+pub async fn run_body(
+    state: &AppState,
+    client: &awc::Client,
+    api: ClientApi,
+    request_id: &str,
+    body: bytes::Bytes,
+) -> Result<HttpResponse, RouterError> {
+    let started = Instant::now();
+    let s = &state.settings;
+    let plan = plan::Plan::new(api, &body)?;
+    let ctx = stages::RequestContext::default();
+    let call = Call {
+        plan: &plan,
+        ctx: &ctx,
+        request_id,
+        started,
+        deadline: s.request_timeout.map(|t| started + t),
+        external_timeout: s.external_timeout,
+        raw: body.clone(),
+        // The router's own calls (embeddings) have no conversation to keep on one replica.
+        session: None,
+    };
+    let committed = attempt::failover(client, state, &call).await?;
+    respond::respond(committed, state, client, &call).await
+}
+
 async fn serve(
     api: ClientApi,
     req: &HttpRequest,

@@ -71,16 +71,15 @@ pub const VARS: &[(&str, &str, &str)] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UtilsPlugin {
     SimpleSemanticRouting,
+    /// Its settings and index live in [`crate::rag`].
+    LangchainRag,
 }
 
 impl UtilsPlugin {
     fn parse(name: &str) -> Result<UtilsPlugin, String> {
         match name {
             "simple_semantic_routing" => Ok(UtilsPlugin::SimpleSemanticRouting),
-            "langchain_rag" => Err(format!(
-                "{UTILS_VAR}: langchain_rag is not available in this build; refusing to start \
-                 rather than answer without the retrieved context"
-            )),
+            "langchain_rag" => Ok(UtilsPlugin::LangchainRag),
             other => Err(format!(
                 "{UTILS_VAR}: unknown utils plugin \"{other}\"; valid: simple_semantic_routing, \
                  langchain_rag"

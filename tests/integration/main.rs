@@ -22,6 +22,8 @@ mod plugins;
 mod privacy;
 mod privacy_response;
 mod process;
+mod profiles;
+mod rag;
 mod reload;
 mod resilience;
 mod routes;
