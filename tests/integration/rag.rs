@@ -364,7 +364,7 @@ async fn without_the_plugin_the_routes_answer_404_and_bad_settings_stop_the_star
         .unwrap()
         .join("\n");
     for want in [
-        "unknown plugin \"nonsense\"",
+        "unknown utils plugin \"nonsense\"",
         "LLM_ROUTER_LANGCHAIN_RAG_COLLECTION",
         "model \"m\" has no provider with \"is_embedding\": true",
         "CHUNK_OVERLAP: 500 must be less than",
