@@ -60,12 +60,8 @@ pub fn decision(
     }
     let pool = &c.lease.snapshot().model;
     d.push("model", c.lease.model());
-    let candidates: Vec<&str> = s
-        .models
-        .model(pool)
-        .map(|m| m.providers.iter().map(|p| p.id.as_str()).collect())
-        .unwrap_or_default();
-    d.candidates(&candidates);
+    let providers = s.models.model(pool).map_or(&[][..], |m| &m.providers[..]);
+    d.push_list("candidates", providers.iter().map(|p| p.id.as_str()));
     let placed = c.lease.affinity();
     if let Some((key, p)) = placed {
         d.affinity(p, key.source);
@@ -75,17 +71,20 @@ pub fn decision(
     }
     let why = match placed {
         Some(_) => "affinity",
-        None if candidates.len() == 1 => "only_provider",
+        None if providers.len() == 1 => "only_provider",
         None if !attempts.is_empty() => "failover",
         None => strategy_reason(s.strategy),
     };
     d.chosen(&c.lease.provider().id, why);
     let span = tracing::Span::current();
     let value = d.header_value();
-    span.record("decision", value.as_str());
-    for (k, v) in d.pairs() {
-        // Only the fields the request span declares are kept (see telemetry).
-        span.record(k, v);
+    if !span.is_disabled() {
+        span.record("decision", value.as_str());
+        for (k, v) in d.pairs() {
+            // Only the fields the request span declares are kept (see telemetry).
+            span.record(k, v);
+        }
     }
-    HeaderValue::from_str(&value).ok()
+    // Takes the string's buffer as it is (validated, not copied).
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).ok()
 }

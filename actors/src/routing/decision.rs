@@ -18,14 +18,30 @@ pub const HEADER: &str = "x-llm-router-decision";
 pub const MAX_LEN: usize = 1024;
 const TRUNCATED: &str = "truncated=1";
 
+/// The pairs, in order: every escaped value lives in one buffer (`buf[start..end]`), so a
+/// request's summary costs a couple of allocations, not several per pair.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DecisionSummary {
-    pairs: Vec<(&'static str, String)>,
+    buf: String,
+    pairs: Vec<(&'static str, usize, usize)>,
+}
+
+/// Escapes what is written through it into the summary's buffer.
+struct Escaper<'a>(&'a mut String);
+
+impl fmt::Write for Escaper<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
 }
 
 impl DecisionSummary {
     pub fn new() -> DecisionSummary {
-        DecisionSummary::default()
+        DecisionSummary {
+            buf: String::with_capacity(256),
+            pairs: Vec::with_capacity(12),
+        }
     }
 
     /// Appends `key=value` (value escaped).
@@ -37,9 +53,9 @@ impl DecisionSummary {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
             "decision key {key:?}"
         );
-        let mut v = String::new();
-        escape_into(&mut v, &value.to_string());
-        self.pairs.push((key, v));
+        let start = self.buf.len();
+        let _ = write!(Escaper(&mut self.buf), "{value}");
+        self.pairs.push((key, start, self.buf.len()));
         self
     }
 
@@ -49,14 +65,14 @@ impl DecisionSummary {
         I: IntoIterator,
         I::Item: fmt::Display,
     {
-        self.push(key, "");
-        let v = &mut self.pairs.last_mut().expect("just pushed").1;
+        let start = self.buf.len();
         for (i, item) in items.into_iter().enumerate() {
             if i > 0 {
-                v.push(',');
+                self.buf.push(',');
             }
-            escape_into(v, &item.to_string());
+            let _ = write!(Escaper(&mut self.buf), "{item}");
         }
+        self.pairs.push((key, start, self.buf.len()));
         self
     }
 
@@ -100,7 +116,7 @@ impl DecisionSummary {
 
     /// `(key, escaped value)` in order, e.g. for the trace span's fields.
     pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        self.pairs.iter().map(|(k, v)| (*k, v.as_str()))
+        self.pairs.iter().map(|&(k, a, b)| (k, &self.buf[a..b]))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -109,8 +125,8 @@ impl DecisionSummary {
 
     /// The header value: visible ASCII only, at most [`MAX_LEN`] bytes.
     pub fn header_value(&self) -> String {
-        let mut out = String::new();
-        for (i, (k, v)) in self.pairs.iter().enumerate() {
+        let mut out = String::with_capacity((self.buf.len() + 16 * self.pairs.len()).min(MAX_LEN));
+        for (i, (k, v)) in self.pairs().enumerate() {
             let sep = usize::from(!out.is_empty());
             let len = sep + k.len() + 1 + v.len();
             // Leave room for the marker unless this is the last pair.
