@@ -47,6 +47,11 @@ async fn send(r: &Router, method: &str, path: &str, body: Option<Value>) -> (u16
     )
 }
 
+/// Adds documents to the collection `docs`.
+async fn ingest(r: &Router, body: Value) -> (u16, Value) {
+    send(r, "POST", "/api/rag/collections/docs/documents", Some(body)).await
+}
+
 fn docs() -> Value {
     json!({"documents": [
         {"id": "vistula", "text": "The Vistula river flows north through Krakow and Warsaw into the Baltic sea.", "metadata": {"src": "geo"}},
@@ -73,13 +78,7 @@ async fn ingested_documents_are_appended_to_the_last_user_text_and_survive_a_res
     let q = "Where does the Vistula river flow?";
     {
         let r = start(&chat, &emb, dir.path(), &[]);
-        let (s, v) = send(
-            &r,
-            "POST",
-            "/api/rag/collections/docs/documents",
-            Some(docs()),
-        )
-        .await;
+        let (s, v) = ingest(&r, docs()).await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(
             (v["documents"].as_u64(), v["chunks"].as_u64()),
@@ -170,22 +169,14 @@ async fn reingesting_a_document_replaces_it_and_delete_removes_the_collection() 
             ("LLM_ROUTER_LANGCHAIN_RAG_CHUNK_OVERLAP", "10"),
         ],
     );
-    let (s, v) = send(
-        &r,
-        "POST",
-        "/api/rag/collections/docs/documents",
-        Some(docs()),
-    )
-    .await;
+    let (s, v) = ingest(&r, docs()).await;
     assert_eq!(s, 200, "{v}");
     let long = v["chunks"].as_u64().unwrap();
     assert!(long > 3, "40-character chunks: {v}");
-    let (s, v) = send(
+    let (s, v) = ingest(
         &r,
-        "POST",
-        "/api/rag/collections/docs/documents",
-        Some(json!({"documents": [
-        {"id": "vistula", "text": "Short now."}]})),
+        json!({"documents": [
+        {"id": "vistula", "text": "Short now."}]}),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -231,13 +222,7 @@ async fn an_embedding_model_that_is_down_gives_502_naming_it_and_bad_bodies_400_
     );
     let dir = tempfile::tempdir().unwrap();
     let r = start(&chat, &emb, dir.path(), &[]);
-    let (s, _) = send(
-        &r,
-        "POST",
-        "/api/rag/collections/docs/documents",
-        Some(docs()),
-    )
-    .await;
+    let (s, _) = ingest(&r, docs()).await;
     assert_eq!(s, 200);
     emb.set_fault(Fault::Status {
         code: 500,
@@ -268,13 +253,7 @@ async fn an_embedding_model_that_is_down_gives_502_naming_it_and_bad_bodies_400_
         before,
         "never answered without context"
     );
-    let (s, v) = send(
-        &r,
-        "POST",
-        "/api/rag/collections/docs/documents",
-        Some(docs()),
-    )
-    .await;
+    let (s, v) = ingest(&r, docs()).await;
     assert_eq!(s, 502, "{v}");
     emb.set_fault(Fault::None);
 
@@ -286,13 +265,7 @@ async fn an_embedding_model_that_is_down_gives_502_naming_it_and_bad_bodies_400_
             "documents[0].metadata",
         ),
     ] {
-        let (s, v) = send(
-            &r,
-            "POST",
-            "/api/rag/collections/docs/documents",
-            Some(body),
-        )
-        .await;
+        let (s, v) = ingest(&r, body).await;
         assert_eq!(s, 400, "{v}");
         assert_eq!(v["error"]["param"], field, "{v}");
         assert!(
@@ -327,13 +300,7 @@ async fn an_embedding_model_that_is_down_gives_502_naming_it_and_bad_bodies_400_
 #[actix_rt::test]
 async fn without_the_plugin_the_routes_answer_404_and_bad_settings_stop_the_start() {
     let (_up, r) = single(FakeConfig::default(), &[]);
-    let (s, v) = send(
-        &r,
-        "POST",
-        "/api/rag/collections/docs/documents",
-        Some(docs()),
-    )
-    .await;
+    let (s, v) = ingest(&r, docs()).await;
     assert_eq!(s, 404, "{v}");
     assert!(
         v["error"]["message"]
