@@ -8,6 +8,11 @@
 //!   there: a renewal racing a release never resurrects it); a crashed replica's leases expire
 //!   within `ttl`. When Redis comes back after being away, the holder re-adds its tokens once —
 //!   how held leases are re-established after Redis restarts empty.
+//! - `rpm:{provider}` — sorted set of the requests started on a provider with `rpm` in its
+//!   window, score = start in ms of Redis' clock. The same [`ACQUIRE`] step drops starts older
+//!   than the window and admits a request only while fewer than `rpm` remain, so N replicas
+//!   together keep to the provider's `rpm`; a refusal carries the milliseconds until the oldest
+//!   start leaves the window. With Redis away each replica falls back to its own window.
 //! - `usage:{model}` — hash provider → requests started (all replicas).
 //! - `circuit:{provider}` — "open until" (epoch ms), expiring when the circuit closes by time.
 //! - `host:{host}` — hash `{replica}|{model}` → requests in flight there; each replica rewrites
@@ -38,18 +43,34 @@ use crate::config::Secret;
 const ACQUIRE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cap = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
--- Tokens this replica released but whose own release may not have arrived yet.
-for i = 4, #ARGV do
-  redis.call('ZREM', KEYS[1], ARGV[i])
+local rpm = tonumber(ARGV[4])
+local window = tonumber(ARGV[5])
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  -- Tokens this replica released but whose own release may not have arrived yet.
+  for i = 6, #ARGV do
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+  if not (redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < cap) then
+    return 0
+  end
 end
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+if rpm > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  if not redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('ZCARD', KEYS[2]) >= rpm then
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return -math.max(1, tonumber(oldest[2]) + window - now)
+  end
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], window)
+end
+if cap > 0 then
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ttl * 2)
-  return 1
 end
-return 0
+return 1
 "#;
 
 const RENEW: &str = r#"
@@ -73,6 +94,16 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZCARD', KEYS[1])
 "#;
+
+/// How a shared admission ([`Store::admit`]) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    Taken,
+    /// Every slot is held by other replicas.
+    Held,
+    /// The shared `rpm` window is full; a start leaves it after this long.
+    RateLimited(Duration),
+}
 
 /// Connection settings for the shared store. The password is a [`Secret`]: `Debug` shows `***`,
 /// and no URL carrying it is ever built.
@@ -180,14 +211,41 @@ impl Store {
         cap: u32,
         released: &[String],
     ) -> RedisResult<bool> {
+        let admit = self
+            .admit(provider, token, Some(cap), None, released)
+            .await?;
+        Ok(admit == Admit::Taken)
+    }
+
+    /// One atomic admission of a request to `provider`: a slot of `cap` (when capped, as
+    /// [`Store::acquire`]) and a start in the shared `rpm` window (when `rpm` is
+    /// `(requests, window)`). Nothing is taken unless both admit.
+    pub async fn admit(
+        &self,
+        provider: &str,
+        token: &str,
+        cap: Option<u32>,
+        rpm: Option<(u32, Duration)>,
+        released: &[String],
+    ) -> RedisResult<Admit> {
         let mut conn = self.conn.clone();
         let mut inv = self.acquire.key(self.key("lease", provider));
-        inv.arg(token).arg(cap).arg(self.ttl_ms);
+        inv.key(self.key("rpm", provider));
+        let (limit, window) = rpm.map_or((0, 0), |(n, w)| (n, w.as_millis().max(1) as u64));
+        inv.arg(token)
+            .arg(cap.map_or(0, |c| c.max(1)))
+            .arg(self.ttl_ms)
+            .arg(limit)
+            .arg(window);
         for t in released {
             inv.arg(t);
         }
         let n: i64 = inv.invoke_async(&mut conn).await?;
-        Ok(n == 1)
+        Ok(match n {
+            1 => Admit::Taken,
+            0 => Admit::Held,
+            wait => Admit::RateLimited(Duration::from_millis(wait.unsigned_abs())),
+        })
     }
 
     /// Extends the given `(provider, token)` leases by one TTL. With `readd`, tokens Redis lost

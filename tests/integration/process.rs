@@ -14,12 +14,17 @@ pub(crate) fn spawn_binary(
     dir: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (std::process::Child, u16) {
+    spawn_with_config(&models_config(&[("m", vec![provider("a", up)])]), dir, env)
+}
+
+/// [`spawn_binary`] with a models-config of the caller's.
+pub(crate) fn spawn_with_config(
+    config: &serde_json::Value,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, u16) {
     let cfg_path = dir.join("models.json");
-    std::fs::write(
-        &cfg_path,
-        models_config(&[("m", vec![provider("a", up)])]).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&cfg_path, config.to_string()).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

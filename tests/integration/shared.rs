@@ -5,11 +5,11 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use llm_router_actors::store::{Store, StoreOptions};
+use llm_router_actors::store::{Admit, Store, StoreOptions};
 use serde_json::Value;
 
 use crate::common::*;
-use crate::process::spawn_binary;
+use crate::process::{spawn_binary, spawn_with_config};
 
 fn store_opts(redis: &RedisServer, prefix: &str, ttl_ms: u64) -> StoreOptions {
     StoreOptions {
@@ -192,6 +192,106 @@ async fn two_router_processes_sharing_redis_never_double_book_a_first_available_
     let _ = a.kill();
     let _ = b.kill();
     let _ = (a.wait(), b.wait());
+}
+
+#[actix_rt::test]
+async fn the_shared_rpm_window_admits_exactly_rpm_starts_across_store_handles() {
+    let redis = RedisServer::start();
+    let opts = store_opts(&redis, "w:", 1000);
+    let (a, b) = (
+        Store::connect(&opts).await.unwrap(),
+        Store::connect(&opts).await.unwrap(),
+    );
+    let window = Duration::from_millis(800);
+    let tries = (0..40).map(|i| {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move {
+            s.admit("p", &format!("t{i}"), None, Some((5, window)), &[])
+                .await
+                .unwrap()
+        }
+    });
+    let got = join_all(tries).await;
+    let taken = got.iter().filter(|g| **g == Admit::Taken).count();
+    assert_eq!(taken, 5, "{got:?}");
+    for g in &got {
+        if let Admit::RateLimited(wait) = g {
+            assert!(*wait > Duration::ZERO && *wait <= window, "{wait:?}");
+        }
+    }
+    // A capped provider that is full takes no start from the window.
+    assert!(a.acquire("q", "held", 1, &[]).await.unwrap());
+    let full = b.admit("q", "x", Some(1), Some((1, window)), &[]).await;
+    assert_eq!(full.unwrap(), Admit::Held);
+    a.release("q", "held").await.unwrap();
+    let next = b.admit("q", "y", Some(1), Some((1, window)), &[]).await;
+    assert_eq!(next.unwrap(), Admit::Taken, "the window still had room");
+    // The window frees as the starts age out.
+    assert!(
+        eventually(Duration::from_secs(3), || {
+            let a = a.clone();
+            async move {
+                a.admit("p", "late", None, Some((5, window)), &[])
+                    .await
+                    .unwrap()
+                    == Admit::Taken
+            }
+        })
+        .await
+    );
+}
+
+#[actix_rt::test]
+async fn two_router_processes_sharing_redis_keep_to_one_providers_rpm() {
+    let redis = RedisServer::start();
+    let up = FakeUpstream::start(FakeConfig::default());
+    let mut a = provider("a", &up);
+    a["rpm"] = serde_json::json!(3);
+    let config = models_config(&[("m", vec![a])]);
+    let port = redis.port.to_string();
+    let env = [
+        ("LLM_ROUTER_REDIS_HOST", "127.0.0.1"),
+        ("LLM_ROUTER_REDIS_PORT", port.as_str()),
+        ("LLM_ROUTER_LOG_LEVEL", "ERROR"),
+        ("LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS", "0"),
+    ];
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut ra, pa) = spawn_with_config(&config, da.path(), &env);
+    let (mut rb, pb) = spawn_with_config(&config, db.path(), &env);
+    for p in [pa, pb] {
+        assert!(
+            eventually(Duration::from_secs(5), || shared_up(p)).await,
+            "replica on {p} reaches Redis"
+        );
+    }
+    let mut statuses = Vec::new();
+    let mut retry_after = Vec::new();
+    for i in 0..8 {
+        let port = if i % 2 == 0 { pa } else { pb };
+        let mut res = client()
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .send_json(&chat_body("m", i % 3 == 0))
+            .await
+            .unwrap();
+        let _ = res.body().limit(1 << 20).await;
+        statuses.push(res.status().as_u16());
+        if let Some(v) = res.headers().get("retry-after") {
+            retry_after.push(v.to_str().unwrap().parse::<u64>().unwrap());
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429]);
+    assert_eq!(
+        up.request_count(),
+        3,
+        "three starts in the minute, both replicas together"
+    );
+    assert_eq!(retry_after.len(), 5);
+    assert!(
+        retry_after.iter().all(|s| (50..=60).contains(s)),
+        "{retry_after:?}"
+    );
+    let _ = (ra.kill(), rb.kill());
+    let _ = (ra.wait(), rb.wait());
 }
 
 #[actix_rt::test]

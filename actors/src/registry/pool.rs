@@ -30,6 +30,8 @@ pub(super) struct Slot {
     pub recent: VecDeque<Instant>,
     /// Every slot is held by other replicas (as of a failed acquire): not asked until then.
     pub remote_busy_until: Option<Instant>,
+    /// The shared `rpm` window (all replicas) is full until then (as of a refused admission).
+    pub remote_rpm_until: Option<Instant>,
     /// Another replica saw this provider's circuit open until then.
     pub remote_open_until: Option<Instant>,
     /// Requests started on this provider by all replicas (from Redis), for tie-breaking.
@@ -51,6 +53,7 @@ impl Slot {
             released: Vec::new(),
             recent: VecDeque::new(),
             remote_busy_until: None,
+            remote_rpm_until: None,
             remote_open_until: None,
             global_served: None,
             published_open: None,
@@ -71,6 +74,7 @@ impl Slot {
             released: std::mem::take(&mut self.released),
             recent: std::mem::take(&mut self.recent),
             remote_busy_until: self.remote_busy_until,
+            remote_rpm_until: self.remote_rpm_until,
             remote_open_until: self.remote_open_until,
             global_served: self.global_served,
             published_open: self.published_open,
@@ -253,7 +257,8 @@ impl Pool {
             }
             let rpm_until = cfg
                 .rpm
-                .and_then(|rpm| rpm_full_until(&s.recent, rpm, cfg.rpm_window, now));
+                .and_then(|rpm| rpm_full_until(&s.recent, rpm, cfg.rpm_window, now))
+                .or(s.remote_rpm_until.filter(|t| *t > now));
             if let Some(until) = s.snapshot.rate_limited_until(now).or(rpm_until) {
                 limited = Some(limited.map_or(until, |l: Instant| l.min(until)));
                 limited_count += 1;

@@ -84,7 +84,10 @@ impl Grant {
 pub struct Acquire {
     pub provider: String,
     pub token: String,
-    pub cap: u32,
+    /// The provider's in-flight cap, when capped (a Redis lease is then held).
+    pub cap: Option<u32>,
+    /// The provider's `rpm` and window, when set (a start in the shared window is taken).
+    pub rpm: Option<(u32, Duration)>,
     pub released: Vec<String>,
     waiter: Waiter,
     generation: u64,
@@ -106,6 +109,8 @@ pub enum Acquired {
     Taken,
     /// Every slot is held by other replicas.
     HeldElsewhere,
+    /// The provider's shared `rpm` window is full for this long.
+    RateLimited(Duration),
     /// Redis failed: the core serves on local state.
     StoreDown,
 }
@@ -729,9 +734,12 @@ impl Selection {
         match result {
             Acquired::Taken => {
                 let alias = waiter.alias.clone();
-                let held = Some(token.clone());
+                // Only a capped provider holds a lease; an rpm start needs no release.
+                let held = slot.capacity.is_some().then(|| token.clone());
                 let grant = self.grant(model, index, probe, held, alias, affinity, now, fx);
-                self.pools[model].slots[index].tokens.push(token);
+                if grant.token.is_some() {
+                    self.pools[model].slots[index].tokens.push(token);
+                }
                 fx.push(Effect::Grant {
                     waiter: waiter.id,
                     grant,
@@ -739,6 +747,13 @@ impl Selection {
             }
             Acquired::HeldElsewhere => {
                 slot.remote_busy_until = Some(now + REMOTE_BUSY_BACKOFF);
+                if let Some(w) = self.place(model, waiter, now, alive, fx) {
+                    self.pools[model].waiters.push_back(w);
+                }
+            }
+            Acquired::RateLimited(wait) => {
+                // All replicas together used the provider's rpm: limited here too until then.
+                slot.remote_rpm_until = Some(now + wait);
                 if let Some(w) = self.place(model, waiter, now, alive, fx) {
                     self.pools[model].waiters.push_back(w);
                 }
@@ -811,9 +826,11 @@ impl Selection {
         out
     }
 
-    /// Whether leasing this provider must go through the shared store.
+    /// Whether leasing this provider must go through the shared store (a capped provider's
+    /// slots, an `rpm` provider's window).
     fn needs_shared(&self, model: usize, index: usize) -> bool {
-        self.pools[model].slots[index].capacity.is_some() && self.is_live()
+        let slot = &self.pools[model].slots[index];
+        (slot.capacity.is_some() || slot.snapshot.config.rpm.is_some()) && self.is_live()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -882,7 +899,8 @@ impl Selection {
         fx.push(Effect::Acquire(Acquire {
             provider: slot.snapshot.config.id.clone(),
             token,
-            cap: slot.capacity.unwrap_or(1),
+            cap: slot.capacity,
+            rpm: (slot.snapshot.config.rpm).map(|n| (n, slot.snapshot.config.rpm_window)),
             released: slot.released.clone(),
             waiter,
             generation: self.generation,

@@ -173,14 +173,17 @@ impl H {
                 Effect::Refuse { waiter, error } => format!("refuse w{waiter} {error:?}"),
                 Effect::Forget { waiter } => format!("forget w{waiter}"),
                 Effect::Acquire(a) => {
-                    let d = format!(
+                    let mut d = format!(
                         "acquire w{} {} {} cap {} released {:?}",
                         a.waiter(),
                         a.provider,
                         a.token,
-                        a.cap,
+                        a.cap.map_or_else(|| "-".to_string(), |c| c.to_string()),
                         a.released
                     );
+                    if let Some((n, w)) = a.rpm {
+                        d += &format!(" rpm {n}/{}s", w.as_secs());
+                    }
                     self.acquires.push(a);
                     d
                 }

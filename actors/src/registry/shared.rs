@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::store::{epoch_ms, Store, StoreOptions};
+use crate::store::{epoch_ms, Admit, Store, StoreOptions};
 
 use super::selection::{Acquire, Acquired};
 use super::sync::SyncReply;
@@ -60,18 +60,20 @@ impl ModelRegistry {
             });
             return;
         };
-        let (id, token, cap, released) = (
+        let (id, token, cap, rpm, released) = (
             a.provider.clone(),
             a.token.clone(),
             a.cap,
+            a.rpm,
             a.released.clone(),
         );
-        let fut = async move { store.acquire(&id, &token, cap, &released).await };
+        let fut = async move { store.admit(&id, &token, cap, rpm, &released).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let result = match res {
-                Ok(true) => Acquired::Taken,
+                Ok(Admit::Taken) => Acquired::Taken,
                 // Held by other replicas: look again (another provider, or wait).
-                Ok(false) => Acquired::HeldElsewhere,
+                Ok(Admit::Held) => Acquired::HeldElsewhere,
+                Ok(Admit::RateLimited(wait)) => Acquired::RateLimited(wait),
                 Err(e) => {
                     act.mark_down(&e);
                     Acquired::StoreDown

@@ -123,6 +123,55 @@ fn uncapped_providers_with_redis_are_granted_at_once_and_counted() {
 }
 
 #[test]
+fn an_rpm_provider_is_admitted_through_the_shared_window() {
+    let rpm = |id: &str| ProviderConfig {
+        rpm: Some(2),
+        ..p(id)
+    };
+    let mut h = H::shared(StrategyKind::Balanced, vec![rpm("a"), rpm("b")]);
+    let w1 = h.queued(5 * S, Duration::ZERO);
+    assert_eq!(
+        h.effects(),
+        [format!("acquire w{w1} a r:1 cap - released [] rpm 2/60s")],
+        "an uncapped provider with rpm asks the shared window"
+    );
+    h.acquired(Acquired::Taken, MS);
+    assert_eq!(
+        h.effects(),
+        ["count m a".to_string(), format!("grant w{w1} a")]
+    );
+    assert!(
+        h.core.held_tokens().is_empty(),
+        "an rpm start holds no lease to give back"
+    );
+    // Other replicas used a's minute: b is asked instead, then both are limited.
+    let w2 = h.queued(5 * S, 2 * MS);
+    let ask = h.effects();
+    assert_eq!(ask.len(), 1, "{ask:?}");
+    h.acquired(Acquired::RateLimited(30 * S), 3 * MS);
+    let placed = h.effects();
+    let other = if ask[0].contains(" a ") { "b" } else { "a" };
+    assert_eq!(
+        placed,
+        [format!(
+            "acquire w{w2} {other} r:3 cap - released [] rpm 2/60s"
+        )],
+        "the limited provider is skipped"
+    );
+    h.acquired(Acquired::RateLimited(20 * S), 4 * MS);
+    let refused = h.effects();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with(&format!("refuse w{w2} RateLimited")),
+        "{refused:?}"
+    );
+    assert!(
+        refused[0].contains("retry_after: 20s"),
+        "the sooner of the two waits: {refused:?}"
+    );
+}
+
+#[test]
 fn sync_publishes_what_changed_once_and_reads_other_replicas() {
     let t = |s: &str| s.to_string();
     let config = models(vec![
