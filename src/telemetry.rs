@@ -168,6 +168,39 @@ pub struct MetricsInner {
     exposed: bool,
     /// Per-provider windows of the last five minutes (`/router/stats`).
     pub stats: Arc<crate::stats::Stats>,
+    /// Names the catch-all model `*` has served with success, each its own `model_name` label
+    /// (at most [`MAX_ALIAS_LABELS`]); see [`MetricsInner::model_label`].
+    aliases: std::sync::RwLock<std::collections::HashSet<Box<str>>>,
+}
+
+/// How many names served by the catch-all model get their own metric label. Any name a client
+/// sends reaches `*`, so without a bound the series would grow with every typo or scan.
+pub const MAX_ALIAS_LABELS: usize = 64;
+
+impl MetricsInner {
+    /// The `model_name` label of a lease: its configured model, or for a name the catch-all
+    /// model serves, that name once it is known (a call of it succeeded — `admit` — while fewer
+    /// than [`MAX_ALIAS_LABELS`] names were known), else `*`.
+    fn model_label<'a>(&self, lease: &'a Lease, admit: bool) -> &'a str {
+        let Some(alias) = lease.alias() else {
+            return lease.model();
+        };
+        {
+            let known = self.aliases.read().unwrap_or_else(|e| e.into_inner());
+            if known.contains(alias) {
+                return alias;
+            }
+            if !admit || known.len() >= MAX_ALIAS_LABELS {
+                return llm_router_actors::config::WILDCARD;
+            }
+        }
+        let mut known = self.aliases.write().unwrap_or_else(|e| e.into_inner());
+        if known.len() < MAX_ALIAS_LABELS {
+            known.insert(alias.into());
+            return alias;
+        }
+        llm_router_actors::config::WILDCARD
+    }
 }
 
 impl std::ops::Deref for Metrics {
@@ -308,6 +341,7 @@ impl Metrics {
             shared,
             exposed,
             stats: Arc::default(),
+            aliases: Default::default(),
         })))
     }
 
@@ -318,7 +352,8 @@ impl Metrics {
             return;
         }
         let p = lease.provider();
-        let labels = [p.id.as_str(), lease.model(), p.api_type.as_str()];
+        let model = self.model_label(lease, lease.outcome() == Outcome::Success);
+        let labels = [p.id.as_str(), model, p.api_type.as_str()];
         self.calls.with_label_values(&labels).inc();
         match lease.outcome() {
             Outcome::Success => {
@@ -347,12 +382,12 @@ impl Metrics {
         }
     }
 
-    pub fn observe_choice(&self, model: &str) {
+    pub fn observe_choice(&self, lease: &Lease) {
         if !self.exposed {
             return;
         }
         self.strategy_selected
-            .with_label_values(&[self.strategy, model])
+            .with_label_values(&[self.strategy, self.model_label(lease, false)])
             .inc();
     }
 

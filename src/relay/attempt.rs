@@ -276,7 +276,7 @@ async fn serve_model(
             },
         };
         if let Some(m) = metrics {
-            m.observe_choice(model);
+            m.observe_choice(&lease);
         }
         let out = match call.plan.outgoing(lease.provider(), lease.model()) {
             Ok(out) => out,

@@ -78,3 +78,57 @@ async fn metrics_are_off_unless_enabled() {
     let res = client().get(r.url("/metrics")).send().await.unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[actix_rt::test]
+async fn names_served_by_the_catch_all_model_get_bounded_metric_labels() {
+    let up = FakeUpstream::start(FakeConfig {
+        fault: Fault::Status {
+            code: 404,
+            message: "model not found".into(),
+            retry_after: None,
+        },
+        fault_times: Some(1),
+        ..Default::default()
+    });
+    let cfg = models_config(&[("*", vec![provider("any", &up)])]);
+    let r = Router::start(&cfg, &[("LLM_ROUTER_USE_PROMETHEUS", "1")]);
+    // A name the provider does not know never gets a label of its own.
+    assert_eq!(r.chat("typo-model", false).await.status(), 502);
+    let extra = 6;
+    for i in 0..MAX_LABELS + extra {
+        let res = r.chat(&format!("m-{i}"), i % 2 == 0).await;
+        assert_eq!(res.status(), 200, "m-{i}");
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            r.in_flight("any").await == 0
+        })
+        .await
+    );
+    let mut res = client().get(r.url("/metrics")).send().await.unwrap();
+    let body = res.body().limit(1 << 22).await.unwrap();
+    let text = std::str::from_utf8(&body).unwrap();
+    let calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("llm_router_provider_calls_total{"))
+        .collect();
+    assert_eq!(calls.len(), MAX_LABELS + 1, "{calls:#?}");
+    for i in 0..MAX_LABELS {
+        let line = format!(
+            r#"llm_router_provider_calls_total{{model_name="m-{i}",provider_id="any",provider_type="vllm"}} 1"#
+        );
+        assert!(calls.contains(&line.as_str()), "{line}");
+    }
+    let rest = format!(
+        r#"llm_router_provider_calls_total{{model_name="*",provider_id="any",provider_type="vllm"}} {}"#,
+        extra + 1
+    );
+    assert!(calls.contains(&rest.as_str()), "{calls:#?}");
+    assert!(!text.contains("typo-model") && !text.contains(&format!("m-{}", MAX_LABELS)));
+    assert!(text.contains(
+        r#"llm_router_provider_errors_total{error_code="404",model_name="*",provider_id="any",provider_type="vllm"} 1"#
+    ));
+}
+
+/// `telemetry::MAX_ALIAS_LABELS`, as a client sees it.
+const MAX_LABELS: usize = 64;

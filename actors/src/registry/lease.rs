@@ -112,6 +112,11 @@ impl Lease {
         &self.snapshot
     }
 
+    /// The name asked for, when the catch-all model `*` serves it.
+    pub fn alias(&self) -> Option<&str> {
+        self.alias.as_deref()
+    }
+
     /// Public name of the leased model (for the catch-all model: the name asked for).
     pub fn model(&self) -> &str {
         self.alias.as_deref().unwrap_or(&self.snapshot.model)
