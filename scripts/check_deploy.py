@@ -270,7 +270,8 @@ def check_dashboard():
     for must in ("http_requests_total", "http_request_duration_seconds", "llm_router_provider_calls_total",
                  "llm_router_provider_errors_total", "llm_router_provider_latency_seconds",
                  "llm_router_provider_ttft_seconds", "llm_router_provider_in_flight",
-                 "llm_router_provider_healthy", "llm_router_retry_total", "llm_router_tokens_total"):
+                 "llm_router_provider_healthy", "llm_router_retry_total", "llm_router_tokens_total",
+                 "llm_router_config_reload_total"):
         if must not in used:
             errs.append(f"no panel charts {must}")
     for e in errs:
