@@ -152,10 +152,12 @@ pub async fn run_with(
         .map(rag::Rag::open)
         .transpose()?
         .map(Arc::new);
+    let profiles = Arc::new(profiles::Profiles::load(settings.profiles.clone()));
     let (stages, masking) = pipeline::build(
         &settings,
         settings.prometheus.then_some(&prom_registry),
         rag.clone(),
+        Some(profiles.clone()),
     )?;
     // Always made: `/router/stats` reads its windows; Prometheus only when enabled.
     let metrics = Some(
@@ -199,7 +201,6 @@ pub async fn run_with(
         f.log();
     }
     let key_header = settings.fastapi.as_ref().and_then(|f| f.key_header.clone());
-    let profiles = Arc::new(profiles::Profiles::load(settings.profiles.clone()));
     profiles.start(settings.models.clone());
     let settings = Arc::new(settings);
     let vram = settings

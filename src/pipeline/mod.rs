@@ -208,10 +208,12 @@ impl Shared {
 /// itself (for `P/fast_text_mask`). Starts the [`ServicesMonitor`] for the configured plugin
 /// services, so it must run inside an actix System. `registry`: where the incident counters are
 /// registered (Prometheus on). `rag`: the `langchain_rag` plugin, when on (a utils plugin).
+/// `profiles`: the measurements `model: "auto"` ranks by when profiles are on.
 pub fn build(
     settings: &Settings,
     registry: Option<&prometheus::Registry>,
     rag: Option<Arc<crate::rag::Rag>>,
+    profiles: Option<Arc<crate::profiles::Profiles>>,
 ) -> std::io::Result<(Stages, Arc<masking::Masking>)> {
     let metrics = PipelineMetrics::new(registry).map_err(std::io::Error::other)?;
     let p = &settings.pipeline;
@@ -240,6 +242,12 @@ pub fn build(
                     request.push(Box::new(crate::smart::stage::SemanticStage {
                         router: router.clone(),
                         settings: settings.smart.clone(),
+                        ranking: profiles.clone().filter(|_| settings.profiles.enabled).map(
+                            |profiles| crate::smart::stage::Ranking {
+                                profiles,
+                                models: settings.models.clone(),
+                            },
+                        ),
                     }));
                 }
             }

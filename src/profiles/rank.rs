@@ -34,20 +34,15 @@ pub fn category_of(intent: &str) -> &'static str {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Complexity {
-    Simple,
-    Medium,
-    Complex,
-}
+/// The prompt complexity `simple_semantic_routing` estimates (one vocabulary for both).
+pub use llm_router_actors::routing::Complexity;
 
-impl Complexity {
-    fn need(self) -> f64 {
-        match self {
-            Complexity::Simple => 0.2,
-            Complexity::Medium => 0.5,
-            Complexity::Complex => 0.8,
-        }
+/// How capable a model a prompt of `complexity` needs (0–1, see the module docs).
+fn need(complexity: Complexity) -> f64 {
+    match complexity {
+        Complexity::Simple => 0.2,
+        Complexity::Medium => 0.5,
+        Complexity::Complex => 0.8,
     }
 }
 
@@ -194,7 +189,7 @@ pub struct Scored {
 /// The complexity fit of a model of `params_b` billion parameters (see the module docs).
 pub fn fit(params_b: f64, complexity: Complexity) -> f64 {
     let capability = (params_b.max(1.0).log10() / 2.0).clamp(0.0, 1.0);
-    let need = complexity.need();
+    let need = need(complexity);
     if capability >= need {
         1.0 - 0.25 * (capability - need)
     } else {

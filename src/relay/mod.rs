@@ -81,7 +81,8 @@ pub async fn run_built(
     // `model: "auto"` of a built-in request: the choice joins the caller's context (a copy,
     // made only then; the caller's per-text calls share theirs).
     let with_auto;
-    let ctx = match crate::smart::stage::choose_built(&s.smart, &mut req) {
+    let ranking = (s.profiles.enabled).then(|| (&*state.profiles, s.models.current()));
+    let ctx = match crate::smart::stage::choose_built(&s.smart, ranking, &mut req) {
         Some(auto) => {
             with_auto = stages::RequestContext {
                 restore: ctx.restore.clone(),

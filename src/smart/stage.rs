@@ -4,6 +4,12 @@
 //! it — from there on it is an ordinary request for that model (its fallbacks, its providers). The
 //! choice is kept in the request context for the decision summary.
 //!
+//! With profiles on (`LLM_ROUTER_PROFILES`), the semantic router still reads the prompt's intent
+//! and complexity, but the model is the best of its pool by [`Profiles::rank`] (category score ×
+//! complexity fit × measured speed, `profiles::rank`'s module docs) for the intent's category —
+//! so a model that measures slow or fails its probes on this hardware loses to one that does
+//! not. A prompt with no text keeps the default model.
+//!
 //! Other requests cost one scan of the body's top-level keys (`model` is compared, nothing
 //! else is parsed).
 
@@ -11,6 +17,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures_util::future::LocalBoxFuture;
+use llm_router_actors::config::{LiveModels, ModelsConfig};
 use llm_router_actors::routing::semantic::Decision;
 use llm_router_actors::routing::{DecisionSummary, SemanticRouter};
 use serde_json::Value;
@@ -18,6 +25,7 @@ use serde_json::Value;
 use crate::dialects::canonical::{Request, Role};
 use crate::dialects::raw::RawObject;
 use crate::errors::RouterError;
+use crate::profiles::{rank::category_of, Profiles};
 use crate::relay::stages::{RequestContext, RequestStage};
 use crate::relay::ClientApi;
 
@@ -30,6 +38,8 @@ pub struct AutoChoice {
     pub intent: String,
     pub complexity: &'static str,
     pub tokens: usize,
+    /// When profiles ranked the pool: the category ranked for and the winner's score.
+    pub ranked: Option<(&'static str, f64)>,
 }
 
 impl AutoChoice {
@@ -40,6 +50,7 @@ impl AutoChoice {
             intent: d.intent.to_string(),
             complexity: d.complexity.as_str(),
             tokens: d.estimated_tokens,
+            ranked: None,
         }
     }
 
@@ -49,13 +60,52 @@ impl AutoChoice {
             .push("intent", &self.intent)
             .push("complexity", self.complexity)
             .push("tokens", self.tokens);
+        if let Some((category, score)) = self.ranked {
+            s.push("ranked", category)
+                .push("score", format_args!("{score:.3}"));
+        }
     }
+}
+
+/// What ranks the auto pool when profiles are on: the measurements and the models in force.
+#[derive(Clone)]
+pub struct Ranking {
+    pub profiles: Arc<Profiles>,
+    pub models: LiveModels,
+}
+
+/// The choice for `text` of a request for `requested`: the semantic router's, then (with
+/// `ranking`) the best of its pool for the intent's category and the prompt's complexity.
+pub fn choose(
+    router: &SemanticRouter,
+    ranking: Option<(&Profiles, &ModelsConfig)>,
+    requested: &str,
+    text: &str,
+) -> AutoChoice {
+    let d = router.decide(text);
+    let mut choice = AutoChoice::new(requested, &d);
+    let Some((profiles, models)) = ranking.filter(|_| d.estimated_tokens > 0) else {
+        return choice;
+    };
+    let pool: Vec<&str> = router.models().iter().map(String::as_str).collect();
+    let category = category_of(d.intent);
+    if let Some(best) = profiles
+        .rank(models, &pool, category, d.complexity)
+        .into_iter()
+        .next()
+    {
+        choice.model = best.model;
+        choice.ranked = Some((category, best.score));
+    }
+    choice
 }
 
 /// The stage; built only when `simple_semantic_routing` is in the pipeline.
 pub struct SemanticStage {
     pub router: Arc<SemanticRouter>,
     pub settings: super::SmartSettings,
+    /// Profiles on: rank the pool.
+    pub ranking: Option<Ranking>,
 }
 
 impl SemanticStage {
@@ -71,20 +121,29 @@ impl SemanticStage {
         let doc: Value = serde_json::from_slice(body)
             .map_err(|e| RouterError::bad_request(format!("malformed JSON: {e}"), None))?;
         let text = super::text::last_user_text(&doc);
-        let d = self.router.decide(&text);
-        let model = serde_json::to_string(d.model).unwrap_or_default();
+        let ranking = self
+            .ranking
+            .as_ref()
+            .map(|r| (&*r.profiles, r.models.current()));
+        let choice = choose(&self.router, ranking, &requested, &text);
+        let model = serde_json::to_string(&choice.model).unwrap_or_default();
         let rewritten = raw.to_bytes(&[("model", &model)], &[]);
-        tracing::debug!(requested = %requested, model = d.model, intent = d.intent,
-            complexity = %d.complexity, "model auto");
-        ctx.auto = Some(AutoChoice::new(&requested, &d));
+        tracing::debug!(requested = %requested, model = %choice.model, intent = %choice.intent,
+            complexity = choice.complexity, ranked = ?choice.ranked, "model auto");
+        ctx.auto = Some(choice);
         body.clear();
         body.extend_from_slice(&rewritten);
         Ok(())
     }
 }
 
-/// The same choice for a request the router built (a built-in endpoint's `model_name`).
-pub fn choose_built(smart: &super::SmartSettings, req: &mut Request) -> Option<AutoChoice> {
+/// The same choice for a request the router built (a built-in endpoint's `model_name`);
+/// `ranking` as for [`choose`].
+pub fn choose_built(
+    smart: &super::SmartSettings,
+    ranking: Option<(&Profiles, &ModelsConfig)>,
+    req: &mut Request,
+) -> Option<AutoChoice> {
     let router = smart
         .semantic
         .as_ref()
@@ -96,8 +155,7 @@ pub fn choose_built(smart: &super::SmartSettings, req: &mut Request) -> Option<A
         .find(|m| m.role == Role::User)
         .map(|m| m.joined_text())
         .unwrap_or_default();
-    let d = router.decide(&text);
-    let choice = AutoChoice::new(&req.model, &d);
+    let choice = choose(router, ranking, &req.model, &text);
     req.model = choice.model.clone();
     Some(choice)
 }

@@ -21,7 +21,7 @@ async fn get(r: &Router, path: &str, key: Option<&str>) -> (u16, Value) {
 }
 
 /// Waits until no run is going and at least `runs` have completed; the profiles document.
-async fn settled(r: &Router, runs: u64) -> Value {
+pub(crate) async fn settled(r: &Router, runs: u64) -> Value {
     let end = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, v) = get(r, "/admin/profiles", None).await;

@@ -561,3 +561,89 @@ async fn router_replicas_share_session_placements_through_redis() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn with_profiles_auto_ranks_the_pool_by_category_score_and_measured_speed() {
+    // Equal sizes, so the complexity fit is equal: the category's score and the speed decide.
+    let dir = tempfile::tempdir().unwrap();
+    let scores = |general: u32, coding: u32| {
+        json!({"params_b": 8, "scores": {"reasoning": 50, "coding": coding, "creative": 50,
+                                         "general": general, "polish": 50}})
+    };
+    let bench = dir.path().join("benchmarks.json");
+    std::fs::write(
+        &bench,
+        json!({"version": 1, "default_score": 50, "models": {
+            "slow": scores(70, 40), "quick": scores(70, 40), "coder": scores(40, 95)}})
+        .to_string(),
+    )
+    .unwrap();
+    let fake = |name: &str, chunk_ms: u64| {
+        FakeUpstream::start(FakeConfig {
+            name: name.into(),
+            chunks: 8,
+            chunk_delay: Duration::from_millis(chunk_ms),
+            ..Default::default()
+        })
+    };
+    let (slow, quick, coder) = (fake("slow", 25), fake("quick", 1), fake("coder", 1));
+    let cfg = models_config(&[
+        ("slow", vec![provider("slow", &slow)]),
+        ("quick", vec![provider("quick", &quick)]),
+        ("coder", vec![provider("coder", &coder)]),
+    ]);
+    let (state, bench) = (
+        dir.path().display().to_string(),
+        bench.display().to_string(),
+    );
+    let r = Router::start(
+        &cfg,
+        &[
+            (
+                "LLM_ROUTER_UTILS_PLUGINS_PIPELINE",
+                "simple_semantic_routing",
+            ),
+            // Alone, the semantic router gives a greeting the first and code the last.
+            ("LLM_ROUTER_ROUTING_MODELS", "coder|slow|quick"),
+            ("LLM_ROUTER_PROFILES", "1"),
+            ("LLM_ROUTER_STATE_DIR", &state),
+            ("LLM_ROUTER_BENCHMARKS_FILE", &bench),
+        ],
+    );
+    let profiles = crate::profiles::settled(&r, 1).await;
+    assert_eq!(profiles["running"], false, "{profiles}");
+    let ask =
+        |text: &str| json!({"model": "auto", "messages": [{"role": "user", "content": text}]});
+    // (prompt, ranked category, the model it wins)
+    let cases = [
+        ("hello, how are you today?", "general", "quick"),
+        (CODE, "coding", "coder"),
+    ];
+    for (text, category, model) in cases {
+        let (status, head, body) = post(&r, "/v1/chat/completions", &ask(text), &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(head["x-llm-router-model"], model, "{text}");
+        let d = decision(&head["x-llm-router-decision"]);
+        assert_eq!(
+            (one(&d, "auto"), one(&d, "ranked")),
+            (model.to_string(), category.to_string()),
+            "{d:?}"
+        );
+        let score: f64 = one(&d, "score").parse().unwrap();
+        assert!(score > 0.0 && score <= 1.0, "{d:?}");
+    }
+    // The built-in routes rank the same way.
+    let body = json!({"model_name": "auto", "user_last_statement": "hello, how are you today?"});
+    let (status, head, text) = post(&r, "/api/conversation_with_model", &body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(head["x-llm-router-model"], "quick");
+    // The slow model was only probed, never chosen.
+    assert!(
+        slow.requests()
+            .iter()
+            .all(|q| q.body["max_tokens"].is_number()
+                && q.body["messages"][0]["content"] != "hello, how are you today?"),
+        "{:?}",
+        slow.requests()
+    );
+}
