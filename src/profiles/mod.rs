@@ -219,7 +219,20 @@ pub struct Profiles {
     pub settings: ProfileSettings,
     table: Mutex<Table>,
     running: AtomicBool,
+    /// [`Profiles::best`]'s answers, valid for one table (its `runs`) and one models config.
+    best: Mutex<BestCache>,
 }
+
+/// Answers of [`Profiles::best`] keyed by a hash of (candidates, category, complexity), for the
+/// table run and models config in `stamp`; cleared when either changes or it grows past
+/// [`BEST_CACHE_MAX`].
+#[derive(Default)]
+struct BestCache {
+    stamp: (u64, usize),
+    answers: std::collections::HashMap<u64, Option<Scored>>,
+}
+
+const BEST_CACHE_MAX: usize = 256;
 
 impl Profiles {
     /// Reads `profiles.json` from the state directory, if there (an unreadable one is logged and
@@ -237,6 +250,7 @@ impl Profiles {
             settings,
             table: Mutex::new(table),
             running: AtomicBool::new(false),
+            best: Mutex::default(),
         }
     }
 
@@ -371,6 +385,64 @@ impl Profiles {
         complexity: Complexity,
     ) -> Vec<Scored> {
         let t = self.lock();
+        Self::rank_in(
+            &t,
+            &self.settings.benchmarks,
+            models,
+            candidates,
+            category,
+            complexity,
+        )
+    }
+
+    /// The first of [`Profiles::rank`]'s order — what `model: "auto"` takes. The ranking only
+    /// changes when a profiling run ends or the models config is replaced, so the answer is
+    /// kept until then (one hash and two short locks per request instead of the summaries,
+    /// benchmark matching and sort).
+    pub fn best(
+        &self,
+        models: &'static llm_router_actors::ModelsConfig,
+        candidates: &[&str],
+        category: &str,
+        complexity: Complexity,
+    ) -> Option<Scored> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (candidates, category, complexity.as_str()).hash(&mut h);
+        let key = h.finish();
+        let t = self.lock();
+        let stamp = (t.runs, models as *const _ as usize);
+        let mut cache = self.best.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.stamp != stamp || cache.answers.len() >= BEST_CACHE_MAX {
+            cache.stamp = stamp;
+            cache.answers.clear();
+        }
+        cache
+            .answers
+            .entry(key)
+            .or_insert_with(|| {
+                Self::rank_in(
+                    &t,
+                    &self.settings.benchmarks,
+                    models,
+                    candidates,
+                    category,
+                    complexity,
+                )
+                .into_iter()
+                .next()
+            })
+            .clone()
+    }
+
+    fn rank_in(
+        t: &Table,
+        benchmarks: &Benchmarks,
+        models: &llm_router_actors::ModelsConfig,
+        candidates: &[&str],
+        category: &str,
+        complexity: Complexity,
+    ) -> Vec<Scored> {
         let cs: Vec<Candidate> = candidates
             .iter()
             .map(|name| {
@@ -380,9 +452,8 @@ impl Profiles {
                 }
                 let speed = t
                     .summary(name)
-                    .and_then(|s| s.tokens_per_s.map(|tps| (tps, s.success)))
-                    .or_else(|| t.summary(name).map(|s| (0.0, s.success)));
-                Candidate::new(&self.settings.benchmarks, name, &names, category, speed)
+                    .map(|s| (s.tokens_per_s.unwrap_or(0.0), s.success));
+                Candidate::new(benchmarks, name, &names, category, speed)
             })
             .collect();
         rank::rank(&cs, complexity)
@@ -430,5 +501,62 @@ mod tests {
         assert_eq!((s.success, s.probes), (0.75, 4));
         assert!(t.summary("other").is_none());
         assert!(!t.complete("m", "a"), "three categories missing");
+    }
+
+    #[test]
+    fn the_best_answer_is_kept_until_a_run_ends_or_the_models_change() {
+        let settings = ProfileSettings::from_vars(
+            &|k| {
+                VARS.iter()
+                    .find(|v| v.0 == k)
+                    .map(|v| v.1.to_string())
+                    .unwrap_or_default()
+            },
+            &mut Vec::new(),
+        );
+        let p = Profiles::load(ProfileSettings {
+            state_dir: PathBuf::from("/nonexistent"),
+            ..settings
+        });
+        let doc = |names: &[&str]| {
+            let group: serde_json::Map<String, Value> = names
+                .iter()
+                .map(|n| {
+                    let provider = json!({"id": n, "api_host": "http://127.0.0.1:9",
+                                          "api_type": "vllm", "model_path": n});
+                    (n.to_string(), json!({"providers": [provider]}))
+                })
+                .collect();
+            let text = json!({"g": group, "active_models": {"g": names}}).to_string();
+            &*Box::leak(Box::new(
+                llm_router_actors::ModelsConfig::from_json_str(&text).unwrap(),
+            ))
+        };
+        let models = doc(&["x", "y"]);
+        let set = |x: f64, y: f64, runs: u64| {
+            let mut t = p.lock();
+            for (name, tps) in [("x", x), ("y", y)] {
+                let prof = t.models.entry(name.into()).or_default();
+                let cats = &mut prof.entry(name.into()).or_default().categories;
+                cats.insert("general".into(), m(true, 10.0, tps));
+            }
+            t.runs = runs;
+        };
+        let best = |models| {
+            p.best(models, &["x", "y"], "general", Complexity::Medium)
+                .map(|s| s.model)
+        };
+        set(10.0, 90.0, 1);
+        assert_eq!(best(models).as_deref(), Some("y"));
+        // The table changes without a new run: still the kept answer.
+        set(90.0, 10.0, 1);
+        assert_eq!(best(models).as_deref(), Some("y"), "kept for the run");
+        // A run ends: ranked afresh.
+        set(90.0, 10.0, 2);
+        assert_eq!(best(models).as_deref(), Some("x"));
+        // The same table, another models config: ranked afresh as well.
+        set(10.0, 90.0, 2);
+        assert_eq!(best(models).as_deref(), Some("x"));
+        assert_eq!(best(doc(&["x", "y"])).as_deref(), Some("y"));
     }
 }

@@ -78,7 +78,7 @@ pub struct Ranking {
 /// `ranking`) the best of its pool for the intent's category and the prompt's complexity.
 pub fn choose(
     router: &SemanticRouter,
-    ranking: Option<(&Profiles, &ModelsConfig)>,
+    ranking: Option<(&Profiles, &'static ModelsConfig)>,
     requested: &str,
     text: &str,
 ) -> AutoChoice {
@@ -89,11 +89,7 @@ pub fn choose(
     };
     let pool: Vec<&str> = router.models().iter().map(String::as_str).collect();
     let category = category_of(d.intent);
-    if let Some(best) = profiles
-        .rank(models, &pool, category, d.complexity)
-        .into_iter()
-        .next()
-    {
+    if let Some(best) = profiles.best(models, &pool, category, d.complexity) {
         choice.model = best.model;
         choice.ranked = Some((category, best.score));
     }
@@ -141,7 +137,7 @@ impl SemanticStage {
 /// `ranking` as for [`choose`].
 pub fn choose_built(
     smart: &super::SmartSettings,
-    ranking: Option<(&Profiles, &ModelsConfig)>,
+    ranking: Option<(&Profiles, &'static ModelsConfig)>,
     req: &mut Request,
 ) -> Option<AutoChoice> {
     let router = smart
