@@ -544,7 +544,7 @@ fn privacy_plugin_configuration_errors_are_start_up_errors() {
 }
 
 /// Runs a program, returning its stdout; panics with its stderr when it fails.
-fn run(cmd: &mut std::process::Command) -> String {
+pub(crate) fn run(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),

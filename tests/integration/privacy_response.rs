@@ -309,3 +309,100 @@ async fn privacy_response_guardrails_judge_the_restored_answer_and_cover_the_bui
         assert!(!answer.contains("bomb"), "{answer}");
     }
 }
+
+#[actix_rt::test]
+async fn privacy_response_guardrail_verdicts_are_audited_and_decrypt_with_gpg() {
+    use crate::privacy::run;
+    if std::process::Command::new("gpg")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("gpg is needed: scripts/test.sh installs gnupg");
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    let out = tmp.path().join("auditor");
+    run(std::process::Command::new("bash")
+        .arg(format!("{root}/scripts/audit-keygen.sh"))
+        .arg(&keys));
+    let key = keys
+        .join("llm-router-auditor-pub.asc")
+        .display()
+        .to_string();
+    let dir = out.display().to_string();
+    let svc = Plugins::start(Mode::Faithful);
+    let (_up, r) = guarded(
+        &svc,
+        echo(Duration::ZERO),
+        &[
+            ("LLM_ROUTER_GUARDRAIL_WITH_AUDIT_RESPONSE", "1"),
+            ("LLM_ROUTER_AUDIT_PUBLIC_KEY", &key),
+            ("LLM_ROUTER_AUDIT_DIR", &dir),
+        ],
+    );
+    let path = "/v1/chat/completions";
+    let (status, answer) = post(&r, path, &body(path, "m", SAFE, false)).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post(&r, path, &body(path, "m", UNSAFE, true)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(!answer.contains("bomb"), "{answer}");
+    let checks = svc.calls(NASK).len();
+    let files = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        v.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "audit"));
+        v.sort();
+        v
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            files().len() == checks
+        })
+        .await,
+        "one record per guardrail check ({checks}): {:?}",
+        files()
+    );
+    let gnupg = keys.join("gnupg");
+    let records: Vec<Value> = files()
+        .iter()
+        .map(|f| {
+            let armored = std::fs::read_to_string(f).unwrap();
+            assert!(!armored.contains("alpha"), "encrypted at rest");
+            let plain = run(std::process::Command::new("gpg")
+                .env("GNUPGHOME", &gnupg)
+                .args(["--batch", "--quiet", "--decrypt"])
+                .arg(f));
+            serde_json::from_str(&plain).unwrap()
+        })
+        .collect();
+    for rec in &records {
+        assert_eq!(rec["audit_type"], "guardrail_response", "{rec}");
+        assert_eq!(rec["guardrail"], "nask_guard", "{rec}");
+        assert_eq!(rec["endpoint"], path, "{rec}");
+    }
+    // The whole answer, judged safe, as the client got it.
+    assert!(
+        records
+            .iter()
+            .any(|r| r["text"] == SAFE && r["safe"] == json!(true)),
+        "{records:#?}"
+    );
+    // The stream's refused window: the text up to the unsafe word, judged unsafe.
+    let refused: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["safe"] == json!(false))
+        .collect();
+    assert_eq!(refused.len(), 1, "{records:#?}");
+    assert!(
+        refused[0]["text"].as_str().unwrap().contains("bomb"),
+        "{}",
+        refused[0]
+    );
+    let _ = std::process::Command::new("gpgconf")
+        .env("GNUPGHOME", &gnupg)
+        .args(["--kill", "gpg-agent"])
+        .status();
+}
