@@ -527,6 +527,9 @@ struct TextChunk<'a> {
 struct TextChoice<'a> {
     #[serde(borrow, default)]
     delta: Option<TextDelta<'a>>,
+    /// A legacy Completions chunk's text (`/v1/completions` streams).
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     finish_reason: Option<std::borrow::Cow<'a, str>>,
 }
@@ -539,7 +542,8 @@ struct TextDelta<'a> {
     tool_calls: Option<serde::de::IgnoredAny>,
 }
 
-/// Reads an OpenAI-wire SSE stream (Chat Completions chunks).
+/// Reads an OpenAI-wire SSE stream: Chat Completions chunks, and legacy Completions chunks
+/// (`choices[0].text`), which a passed-through `/v1/completions` stream replays from.
 #[derive(Default)]
 pub struct ChatDecoder {
     sse: Sse,
@@ -583,7 +587,8 @@ impl Decoder for ChatDecoder {
                         });
                     }
                     let choice = &c.choices[0];
-                    if let Some(t) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) {
+                    let text = choice.delta.as_ref().and_then(|d| d.content.as_deref());
+                    if let Some(t) = text.or(choice.text.as_deref()) {
                         if !t.is_empty() {
                             out.push(Event::Text(t.to_string()));
                         }
@@ -616,7 +621,8 @@ impl Decoder for ChatDecoder {
             }
             if let Some(choice) = v.pointer("/choices/0") {
                 let delta = choice.get("delta").unwrap_or(&Value::Null);
-                if let Some(t) = delta.get("content").and_then(Value::as_str) {
+                let text = delta.get("content").or_else(|| choice.get("text"));
+                if let Some(t) = text.and_then(Value::as_str) {
                     if !t.is_empty() {
                         out.push(Event::Text(t.to_string()));
                     }

@@ -422,11 +422,7 @@ impl RelayBody {
         if let Mode::Pass { end, .. } = &self.mode {
             // A passthrough becomes a conversion from here: the client's encoder, brought to
             // where the client's stream is by replaying what it got.
-            let spliceable = matches!(
-                r.ctx.ingress,
-                super::plan::Ingress::OpenAiChat | super::plan::Ingress::Anthropic
-            ) && end.framing().is_stream()
-                && end.at_boundary();
+            let spliceable = end.framing().is_stream() && end.at_boundary();
             let replayed = if spliceable { replay(r, wire) } else { None };
             let Some((encoder, text, id_swap)) = replayed else {
                 resume::count(self.metrics.as_ref(), "impossible");

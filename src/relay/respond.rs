@@ -148,8 +148,8 @@ async fn passthrough(
         state.metrics.clone(),
     )
     .gated(gate);
-    // Passthrough streams are continued for the dialects the body can splice (see body.rs).
-    if let ClientApi::Generate(ingress @ (Ingress::OpenAiChat | Ingress::Anthropic)) = api {
+    // Passthrough streams of every generation dialect can be continued (see body.rs).
+    if let ClientApi::Generate(ingress) = api {
         if let Some(ctx) = resume_ctx(state, client, call, ingress, None) {
             body = body.resumable(ctx);
         }

@@ -26,6 +26,7 @@ mod profiles;
 mod rag;
 mod reload;
 mod resilience;
+mod resume;
 mod routes;
 mod shared;
 mod smart;
