@@ -15,15 +15,15 @@ use crate::process::spawn_binary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_llm-router");
 
-const DEV: &str = "sk-test-dev-1111111111111111";
+pub(crate) const DEV: &str = "sk-test-dev-1111111111111111";
 const ADMIN: &str = "sk-test-admin-222222222222";
 
-fn key_of(name: &str) -> String {
+pub(crate) fn key_of(name: &str) -> String {
     format!("sk-test-{name}-0123456789abcdef")
 }
 
 /// A keys file in the original gateway's style (plain keys) plus this router's fields.
-fn write_keys(dir: &Path, extra: &[Value]) -> String {
+pub(crate) fn write_keys(dir: &Path, extra: &[Value]) -> String {
     let mut entries = vec![
         json!({"key_plain": DEV, "key_id": "dev", "policy_name": "developer", "is_active": true,
                "expires_at": null, "created_at": 1718000000, "metadata": {}}),

@@ -28,8 +28,10 @@ fn python_clients_available() -> Result<(), String> {
     }
 }
 
-/// Runs the client script against `router`; returns its output, panicking on any failed check.
-async fn run_clients(r: &Router, text: &str, models: &str, extra: &[&str]) -> String {
+/// Runs `tests/clients/<script>` with `args` (off the runtime: the router runs on this test's
+/// threads); returns its output, panicking with it when the script fails or the client libraries
+/// are missing.
+pub(crate) async fn run_client_script(script: &str, args: Vec<String>) -> String {
     if let Err(e) = python_clients_available() {
         panic!(
             "the Python client libraries are needed: run scripts/test.sh (it builds target/py-venv \
@@ -37,32 +39,26 @@ async fn run_clients(r: &Router, text: &str, models: &str, extra: &[&str]) -> St
              ({e})"
         );
     }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/check_clients.py"
-    );
-    let url = r.url("");
-    let mut args = vec![
-        script.to_string(),
-        url,
-        text.to_string(),
-        models.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    // The router runs on this test's threads: wait for the script off the runtime.
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     let py = python();
-    let out = actix_rt::task::spawn_blocking(move || Command::new(python()).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{py} runs: {e}"));
+    let out = actix_rt::task::spawn_blocking(move || {
+        Command::new(python()).arg(path).args(&args).output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{py} runs: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}");
-    assert!(
-        out.status.success(),
-        "client checks failed:\n{stdout}\n{stderr}"
-    );
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     stdout
+}
+
+/// Runs the client script against `router`; returns its output, panicking on any failed check.
+async fn run_clients(r: &Router, text: &str, models: &str, extra: &[&str]) -> String {
+    let mut args = vec![r.url(""), text.to_string(), models.to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run_client_script("check_clients.py", args).await
 }
 
 /// One fake per provider type, each serving a model named after its type, tool calls enabled.

@@ -4,6 +4,7 @@
 mod common;
 
 mod access;
+mod auth_clients;
 mod batch;
 mod builtin;
 mod chat;
