@@ -133,15 +133,7 @@ async fn a_stream_cut_mid_way_is_continued_by_prefill_and_spliced_once() {
         "the continuation is counted"
     );
     // Both slots are released.
-    for p in ["cut", "spare"] {
-        assert!(
-            eventually(std::time::Duration::from_secs(5), || async {
-                r.in_flight(p).await == 0
-            })
-            .await,
-            "{p}"
-        );
-    }
+    released(&r, &["cut", "spare"]).await;
 }
 
 #[actix_rt::test]
@@ -392,6 +384,19 @@ async fn a_stream_with_no_other_provider_is_continued_by_the_fallback_model() {
     assert_eq!(big.request_count(), 1);
 }
 
+/// Waits until none of `providers` holds a slot.
+async fn released(r: &Router, providers: &[&str]) {
+    for p in providers {
+        assert!(
+            eventually(std::time::Duration::from_secs(5), || async {
+                r.in_flight(p).await == 0
+            })
+            .await,
+            "{p} still holds a slot"
+        );
+    }
+}
+
 /// The text and the `done: true` lines of an Ollama NDJSON stream (`/api/chat` or
 /// `/api/generate`), and whether any line is an error.
 fn read_ndjson(body: &str) -> (String, usize, bool) {
@@ -450,15 +455,7 @@ async fn an_ollama_passthrough_stream_cut_mid_way_is_regenerated_and_spliced_onc
         let line = format!("llm_router_stream_resumes_total{{outcome=\"resumed\"}} {resumed}");
         assert!(scrape(&r).await.contains(&line), "{path}: {line}");
     }
-    for p in ["cut", "spare"] {
-        assert!(
-            eventually(std::time::Duration::from_secs(5), || async {
-                r.in_flight(p).await == 0
-            })
-            .await,
-            "{p}"
-        );
-    }
+    released(&r, &["cut", "spare"]).await;
 }
 
 #[actix_rt::test]
