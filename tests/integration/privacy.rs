@@ -543,6 +543,20 @@ fn privacy_plugin_configuration_errors_are_start_up_errors() {
     }
 }
 
+/// An auditor key pair made by `scripts/audit-keygen.sh` under `dir`: the GnuPG home holding
+/// the secret key, and the public key's path (for `LLM_ROUTER_AUDIT_PUBLIC_KEY`).
+pub(crate) fn audit_keys(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let keys = dir.join("keys");
+    run(std::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/audit-keygen.sh"
+        ))
+        .arg(&keys));
+    let public = keys.join("llm-router-auditor-pub.asc");
+    (keys.join("gnupg"), public.display().to_string())
+}
+
 /// Runs a program, returning its stdout; panics with its stderr when it fails.
 pub(crate) fn run(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -567,18 +581,10 @@ async fn privacy_audit_records_are_encrypted_to_the_operator_key_and_decrypt_wit
     }
     let root = env!("CARGO_MANIFEST_DIR");
     let tmp = tempfile::tempdir().unwrap();
-    let keys = tmp.path().join("keys");
     let out = tmp.path().join("auditor");
-    run(std::process::Command::new("bash")
-        .arg(format!("{root}/scripts/audit-keygen.sh"))
-        .arg(&keys));
-    let gnupg = keys.join("gnupg");
+    let (gnupg, key) = audit_keys(tmp.path());
     let svc = Plugins::start(Mode::Faithful);
     let url = svc.url();
-    let key = keys
-        .join("llm-router-auditor-pub.asc")
-        .display()
-        .to_string();
     let dir = out.display().to_string();
     let (_up, r) = single(
         echo(),

@@ -312,7 +312,7 @@ async fn privacy_response_guardrails_judge_the_restored_answer_and_cover_the_bui
 
 #[actix_rt::test]
 async fn privacy_response_guardrail_verdicts_are_audited_and_decrypt_with_gpg() {
-    use crate::privacy::run;
+    use crate::privacy::{audit_keys, run};
     if std::process::Command::new("gpg")
         .arg("--version")
         .output()
@@ -320,17 +320,9 @@ async fn privacy_response_guardrail_verdicts_are_audited_and_decrypt_with_gpg() 
     {
         panic!("gpg is needed: scripts/test.sh installs gnupg");
     }
-    let root = env!("CARGO_MANIFEST_DIR");
     let tmp = tempfile::tempdir().unwrap();
-    let keys = tmp.path().join("keys");
     let out = tmp.path().join("auditor");
-    run(std::process::Command::new("bash")
-        .arg(format!("{root}/scripts/audit-keygen.sh"))
-        .arg(&keys));
-    let key = keys
-        .join("llm-router-auditor-pub.asc")
-        .display()
-        .to_string();
+    let (gnupg, key) = audit_keys(tmp.path());
     let dir = out.display().to_string();
     let svc = Plugins::start(Mode::Faithful);
     let (_up, r) = guarded(
@@ -365,7 +357,6 @@ async fn privacy_response_guardrail_verdicts_are_audited_and_decrypt_with_gpg() 
         "one record per guardrail check ({checks}): {:?}",
         files()
     );
-    let gnupg = keys.join("gnupg");
     let records: Vec<Value> = files()
         .iter()
         .map(|f| {
