@@ -9,6 +9,8 @@
 #   INSTR_BINS="before=/tmp/old-router after=target/release/llm-router" scripts/bench-instr.sh
 #   INSTR_GUARD=1 scripts/bench-instr.sh                     # CI guard against benches/guard-instr.txt
 #   INSTR_GUARD=1 INSTR_WRITE=1 scripts/bench-instr.sh       # measure and record the guard's ratios
+#   INSTR_ROUTER_ENV="LLM_ROUTER_AUTH_ENABLED=1 ..." INSTR_HEADER="Authorization: Bearer k" \
+#       scripts/bench-instr.sh                               # extra router variables / request header
 #
 # The guard fails when instructions per request of the router, divided by the relay's of the same
 # run, rise more than INSTR_TOLERANCE (25 %) over the ratio recorded for that case.
@@ -27,6 +29,10 @@ BINS=${INSTR_BINS:-router=$BIN/llm-router}
 if [ -n "${INSTR_GUARD:-}" ]; then CASES=${INSTR_CASES:-"json:1 sse:1"}; else CASES=${INSTR_CASES:-"json:1 json:16 sse:1 sse:16"}; fi
 FAKE_PORT=${INSTR_FAKE_PORT:-19131}
 PORT=${INSTR_PORT:-19132}
+# Extra variables for the measured processes (word-split: VAR=value VAR=value) and one request
+# header for every request (scripts/bench-auth.sh measures auth and limits with them).
+read -r -a ROUTER_ENV <<< "${INSTR_ROUTER_ENV:-}"
+HDR=(); [ -z "${INSTR_HEADER:-}" ] || HDR=(--header "$INSTR_HEADER")
 
 work=$(mktemp -d)
 pids=()
@@ -57,17 +63,17 @@ measure() {
     LLM_ROUTER_MODELS_CONFIG="$work/models.json" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
     LLM_ROUTER_SERVER_PORT="$PORT" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
     LLM_ROUTER_PROVIDER_MONITOR_INTERVAL_SECONDS=0 \
-        valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>"$work/vg.log" &
+        env ${ROUTER_ENV[@]+"${ROUTER_ENV[@]}"} valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>"$work/vg.log" &
     local pid=$!
     pids+=("$pid")
     wait_http "$PORT"
     local stream=""; [ "$mode" = sse ] && stream="--stream"
     "$BIN/llm-bench" --url "http://127.0.0.1:$PORT/v1/chat/completions" --concurrency "$conc" \
-        --duration 2 --warmup 0 $stream >/dev/null
+        --duration 2 --warmup 0 $stream ${HDR[@]+"${HDR[@]}"} >/dev/null
     callgrind_control -z "$pid" >/dev/null 2>&1
     local res
     res=$("$BIN/llm-bench" --url "http://127.0.0.1:$PORT/v1/chat/completions" --concurrency "$conc" \
-        --duration "$DUR" --warmup 0 $stream)
+        --duration "$DUR" --warmup 0 $stream ${HDR[@]+"${HDR[@]}"})
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill "$pid"; wait "$pid" 2>/dev/null || true
     python3 - "$out.1" "$res" "$name" "$mode" "$conc" <<'PY'

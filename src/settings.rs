@@ -74,7 +74,7 @@ pub const VARS: &[(&str, &str, &str)] = &[
     (
         "LLM_ROUTER_HEDGE_AFTER_MS",
         "",
-        "ms without a first byte before a request is also sent to a second provider; auto = twice the provider's TTFT average (a p95 stand-in); empty = off (a model's hedge_after_ms wins)",
+        "ms without a first byte before a request is also sent to a second provider; auto = the provider's p95 TTFT of the last 5 min (twice its TTFT average until 20 calls); empty = off (a model's hedge_after_ms wins)",
     ),
     (
         "LLM_ROUTER_HEDGE_MAX_FRACTION",

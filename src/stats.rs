@@ -9,6 +9,7 @@
 //! (`telemetry::Metrics::observe_call`) and by the usage counter ([`crate::usage`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -147,7 +148,40 @@ fn percentiles(h: &[u64; BINS]) -> Option<[f64; 3]> {
     Some([at(0.50), at(0.95), at(0.99)])
 }
 
+/// The `q` quantile of the TTFT histograms of the slots of the last five minutes at `now`, and
+/// how many calls they hold.
+fn ttft_quantile(slots: &[Slot], now: u64, q: f64) -> Option<(f64, u64)> {
+    let epoch = now / SLOT_SECS;
+    let mut h = [0u64; BINS];
+    for s in slots {
+        if s.epoch > epoch || epoch - s.epoch >= SLOTS as u64 {
+            continue;
+        }
+        for (a, b) in h.iter_mut().zip(s.ttft) {
+            *a += u64::from(b);
+        }
+    }
+    let n: u64 = h.iter().sum();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((q * n as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (b, c) in h.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return Some((bin_value(b), n));
+        }
+    }
+    Some((bin_value(BINS - 1), n))
+}
+
 impl Ring {
+    /// The p95 TTFT of the last five minutes at `now` (ms) and its number of calls.
+    pub fn ttft_p95(&self, now: u64) -> Option<(f64, u64)> {
+        ttft_quantile(&self.slots[..], now, 0.95)
+    }
+
     fn slot(&mut self, now: u64) -> &mut Slot {
         let epoch = now / SLOT_SECS;
         let s = &mut self.slots[(epoch % SLOTS as u64) as usize];
@@ -282,7 +316,13 @@ pub struct ProviderStats {
     pub model: Arc<str>,
     origin: Instant,
     ring: Mutex<Ring>,
+    /// The last p95 [`ProviderStats::ttft_p95`] found: `second << 32 | ms` (`u64::MAX`: none),
+    /// so a hedge decision costs one atomic load within a second.
+    p95_cache: AtomicU64,
 }
+
+/// Calls a p95 needs before it is trusted (fewer: no p95).
+pub const P95_MIN_CALLS: u64 = 20;
 
 impl ProviderStats {
     fn now(&self) -> u64 {
@@ -295,6 +335,26 @@ impl ProviderStats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .tokens(now, u);
+    }
+
+    /// The p95 TTFT over the last five minutes, once at least [`P95_MIN_CALLS`] calls measured
+    /// one. A p95 is worked out at most once a second; "too few calls" is not kept (a provider
+    /// with so little traffic costs nothing to ask again, and its p95 counts from its 20th call).
+    pub fn ttft_p95(&self) -> Option<Duration> {
+        let now = self.now();
+        let cached = self.p95_cache.load(Relaxed);
+        if cached != u64::MAX && cached >> 32 == now {
+            return Some(Duration::from_millis(cached & u64::from(u32::MAX)));
+        }
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let (v, n) = ring.ttft_p95(now)?;
+        drop(ring);
+        if n < P95_MIN_CALLS {
+            return None;
+        }
+        let ms = v.round().min(f64::from(u32::MAX - 1)) as u64;
+        self.p95_cache.store(now << 32 | ms, Relaxed);
+        Some(Duration::from_millis(ms))
     }
 
     pub fn window(&self) -> Window {
@@ -341,6 +401,7 @@ impl Stats {
                     model: model.into(),
                     origin: self.origin,
                     ring: Mutex::new(Ring::default()),
+                    p95_cache: AtomicU64::new(u64::MAX),
                 })
             })
             .clone()
@@ -366,6 +427,12 @@ impl Stats {
             latency,
             lease.ttft(),
         );
+    }
+
+    /// `provider`'s p95 TTFT (see [`ProviderStats::ttft_p95`]); `None` before it has served
+    /// enough calls.
+    pub fn ttft_p95(&self, provider: &str) -> Option<Duration> {
+        self.get(provider)?.ttft_p95()
     }
 }
 
@@ -452,6 +519,60 @@ mod tests {
         assert_eq!((s.tokens_in, s.tokens_out), (30, 12));
         assert_eq!(s.totals.requests, 103);
         assert_eq!(s.totals.errors, 3);
+    }
+
+    #[test]
+    fn the_ttft_p95_follows_the_window_and_waits_for_enough_calls() {
+        let mut r = Ring::default();
+        // 94 fast first tokens and 6 slow ones: the p95 is a slow one.
+        for i in 0..100 {
+            let t = if i < 94 { 100 } else { 1000 };
+            r.call(5, OK, ms(t + 50), Some(ms(t)));
+        }
+        let (p95, n) = r.ttft_p95(9).unwrap();
+        assert_eq!(n, 100);
+        assert!((880.0..=1120.0).contains(&p95), "{p95}");
+        // The same as the summary's p95, which reads the same histograms.
+        assert_eq!(p95, r.summary(9).ttft_ms.unwrap()[1]);
+        // 200 more fast ones: the slow six are now under 5 %.
+        for _ in 0..200 {
+            r.call(6, OK, ms(150), Some(ms(100)));
+        }
+        let (p95, _) = r.ttft_p95(9).unwrap();
+        assert!((88.0..=112.0).contains(&p95), "{p95}");
+        // Five minutes on, nothing measured is left.
+        assert_eq!(r.ttft_p95(5 + 300), None);
+
+        let p = ProviderStats {
+            provider: "p".into(),
+            model: "m".into(),
+            origin: Instant::now(),
+            ring: Mutex::new(Ring::default()),
+            p95_cache: AtomicU64::new(u64::MAX),
+        };
+        for _ in 0..P95_MIN_CALLS - 1 {
+            p.ring.lock().unwrap().call(0, OK, ms(60), Some(ms(40)));
+        }
+        assert_eq!(p.ttft_p95(), None, "too few calls to trust a p95");
+        // The 20th call counts at once ("too few" is not kept) ...
+        p.ring.lock().unwrap().call(0, OK, ms(60), Some(ms(40)));
+        let first = p.ttft_p95().expect("20 calls give a p95");
+        assert!((35..=45).contains(&first.as_millis()), "{first:?}");
+        // ... and a p95 found stands for the rest of its second.
+        for _ in 0..100 {
+            p.ring.lock().unwrap().call(0, OK, ms(600), Some(ms(400)));
+        }
+        let got = p.ttft_p95();
+        assert!(
+            got == Some(first) || p.origin.elapsed().as_secs() > 0,
+            "{got:?} within the second of {first:?}"
+        );
+        let start = Instant::now();
+        while p.origin.elapsed().as_secs() == 0 && start.elapsed() < Duration::from_secs(2) {
+            std::thread::yield_now();
+        }
+        let next = p.ttft_p95().unwrap();
+        assert!((350..=450).contains(&next.as_millis()), "{next:?}");
     }
 
     #[test]

@@ -394,9 +394,10 @@ impl HedgeBudget {
 static HEDGES: HedgeBudget = HedgeBudget::new();
 
 /// How long to wait for provider `lease`'s first byte before hedging, if hedging is on for
-/// `model`: the model's `hedge_after_ms`, else `LLM_ROUTER_HEDGE_AFTER_MS`. `auto` is twice the
-/// provider's peak-sensitive TTFT average (the registry keeps no quantiles; for the skewed
-/// distributions of TTFT twice the peak-EWMA sits near the p95) — none until it has measured one.
+/// `model`: the model's `hedge_after_ms`, else `LLM_ROUTER_HEDGE_AFTER_MS`. `auto` is the
+/// provider's p95 TTFT over the last five minutes (`/router/stats`' histograms) once it has
+/// [`crate::stats::P95_MIN_CALLS`] calls there; before that twice its peak-sensitive TTFT average,
+/// and no hedging before it has measured one.
 fn hedge_delay(state: &AppState, model: &str, lease: &Lease) -> Option<Duration> {
     let s = &state.settings;
     let cfg = s.models.model(model)?;
@@ -407,13 +408,16 @@ fn hedge_delay(state: &AppState, model: &str, lease: &Lease) -> Option<Duration>
     let h = cfg.hedge_after.or(s.hedge_after)?;
     match h {
         HedgeAfter::Fixed(d) => Some(d),
-        HedgeAfter::Auto => lease.snapshot().ttft().map(|t| t * 2),
+        HedgeAfter::Auto => state
+            .metrics
+            .as_ref()
+            .and_then(|m| m.stats.ttft_p95(&lease.provider().id))
+            .or_else(|| lease.snapshot().ttft().map(|t| t * 2)),
     }
 }
 
-/// Records a hedge's outcome (`first_won`, `hedge_won`, `both_failed`, `capped`, `no_provider`).
-/// The metric `llm_router_hedges_total{outcome}` belongs in `telemetry::Metrics` (not this
-/// module's to change); until it is there the outcome is logged.
+/// Records a hedge's outcome (`first_won`, `hedge_won`, `both_failed`, `capped`, `no_provider`)
+/// in `llm_router_hedges_total{outcome}` and the log.
 fn count_hedge(metrics: Option<&crate::telemetry::Metrics>, outcome: &'static str) {
     tracing::info!(outcome, "hedge");
     if let Some(m) = metrics.filter(|m| m.exposed()) {

@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use llm_router_actors::access::{RateLimiter, SharedLimits};
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -661,48 +660,6 @@ async fn access_redis_lost_falls_back_to_local_windows_and_says_so() {
     );
     // Redis restarted empty: its window holds nothing yet.
     assert_eq!(chat().await.status, 200);
-}
-
-#[actix_rt::test]
-async fn access_shared_limiter_counts_tokens_in_redis_across_handles() {
-    let redis = RedisServer::start();
-    let opts = SharedLimits {
-        addr: llm_router_actors::store::RedisAddr {
-            host: "127.0.0.1".into(),
-            port: redis.port,
-            db: 0,
-            password: Default::default(),
-        },
-        prefix: "tok:".into(),
-        timeout: Duration::from_millis(500),
-    };
-    let (a, b) = (
-        RateLimiter::new(Some(opts.clone())),
-        RateLimiter::new(Some(opts)),
-    );
-    a.start();
-    b.start();
-    for l in [&a, &b] {
-        assert!(eventually(Duration::from_secs(5), || async { l.health().is_up() }).await);
-    }
-    let d = a.admit("k", 100, Some(1000)).await;
-    assert!(d.allowed && d.tokens_used == 0);
-    a.record_tokens("k", 600);
-    b.record_tokens("k", 500);
-    assert!(
-        eventually(Duration::from_secs(2), || async {
-            b.admit("k", 100, Some(2000)).await.tokens_used == 1100
-        })
-        .await
-    );
-    let d = a.admit("k", 100, Some(1000)).await;
-    assert!(!d.allowed);
-    assert_eq!(
-        d.refused.unwrap().0,
-        llm_router_actors::access::Limit::Tokens
-    );
-    assert!((59..=60).contains(&d.refused.unwrap().1), "{:?}", d.refused);
-    assert_eq!(a.health().fallbacks() + b.health().fallbacks(), 0);
 }
 
 /// Runs `llm-router keys …` with these variables; returns (exit code, stdout, stderr).

@@ -17,6 +17,7 @@ mod discovery;
 mod errors;
 mod fastapi;
 mod lease;
+mod limits;
 mod observability;
 mod ops;
 mod plugins;

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::common::*;
-use crate::resume::{answer, post_text, read_openai, typed};
+use crate::resume::{answer, read_openai, typed};
 
 pub(crate) fn tiered(id: &str, up: &FakeUpstream, priority: u32) -> Value {
     let mut p = provider(id, up);
@@ -510,6 +510,64 @@ async fn a_slow_first_token_is_hedged_and_the_loser_cancelled_and_released() {
     );
 }
 
+/// `hedge_after_ms: "auto"`: nothing is hedged before the provider has a measurement; once its
+/// p95 TTFT is known (tens of ms here), a first token that takes a second is hedged at about that.
+#[actix_rt::test]
+async fn auto_hedging_waits_for_a_measurement_then_hedges_at_the_measured_ttft() {
+    let ms = std::time::Duration::from_millis;
+    let cfg = |latency| FakeConfig {
+        latency,
+        ..Default::default()
+    };
+    let a = FakeUpstream::start(cfg(ms(300)));
+    let b = FakeUpstream::start(FakeConfig::default());
+    let mut model = json!({"providers": [tiered("a", &a, 0), tiered("b", &b, 1)],
+                           "providers_sleep": []});
+    model["hedge_after_ms"] = json!("auto");
+    let r = Router::start(
+        &config(vec![("m", model)]),
+        &[
+            ("LLM_ROUTER_USE_PROMETHEUS", "1"),
+            ("LLM_ROUTER_HEDGE_MAX_FRACTION", "1"),
+        ],
+    );
+    let timed = |r: &Router| {
+        let r = r.url("/v1/chat/completions");
+        async move {
+            let started = std::time::Instant::now();
+            let mut res = client()
+                .post(r)
+                .send_json(&chat_body("m", true))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+            assert_eq!(read_openai(&body).text, answer(4), "{body}");
+            (served_by(&res), started.elapsed())
+        }
+    };
+    // Unmeasured: a's slow first token is waited for.
+    let (by, took) = timed(&r).await;
+    assert_eq!(by, "a");
+    assert!(took >= ms(300), "{took:?}");
+    // Fast for a while: 30 answers measure it.
+    a.set_config(cfg(ms(10)));
+    for _ in 0..30 {
+        timed(&r).await;
+    }
+    // Now a first token a second away is hedged at a's measured TTFT, long before the second.
+    a.set_config(cfg(ms(1000)));
+    let (by, took) = timed(&r).await;
+    assert_eq!(by, "b");
+    assert!(took < ms(500), "{took:?}");
+    assert!(
+        scrape(&r)
+            .await
+            .contains("llm_router_hedges_total{outcome=\"hedge_won\"}"),
+        "the hedge is counted"
+    );
+}
+
 /// The router's Prometheus exposition.
 pub(crate) async fn scrape(r: &Router) -> String {
     let mut res = client().get(r.url("/metrics")).send().await.unwrap();
@@ -546,7 +604,8 @@ async fn a_first_byte_before_the_hedge_delay_is_not_hedged_and_bad_values_are_re
 
 /// Several providers with different faults under concurrent mixed traffic (streams and not,
 /// passthrough and converted): every request gets the complete answer — each met at most one
-/// fault per provider, and another provider rescued it — within its bound, and no slot leaks.
+/// fault per provider, and another provider rescued it — within its bound, no slot leaks, and the
+/// router's memory stays flat. The router is its own process (the binary), so its RSS is its own.
 #[actix_rt::test]
 async fn a_fault_mix_under_concurrent_load_is_rescued_without_leaking_slots() {
     let chunks = 5;
@@ -579,14 +638,21 @@ async fn a_fault_mix_under_concurrent_load_is_rescued_without_leaking_slots() {
         .iter()
         .map(|(id, up)| typed(id, up, "vllm", 0))
         .collect();
-    let r = Router::start(
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port) = crate::process::spawn_with_config(
         &models_config(&[("m", providers)]),
-        &[("LLM_ROUTER_EXTERNAL_TIMEOUT", "0.5")],
+        dir.path(),
+        &[
+            ("LLM_ROUTER_EXTERNAL_TIMEOUT", "0.5"),
+            ("LLM_ROUTER_SERVER_WORKERS_COUNT", "2"),
+            ("LLM_ROUTER_LOG_LEVEL", "ERROR"),
+        ],
     );
+    let base = format!("http://127.0.0.1:{port}");
     let want = answer(chunks);
     let bound = std::time::Duration::from_secs(5);
     let one = |i: usize| {
-        let (r, want) = (&r, want.clone());
+        let (base, want) = (&base, want.clone());
         async move {
             let stream = !i.is_multiple_of(3);
             let ollama = i.is_multiple_of(4);
@@ -596,7 +662,14 @@ async fn a_fault_mix_under_concurrent_load_is_rescued_without_leaking_slots() {
                 "/v1/chat/completions"
             };
             let started = std::time::Instant::now();
-            let (status, body) = post_text(r, path, &chat_body("m", stream)).await;
+            let mut res = client()
+                .post(format!("{base}{path}"))
+                .send_json(&chat_body("m", stream))
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body = res.body().limit(1 << 20).await.unwrap();
+            let body = String::from_utf8(body.to_vec()).unwrap();
             let took = started.elapsed();
             let text = match (ollama, stream) {
                 (false, true) => {
@@ -631,8 +704,12 @@ async fn a_fault_mix_under_concurrent_load_is_rescued_without_leaking_slots() {
     };
     let started = std::time::Instant::now();
     let mut failures = Vec::new();
-    let total = 240;
+    let (total, warm_waves) = (1200, 5);
+    let mut rss = Vec::new();
     for wave in 0..total / 24 {
+        if wave == warm_waves {
+            rss.push(rss_kib(child.id()));
+        }
         let results = futures_util::future::join_all((0..24).map(|k| one(wave * 24 + k))).await;
         failures.extend(
             results
@@ -648,15 +725,55 @@ async fn a_fault_mix_under_concurrent_load_is_rescued_without_leaking_slots() {
         failures.join("\n")
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(120));
+    rss.push(rss_kib(child.id()));
     // Every faulty provider was met (so the rescues above were real), and no slot leaked.
     for (id, up) in &ups {
         assert!(up.request_count() > 0, "{id} was never asked");
         assert!(
             eventually(std::time::Duration::from_secs(5), || async {
-                r.in_flight(id).await == 0
+                in_flight(&base, id).await == Some(0)
             })
             .await,
             "{id} holds a slot"
         );
     }
+    // Memory: what the warm router holds after 120 requests is what it holds after 1200 (a leak
+    // of a body, a stream's buffers or a lease per request would add megabytes).
+    let (warm, end) = (rss[0], rss[1]);
+    eprintln!(
+        "router RSS: {warm} KiB after {} requests, {end} KiB after {total}",
+        warm_waves * 24
+    );
+    assert!(
+        end <= warm + FLAT_RSS_KIB,
+        "RSS grew from {warm} KiB (after {} requests) to {end} KiB (after {total})",
+        warm_waves * 24
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Growth of a warm router's RSS over a run that still counts as flat.
+const FLAT_RSS_KIB: u64 = 2048;
+
+/// `VmRSS` of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Provider `id`'s requests in flight, from the router's `/health`.
+async fn in_flight(base: &str, id: &str) -> Option<u64> {
+    let mut res = client().get(format!("{base}/health")).send().await.ok()?;
+    let h: Value = res.json().limit(1 << 20).await.ok()?;
+    h["models"]
+        .as_array()?
+        .iter()
+        .flat_map(|m| m["providers"].as_array().into_iter().flatten())
+        .find(|p| p["id"] == id)?["in_flight"]
+        .as_u64()
 }

@@ -4,13 +4,19 @@
 //! - `rl:req:{key_id}` — sorted set, one member per admitted request, score = Redis' `TIME` in
 //!   ms (replicas' clocks don't matter). [`ADMIT`] drops members older than 60 s, checks the
 //!   token window, then counts and adds — one atomic script, so N replicas admit exactly `rpm`.
-//! - `rl:tok:{key_id}` — sorted set, one member `"{tokens}:{nonce}"` per answer, same scores.
+//! - `rl:tok:{key_id}` — sorted set, one member `"{tokens}:{nonce}"` per answer, same scores;
+//! - `rl:tsum:{key_id}` — the sum of the tokens in `rl:tok` (a counter), so no script walks
+//!   the whole token window: whoever drops expired members (an admission with `tpm`, or the next
+//!   answer's [`TOKENS`]) subtracts theirs. Each admission or answer costs O(log n + expired)
+//!   whatever the window holds; only a refusal for tokens walks the window (to say when enough
+//!   will have left), at most to the entry that frees it.
 //!
-//! Both expire 60 s after their last write. [`RateLimiter::usage`] (for `/router/rate-limits`)
-//! reads them with a read-only script (`USAGE`): counts and sums inside the window on Redis'
-//! clock, and when the oldest entry leaves it. When a Redis call fails the limiter answers from its
-//! local windows, logs the switch once, counts every such answer (`fallbacks`) and shows
-//! `shared_up = false`; a probe every second switches back when Redis answers again.
+//! All three expire 60 s after their last write (the two token keys together, so they leave
+//! together; a sum found without its set is reset). [`RateLimiter::usage`] (for
+//! `/router/rate-limits`) reads them with a read-only script (`USAGE`) on Redis' clock. When a
+//! Redis call fails the limiter answers from its local windows, logs the switch once, counts
+//! every such answer (`fallbacks`) and shows `shared_up = false`; a probe every second switches
+//! back when Redis answers again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -22,25 +28,54 @@ use redis::Script;
 
 use super::window::{retry_secs, Decision, KeyWindows, Limit, SPAN};
 
+/// Lua shared by the scripts that drop expired token entries: `prune(tok, tsum, cut)` removes
+/// the members of `tok` scored at or before `cut`, subtracts them from `tsum` and returns the
+/// sum left (0, with `tsum` deleted, when the set is empty).
+const PRUNE: &str = r#"
+local function prune(tok, tsum, cut)
+  local old = redis.call('ZRANGEBYSCORE', tok, '-inf', cut)
+  if #old > 0 then
+    local gone = 0
+    for i = 1, #old do
+      gone = gone + tonumber(string.match(old[i], '^(%d+)'))
+    end
+    redis.call('ZREMRANGEBYSCORE', tok, '-inf', cut)
+    redis.call('DECRBY', tsum, gone)
+  end
+  if redis.call('ZCARD', tok) == 0 then
+    redis.call('DEL', tsum)
+    return 0
+  end
+  return tonumber(redis.call('GET', tsum) or '0')
+end
+"#;
+
+/// KEYS: req, tok, tsum. ARGV: rpm, tpm (0 = none), nonce, span ms.
+/// Returns {allowed, wait ms, remaining, tokens used, refused for tokens}.
 const ADMIT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local span = tonumber(ARGV[4])
 local rpm = tonumber(ARGV[1])
 local tpm = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - span)
-local items = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
 local used = 0
-for i = 1, #items, 2 do
-  used = used + tonumber(string.match(items[i], '^(%d+)'))
-end
-if tpm > 0 and used >= tpm then
-  local left = used
-  for i = 1, #items, 2 do
-    left = left - tonumber(string.match(items[i], '^(%d+)'))
-    if left < tpm then
-      return {0, tonumber(items[i + 1]) + span - now, 0, used, 1}
+if tpm > 0 then
+  used = prune(KEYS[2], KEYS[3], now - span)
+  if used >= tpm then
+    local left = used
+    local from = 0
+    while true do
+      local items = redis.call('ZRANGE', KEYS[2], from, from + 63, 'WITHSCORES')
+      if #items == 0 then break end
+      for i = 1, #items, 2 do
+        left = left - tonumber(string.match(items[i], '^(%d+)'))
+        if left < tpm then
+          return {0, tonumber(items[i + 1]) + span - now, 0, used, 1}
+        end
+      end
+      from = from + 64
     end
+    return {0, span, 0, used, 1}
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
@@ -55,31 +90,43 @@ redis.call('PEXPIRE', KEYS[1], span)
 return {1, 0, rpm - count - 1, used, 0}
 "#;
 
+/// KEYS: tok, tsum. ARGV: member `"{tokens}:{nonce}"`, tokens, span ms.
 const TOKENS: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local span = tonumber(ARGV[3])
+prune(KEYS[1], KEYS[2], now - span)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+redis.call('INCRBY', KEYS[2], tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], span)
+redis.call('PEXPIRE', KEYS[2], span)
 return 1
 "#;
 
+/// Read-only. KEYS: req, tok, tsum. ARGV: span ms. Returns {requests, tokens, oldest leaves ms}.
 const USAGE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local span = tonumber(ARGV[1])
-local reqs = redis.call('ZRANGEBYSCORE', KEYS[1], now - span, '+inf', 'WITHSCORES')
-local toks = redis.call('ZRANGEBYSCORE', KEYS[2], now - span, '+inf', 'WITHSCORES')
+local cut = now - span
+local reqs = redis.call('ZCOUNT', KEYS[1], '(' .. cut, '+inf')
 local used = 0
-for i = 1, #toks, 2 do
-  used = used + tonumber(string.match(toks[i], '^(%d+)'))
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  used = tonumber(redis.call('GET', KEYS[3]) or '0')
+  local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cut)
+  for i = 1, #old do
+    used = used - tonumber(string.match(old[i], '^(%d+)'))
+  end
 end
 local oldest = -1
-if #reqs > 0 then oldest = tonumber(reqs[2]) + span - now end
-if #toks > 0 then
-  local o = tonumber(toks[2]) + span - now
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cut, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #r > 0 then oldest = tonumber(r[2]) + span - now end
+local k = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cut, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #k > 0 then
+  local o = tonumber(k[2]) + span - now
   if oldest < 0 or o < oldest then oldest = o end
 end
-return {#reqs / 2, used, oldest}
+return {reqs, used, oldest}
 "#;
 
 /// A key's windows as the status route shows them.
@@ -160,8 +207,8 @@ impl RateLimiter {
             shared: shared.map(|opts| Shared {
                 opts,
                 conn: RwLock::new(None),
-                admit: Script::new(ADMIT),
-                tokens: Script::new(TOKENS),
+                admit: Script::new(&format!("{PRUNE}{ADMIT}")),
+                tokens: Script::new(&format!("{PRUNE}{TOKENS}")),
                 usage: Script::new(USAGE),
                 replica,
                 nonce: AtomicU64::new(0),
@@ -282,6 +329,7 @@ impl RateLimiter {
             .admit
             .key(self.key(sh, "req", key_id))
             .key(self.key(sh, "tok", key_id))
+            .key(self.key(sh, "tsum", key_id))
             .arg(rpm)
             .arg(tpm.unwrap_or(0))
             .arg(Self::nonce(sh))
@@ -319,6 +367,7 @@ impl RateLimiter {
             if self.health.is_up() {
                 if let Some(mut conn) = sh.conn.read().ok().and_then(|c| c.clone()) {
                     let key = self.key(sh, "tok", key_id);
+                    let sum = self.key(sh, "tsum", key_id);
                     let member = format!("{n}:{}", Self::nonce(sh));
                     let me = self.clone();
                     let key_id = key_id.to_string();
@@ -327,7 +376,9 @@ impl RateLimiter {
                         let r: redis::RedisResult<i64> = sh
                             .tokens
                             .key(key)
+                            .key(sum)
                             .arg(member)
+                            .arg(n)
                             .arg(SPAN.as_millis() as u64)
                             .invoke_async(&mut conn)
                             .await;
@@ -360,6 +411,7 @@ impl RateLimiter {
                         .usage
                         .key(self.key(sh, "req", key_id))
                         .key(self.key(sh, "tok", key_id))
+                        .key(self.key(sh, "tsum", key_id))
                         .arg(SPAN.as_millis() as u64)
                         .invoke_async(&mut conn)
                         .await;

@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 const USAGE: &str =
     "llm-bench --url URL [--concurrency 64] [--duration 10] [--warmup 1] [--stream] \
 [--model fake-model] [--max-tokens N] [--dialect openai|ollama|anthropic] [--cpu-pid PID] \
-[--clk-tck 100]
+[--clk-tck 100] [--header 'Name: value']...
 (prints one JSON line; with LLM_BENCH_SPREAD=1 also p1..p99 of latency on stderr)";
 
 /// How long after the end requests still in flight are waited for; then they count as errors.
@@ -83,6 +83,7 @@ fn main() {
     let mut max_tokens: Option<u64> = None;
     let mut dialect = "openai".to_string();
     let (mut cpu_pid, mut clk_tck): (Option<u32>, f64) = (None, 100.0);
+    let mut extra_headers = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -111,6 +112,9 @@ fn main() {
                     "--dialect" => dialect = v,
                     "--cpu-pid" => cpu_pid = Some(num("--cpu-pid") as u32),
                     "--clk-tck" => clk_tck = num("--clk-tck"),
+                    "--header" => {
+                        extra_headers.push_str(&header_line(&v).unwrap_or_else(|e| fail(&e)))
+                    }
                     _ => fail(&format!("unknown flag {flag}")),
                 }
             }
@@ -148,7 +152,7 @@ fn main() {
     let body = body.to_string();
     let request = format!(
         "POST {path} HTTP/1.1\r\nhost: {authority}\r\nuser-agent: llm-bench\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+         content-type: application/json\r\n{extra_headers}content-length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes();
@@ -191,6 +195,22 @@ fn main() {
     });
     let stats = stats.take();
     report(&stats, dur, conc, stream, cpu, clk_tck);
+}
+
+/// `Name: value` as one request-head line (`name: value\r\n`), or why it can't be one.
+fn header_line(arg: &str) -> Result<String, String> {
+    let (name, value) = arg
+        .split_once(':')
+        .ok_or_else(|| format!("--header {arg:?}: expected 'Name: value'"))?;
+    let (name, value) = (name.trim(), value.trim());
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("--header {arg:?}: {name:?} is not a header name"));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(format!("--header {arg:?}: control characters in the value"));
+    }
+    Ok(format!("{name}: {value}\r\n"))
 }
 
 fn fail(why: &str) -> ! {
@@ -453,5 +473,18 @@ mod tests {
             "4242 (llm router (x)) S 1 4242 4242 0 -1 4194560 900 0 0 0 157 43 0 0 20 0 9 0 1";
         assert_eq!(stat_ticks(line), Some(200));
         assert_eq!(stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn header_flags_become_head_lines_and_bad_ones_are_refused() {
+        assert_eq!(
+            header_line("Authorization: Bearer sk-1").unwrap(),
+            "Authorization: Bearer sk-1\r\n"
+        );
+        assert_eq!(header_line("x-api-key:k").unwrap(), "x-api-key: k\r\n");
+        assert!(header_line("no colon").is_err());
+        assert!(header_line(": empty name").is_err());
+        assert!(header_line("bad name: v").is_err());
+        assert!(header_line("x: a\r\nHost: evil").is_err());
     }
 }
