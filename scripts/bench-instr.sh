@@ -11,6 +11,7 @@
 #   INSTR_GUARD=1 INSTR_WRITE=1 scripts/bench-instr.sh       # measure and record the guard's ratios
 #   INSTR_ROUTER_ENV="LLM_ROUTER_AUTH_ENABLED=1 ..." INSTR_HEADER="Authorization: Bearer k" \
 #       scripts/bench-instr.sh                               # extra router variables / request header
+#   INSTR_PROVIDERS=2 INSTR_ROUTER_ENV=LLM_ROUTER_HEDGE_AFTER_MS=5000 scripts/bench-instr.sh  # hedging armed
 #
 # The guard fails when instructions per request of the router, divided by the relay's of the same
 # run, rise more than INSTR_TOLERANCE (25 %) over the ratio recorded for that case.
@@ -50,9 +51,11 @@ wait_http() { # port
 "$BIN/fake-llm" --port "$FAKE_PORT" --chunks 16 --workers 1 >/dev/null 2>&1 &
 pids+=($!)
 wait_http "$FAKE_PORT"
+# INSTR_PROVIDERS (default 1) providers of the model, all the same fake (hedging needs two).
+providers=$(python3 -c 'import json,sys; print(json.dumps([{"id": f"fake-{i}", "api_host": sys.argv[1], "api_type": "vllm", "model_path": ""} for i in range(1, int(sys.argv[2]) + 1)]))' \
+    "http://127.0.0.1:$FAKE_PORT" "${INSTR_PROVIDERS:-1}")
 cat > "$work/models.json" <<JSON
-{"bench": {"fake-model": {"providers": [
-   {"id": "fake-1", "api_host": "http://127.0.0.1:$FAKE_PORT", "api_type": "vllm", "model_path": ""}]}},
+{"bench": {"fake-model": {"providers": $providers}},
  "active_models": {"bench": ["fake-model"]}}
 JSON
 
