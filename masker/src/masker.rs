@@ -273,6 +273,8 @@ mod differential {
             include_str!("../testdata/pl_pii.txt"),
             include_str!("../testdata/en_clean.txt"),
             include_str!("../testdata/en_pii.txt"),
+            include_str!("../testdata/pl_mixed.txt"),
+            include_str!("../testdata/en_mixed.txt"),
         ];
         let mut out = Vec::new();
         for t in base {
