@@ -80,6 +80,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 mod json;
 mod masker;
 mod restore;
