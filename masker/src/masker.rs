@@ -1,7 +1,9 @@
 //! [`FastMasker`]: the compiled rule table and the masking pass over one text.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
+use regex_automata::hybrid::dfa::Cache;
 use regex_automata::meta::Regex;
 use regex_automata::{Anchored, Input, PatternID, PatternSet};
 
@@ -14,7 +16,10 @@ use crate::session::{placeholder_len, MaskSession};
 /// [`MaskSession`] passed in.
 pub struct FastMasker {
     rules: Vec<Rule>,
-    combined: Regex,
+    combined: rules::Combined,
+    /// Lazy-DFA caches of `combined`, one taken per `find` (so one per thread
+    /// masking at the same time), returned when it ends.
+    caches: Mutex<Vec<Cache>>,
     every: Regex,
     currency_after: Regex,
 }
@@ -39,6 +44,7 @@ impl FastMasker {
         FastMasker {
             rules: c.rules,
             combined: c.combined,
+            caches: Mutex::new(Vec::new()),
             every: c.every,
             currency_after: c.currency_after,
         }
@@ -84,6 +90,7 @@ impl FastMasker {
         let mut windows = Vec::new();
         scan::windows(text, &lit, &mut windows);
         let mut spans = Vec::new();
+        let mut cache = self.take_cache();
         for &(ws, we) in &windows {
             // trigger searches stop at the window's end
             let mut trig = scan::Triggers::new(&b[..we]);
@@ -109,21 +116,23 @@ impl FastMasker {
                 }
                 let cap = we.min(i + MAX_SPAN);
                 let input = Input::new(text).range(i..cap).anchored(Anchored::Yes);
-                let Some(mut m) = self.combined.search(&input) else {
+                let Some((pid, mut end)) = self.combined_at(&mut cache, &input) else {
                     i = skip(text, i);
                     continue;
                 };
-                let pid = m.pattern().as_usize();
-                if m.end() == cap && cap < we && self.rules[pid - 1].kind == rules::Kind::Url {
+                if end == cap && cap < we && self.rules[pid - 1].kind == rules::Kind::Url {
                     // a URL longer than the cap: take all of it
                     let full = Input::new(text).range(i..we).anchored(Anchored::Yes);
-                    m = self.rules[pid - 1].re.search(&full).unwrap_or(m);
+                    end = self.rules[pid - 1]
+                        .re
+                        .search(&full)
+                        .map_or(end, |m| m.end());
                 }
                 if pid == 0 {
-                    i = m.end(); // a placeholder already in the text
+                    i = end; // a placeholder already in the text
                     continue;
                 }
-                match self.best_at(text, i, we, pid - 1, m.end(), later) {
+                match self.best_at(text, i, we, pid - 1, end, later) {
                     Some(h) => {
                         spans.push(h.main);
                         spans.extend(h.extra);
@@ -133,7 +142,27 @@ impl FastMasker {
                 }
             }
         }
+        self.caches.lock().expect("cache pool").push(cache);
         spans
+    }
+
+    fn take_cache(&self) -> Cache {
+        let kept = self.caches.lock().expect("cache pool").pop();
+        kept.unwrap_or_else(|| self.combined.dfa.create_cache())
+    }
+
+    /// The pattern (0: placeholder, k: rule k − 1) and end of the combined
+    /// leftmost-first match for the anchored `input`, if any.
+    fn combined_at(&self, cache: &mut Cache, input: &Input) -> Option<(usize, usize)> {
+        match self.combined.dfa.try_search_fwd(cache, input) {
+            Ok(m) => m.map(|m| (m.pattern().as_usize(), m.offset())),
+            // the lazy DFA gave up (its cache thrashes): the PikeVM has no limit
+            Err(_) => {
+                let pv = &self.combined.pikevm;
+                let m = pv.find(&mut pv.create_cache(), input.clone())?;
+                Some((m.pattern().as_usize(), m.end()))
+            }
+        }
     }
 
     /// The first rule from `first` on whose match at `s` passes its checks.

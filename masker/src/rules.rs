@@ -6,7 +6,9 @@
 //! (checksums, ranges; `accept.rs`). A rejected candidate is retried one character later,
 //! so a bad shape never hides a good one that starts inside it.
 
+use regex_automata::hybrid;
 use regex_automata::meta::Regex;
+use regex_automata::nfa::thompson::pikevm::PikeVM;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -347,16 +349,36 @@ pub(crate) const PLACEHOLDER: &str = r"\{[A-Z][A-Z_]*_[0-9]{1,6}\}";
 
 pub(crate) struct Compiled {
     pub rules: Vec<Rule>,
-    /// placeholder + every rule, leftmost-first in table order
-    pub combined: Regex,
+    /// placeholder + every rule, leftmost-first in table order, as a lazy DFA
+    /// searched directly (one cache per thread of use, no per-search dispatch)
+    pub combined: Combined,
     /// the same patterns with all-matches semantics: which rules match at a position
     /// (leftmost-first overlapping searches do not report every pattern)
     pub every: Regex,
     pub currency_after: Regex,
 }
 
+/// The combined leftmost-first patterns: a lazy DFA, and a PikeVM on the same
+/// NFA for the (never seen in practice) case that the DFA gives up on its cache.
+pub(crate) struct Combined {
+    pub dfa: hybrid::dfa::DFA,
+    pub pikevm: PikeVM,
+}
+
+/// The combined patterns: the placeholder shape, then every rule in table order.
+pub(crate) fn combined_patterns() -> Vec<String> {
+    std::iter::once(PLACEHOLDER.to_string())
+        .chain(ORDER.iter().map(|&k| guarded(k)))
+        .collect()
+}
+
+/// Configuration shared by the combined matchers (and the test-only meta
+/// regex of the reference scan).
+pub(crate) const NFA_SIZE_LIMIT: usize = 64 << 20;
+pub(crate) const CACHE_CAPACITY: usize = 4 << 20;
+
 pub(crate) fn compile() -> Compiled {
-    use regex_automata::{meta, MatchKind};
+    use regex_automata::{meta, nfa::thompson, MatchKind};
     let patterns: Vec<String> = ORDER.iter().map(|&k| guarded(k)).collect();
     let rules = ORDER
         .iter()
@@ -366,31 +388,43 @@ pub(crate) fn compile() -> Compiled {
             re: Regex::new(p).unwrap_or_else(|e| panic!("built-in pattern {kind:?}: {e}")),
         })
         .collect();
-    let all: Vec<&str> = std::iter::once(PLACEHOLDER)
-        .chain(patterns.iter().map(String::as_str))
-        .collect();
-    let combined = meta::Builder::new()
+    let all = combined_patterns();
+    let nfa = thompson::Compiler::new()
         .configure(
-            meta::Config::new()
-                .match_kind(MatchKind::LeftmostFirst)
-                .nfa_size_limit(Some(64 << 20))
-                .hybrid_cache_capacity(4 << 20),
+            thompson::Config::new()
+                .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+                .which_captures(thompson::WhichCaptures::Implicit),
         )
         .build_many(&all)
         .expect("built-in combined pattern");
+    let dfa = hybrid::dfa::Builder::new()
+        .configure(
+            hybrid::dfa::Config::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                .starts_for_each_pattern(false)
+                .cache_capacity(CACHE_CAPACITY)
+                .minimum_cache_clear_count(Some(3))
+                .minimum_bytes_per_state(Some(10)),
+        )
+        .build_from_nfa(nfa.clone())
+        .expect("built-in combined lazy DFA");
+    let pikevm = PikeVM::builder()
+        .configure(PikeVM::config().match_kind(MatchKind::LeftmostFirst))
+        .build_from_nfa(nfa)
+        .expect("built-in combined PikeVM");
     let every = meta::Builder::new()
         .configure(
             meta::Config::new()
                 .match_kind(MatchKind::All)
-                .nfa_size_limit(Some(64 << 20))
-                .hybrid_cache_capacity(4 << 20),
+                .nfa_size_limit(Some(NFA_SIZE_LIMIT))
+                .hybrid_cache_capacity(CACHE_CAPACITY),
         )
         .build_many(&all)
         .expect("built-in combined pattern");
     let currency_after = Regex::new(&currency_after_pattern()).expect("built-in currency pattern");
     Compiled {
         rules,
-        combined,
+        combined: Combined { dfa, pikevm },
         every,
         currency_after,
     }

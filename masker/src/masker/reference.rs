@@ -2,11 +2,30 @@
 //! candidate, every later rule searched on its own): the reference the
 //! differential test compares [`FastMasker::find`] with. Test-only.
 
-use regex_automata::{Anchored, Input};
+use std::sync::OnceLock;
+
+use regex_automata::meta::{self, Regex};
+use regex_automata::{Anchored, Input, MatchKind};
 
 use super::{FastMasker, Later, BLOB, MAX_SPAN};
 use crate::rules::{self, Span};
 use crate::scan::CONTEXT_TOKENS;
+
+/// The combined leftmost-first patterns as the meta regex the scan used before.
+fn combined() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        meta::Builder::new()
+            .configure(
+                meta::Config::new()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .nfa_size_limit(Some(rules::NFA_SIZE_LIMIT))
+                    .hybrid_cache_capacity(rules::CACHE_CAPACITY),
+            )
+            .build_many(&rules::combined_patterns())
+            .expect("built-in combined pattern")
+    })
+}
 
 const H: u64 = 0x8080_8080_8080_8080;
 const L: u64 = 0x0101_0101_0101_0101;
@@ -192,7 +211,7 @@ pub(super) fn find(fm: &FastMasker, text: &str) -> Vec<Span> {
             }
             let cap = we.min(i + MAX_SPAN);
             let input = Input::new(text).range(i..cap).anchored(Anchored::Yes);
-            let Some(mut m) = fm.combined.search(&input) else {
+            let Some(mut m) = combined().search(&input) else {
                 i = skip(text, i);
                 continue;
             };
