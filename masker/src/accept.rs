@@ -4,7 +4,7 @@
 
 use regex_automata::meta::Regex;
 
-use crate::rules::{Hit, Kind, Rule, Span, ISO_CODES};
+use crate::rules::{Hit, Kind, Rule, Span};
 use crate::validators as v;
 
 fn prev(text: &str, i: usize) -> Option<char> {
@@ -155,17 +155,15 @@ impl Rule {
                 if !no_alnum_around(text, s, e) {
                     return None;
                 }
-                let nums: Vec<u32> = m
-                    .split(|c: char| !c.is_ascii_digit())
-                    .filter(|p| !p.is_empty())
-                    .filter_map(|p| p.parse().ok())
-                    .collect();
-                let day = if nums.first().is_some_and(|&n| n >= 1000) {
-                    nums.get(1)
+                // the first two digit groups: day and year in either order
+                let mut groups = digit_groups(m.as_bytes());
+                let first = groups.next();
+                let day = if first.is_some_and(|n| n >= 1000) {
+                    groups.next()
                 } else {
-                    nums.first()
+                    first
                 };
-                day.is_some_and(|d| (1..=31).contains(d))
+                day.is_some_and(|d| (1..=31).contains(&d))
                     .then_some(Hit::one(s, e, tag))
             }
             DateNumeric => {
@@ -175,16 +173,20 @@ impl Rule {
                 {
                     return None;
                 }
-                let seps: Vec<char> = m.chars().filter(|c| !c.is_ascii_digit()).collect();
-                if seps.len() != 2 || seps[0] != seps[1] {
+                // the shape has exactly two separators and three digit groups
+                let mb = m.as_bytes();
+                let mut seps = mb.iter().enumerate().filter(|(_, b)| !b.is_ascii_digit());
+                let (Some((i1, &s1)), Some((_, &s2)), None) =
+                    (seps.next(), seps.next(), seps.next())
+                else {
+                    return None;
+                };
+                if s1 != s2 {
                     return None;
                 }
-                let parts: Vec<u32> = m.split(seps[0]).filter_map(|p| p.parse().ok()).collect();
-                let (day, month) = if m.find(seps[0]) == Some(4) {
-                    (parts[2], parts[1])
-                } else {
-                    (parts[0], parts[1])
-                };
+                let mut parts = digit_groups(mb);
+                let (p0, p1, p2) = (parts.next()?, parts.next()?, parts.next()?);
+                let (day, month) = if i1 == 4 { (p2, p1) } else { (p0, p1) };
                 ((1..=12).contains(&month) && (1..=31).contains(&day))
                     .then_some(Hit::one(s, e, tag))
             }
@@ -195,13 +197,14 @@ impl Rule {
                 {
                     return None;
                 }
-                let (h, mi) = m.split_at(m.find([':', '.'])?);
-                let (h, mi): (u32, u32) = (h.parse().ok()?, mi[1..].parse().ok()?);
+                let mb = m.as_bytes();
+                let sep = mb.iter().position(|&b| b == b':' || b == b'.')?;
+                let (h, mi) = (digits_value(&mb[..sep])?, digits_value(&mb[sep + 1..])?);
                 if h > 23 || mi > 59 {
                     return None;
                 }
                 // `12.50 zł` / `$ 12.50` is an amount
-                if m.contains('.')
+                if mb[sep] == b'.'
                     && (currency_after.is_match(&text[e..]) || currency_before(text, s))
                 {
                     return None;
@@ -240,18 +243,21 @@ impl Rule {
                     return None;
                 }
                 let want = v::iban_length(&m.as_bytes()[..2])?;
-                let mut compact = Vec::with_capacity(want);
+                let mut buf = [0u8; 64];
+                let want = want.min(buf.len());
+                let mut len = 0;
                 let mut end = s;
                 for (i, b) in m.bytes().enumerate() {
                     if b != b' ' {
-                        compact.push(b);
-                        if compact.len() == want {
+                        buf[len] = b;
+                        len += 1;
+                        if len == want {
                             end = s + i + 1;
                             break;
                         }
                     }
                 }
-                (compact.len() == want && !is_alnum(next(text, end)) && v::iban_compact(&compact))
+                (len == want && !is_alnum(next(text, end)) && v::iban_compact(&buf[..len]))
                     .then_some(Hit::one(s, end, tag))
             }
             CarPlate => {
@@ -315,11 +321,21 @@ impl Rule {
                 }
                 // separators consistent: none, or between every group
                 let body = m.find(')').map_or(m, |i| m[i + 1..].trim_start());
-                let sizes: Vec<usize> = body.split([' ', '-']).map(str::len).collect();
+                let mut sizes = [0usize; 8];
+                let mut groups = 0;
+                for part in body.split([' ', '-']) {
+                    if groups == sizes.len() {
+                        groups = 0; // more groups than any layout has
+                        break;
+                    }
+                    sizes[groups] = part.len();
+                    groups += 1;
+                }
+                let sizes = &sizes[..groups];
                 let ok_groups = if m.starts_with('(') {
-                    matches!(sizes.as_slice(), [7] | [3, 2, 2])
+                    matches!(sizes, [7] | [3, 2, 2])
                 } else {
-                    matches!(sizes.as_slice(), [9] | [3, 3, 3] | [2, 3, 2, 2])
+                    matches!(sizes, [9] | [3, 3, 3] | [2, 3, 2, 2])
                 };
                 let mut d = [0u8; 9];
                 let mut n = 0;
@@ -388,9 +404,15 @@ impl Rule {
             }
             OrderNumber => no_alnum_around(text, s, e).then_some(Hit::one(s, e, tag)),
             TransactionRef => {
+                // only asked when `m` is at most 64 bytes long
                 let not_iban = || {
-                    let compact: Vec<u8> = m.bytes().filter(u8::is_ascii_alphanumeric).collect();
-                    !v::iban_compact(&compact)
+                    let mut buf = [0u8; 64];
+                    let mut len = 0;
+                    for b in m.bytes().filter(u8::is_ascii_alphanumeric) {
+                        buf[len] = b;
+                        len += 1;
+                    }
+                    !v::iban_compact(&buf[..len])
                 };
                 (no_alnum_around(text, s, e)
                     && (8..=64).contains(&m.len())
@@ -415,44 +437,150 @@ impl Rule {
 
 /// A currency symbol or ISO code right before position `s` (spaces allowed).
 fn currency_before(text: &str, s: usize) -> bool {
-    let before = text[..s].trim_end_matches([' ', '\t', '\u{a0}', '\u{202f}']);
-    if before.ends_with(['$', '€', '£', '¥', '₽', '₹']) {
+    // trim ' ', '\t', U+00A0 (C2 A0) and U+202F (E2 80 AF) from the end
+    let b = text.as_bytes();
+    let mut k = s;
+    loop {
+        let t = &b[..k];
+        if t.ends_with(b" ") || t.ends_with(b"\t") {
+            k -= 1;
+        } else if t.ends_with("\u{a0}".as_bytes()) {
+            k -= 2;
+        } else if t.ends_with("\u{202f}".as_bytes()) {
+            k -= 3;
+        } else {
+            break;
+        }
+    }
+    let before = &b[..k];
+    const SIGNS: [&str; 6] = ["$", "€", "£", "¥", "₽", "₹"];
+    if SIGNS.iter().any(|c| before.ends_with(c.as_bytes())) {
         return true;
     }
-    let b = before.as_bytes();
-    b.len() >= 3
-        && ISO_CODES.split('|').any(|c| before.ends_with(c))
-        && (b.len() == 3 || !b[b.len() - 4].is_ascii_alphanumeric())
+    before.len() >= 3
+        && ISO.iter().any(|c| before.ends_with(c.as_slice()))
+        && (before.len() == 3 || !before[before.len() - 4].is_ascii_alphanumeric())
+}
+
+/// The ISO currency codes of [`ISO_CODES`], as bytes.
+const ISO: [&[u8; 3]; 16] = [
+    b"PLN", b"USD", b"EUR", b"GBP", b"CHF", b"CAD", b"AUD", b"JPY", b"NOK", b"SEK", b"DKK", b"CZK",
+    b"HUF", b"RUB", b"CNY", b"INR",
+];
+
+/// The values of the runs of ASCII digits in `m`, left to right (saturating:
+/// the shapes asking this have at most four digits a run).
+fn digit_groups(m: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    m.split(|b| !b.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.iter().fold(0u32, |n, &d| {
+                n.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+            })
+        })
+}
+
+/// The value of `m` if it is one or more ASCII digits (at most nine).
+fn digits_value(m: &[u8]) -> Option<u32> {
+    if m.is_empty() || m.len() > 9 || !m.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(m.iter().fold(0, |n, &d| n * 10 + u32::from(d - b'0')))
 }
 
 /// Polish plate formats: district of 2 letters + 5 characters, or 3 letters + 4
 /// or 5 characters, the individual part in one of the official digit/letter
 /// layouts (D = digit, L = letter).
 fn car_plate(m: &str) -> bool {
-    const FIVE: [&str; 5] = ["DDDDD", "DDDDL", "DDDLL", "DLDDD", "DLLDD"];
-    const FOUR: [&str; 7] = ["LDDD", "DDLL", "DLDD", "DDLD", "DLLD", "LDDL", "DDDD"];
-    let compact: Vec<u8> = m.bytes().filter(|&b| b != b' ').collect();
-    let layout = |part: &[u8]| -> String {
-        part.iter()
-            .map(|b| if b.is_ascii_digit() { 'D' } else { 'L' })
-            .collect()
-    };
+    const FIVE: [&[u8; 5]; 5] = [b"DDDDD", b"DDDDL", b"DDDLL", b"DLDDD", b"DLLDD"];
+    const FOUR: [&[u8; 4]; 7] = [
+        b"LDDD", b"DDLL", b"DLDD", b"DDLD", b"DLLD", b"LDDL", b"DDDD",
+    ];
+    // the shape is at most 3 + 1 + 5 bytes
+    let mut compact = [0u8; 16];
+    let mut len = 0;
+    for b in m.bytes().filter(|&b| b != b' ') {
+        if len == compact.len() {
+            return false;
+        }
+        compact[len] = b;
+        len += 1;
+    }
+    let compact = &compact[..len];
+    let space = m.bytes().position(|b| b == b' ');
     let fits = |district: usize| -> bool {
         if compact.len() <= district || !compact[..district].iter().all(u8::is_ascii_uppercase) {
             return false;
         }
-        if let Some(space) = m.find(' ') {
-            if space != district {
-                return false;
-            }
+        if space.is_some_and(|sp| sp != district) {
+            return false;
         }
         let part = &compact[district..];
-        let l = layout(part);
+        let mut layout = [0u8; 16];
+        for (l, b) in layout.iter_mut().zip(part) {
+            *l = if b.is_ascii_digit() { b'D' } else { b'L' };
+        }
+        let l = &layout[..part.len()];
         match (district, part.len()) {
-            (2, 5) | (3, 5) => FIVE.contains(&l.as_str()),
-            (3, 4) => FOUR.contains(&l.as_str()),
+            (2, 5) | (3, 5) => FIVE.iter().any(|f| f.as_slice() == l),
+            (3, 4) => FOUR.iter().any(|f| f.as_slice() == l),
             _ => false,
         }
     };
     fits(2) || fits(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::ISO_CODES;
+
+    #[test]
+    fn iso_bytes_are_the_iso_codes() {
+        let codes: Vec<&[u8]> = ISO_CODES.split('|').map(str::as_bytes).collect();
+        assert_eq!(codes, ISO.iter().map(|c| c.as_slice()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn currency_before_trims_every_space_kind() {
+        for t in [
+            "$ 5",
+            "$\t5",
+            "€\u{a0}5",
+            "PLN\u{202f} \t5",
+            "x EUR 5",
+            "USD5",
+        ] {
+            let s = t.len() - 1;
+            assert!(currency_before(t, s), "{t:?}");
+        }
+        for t in ["XPLN 5", "5 5", " 5", "zł 5", "ABCDEF 5"] {
+            assert!(!currency_before(t, t.len() - 1), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn digit_helpers() {
+        assert_eq!(
+            digit_groups(b"15 stycznia 2024").collect::<Vec<_>>(),
+            [15, 2024]
+        );
+        assert_eq!(
+            digit_groups(b"2024-01-31").collect::<Vec<_>>(),
+            [2024, 1, 31]
+        );
+        assert_eq!(digits_value(b"09"), Some(9));
+        assert_eq!(digits_value(b""), None);
+        assert_eq!(digits_value(b"1a"), None);
+    }
+
+    #[test]
+    fn car_plates() {
+        for ok in ["WA 12345", "KR 1234A", "WPI 1234", "WPI 12AB", "GD 1AB23"] {
+            assert!(car_plate(ok), "{ok}");
+        }
+        for bad in ["WA1 2345", "WA 1A2B3", "WPIX 1234", "W 12345"] {
+            assert!(!car_plate(bad), "{bad}");
+        }
+    }
 }

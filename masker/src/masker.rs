@@ -310,6 +310,8 @@ pub(crate) fn reserve_existing(text: &str, session: &mut MaskSession) {
 
 #[cfg(test)]
 mod reference;
+#[cfg(test)]
+mod reference_accept;
 
 #[cfg(test)]
 mod differential {

@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 use regex_automata::meta::{self, Regex};
 use regex_automata::{Anchored, Input, MatchKind};
 
-use super::{FastMasker, Later, BLOB, MAX_SPAN};
-use crate::rules::{self, Span};
+use super::reference_accept::accept;
+use super::{FastMasker, BLOB, MAX_SPAN};
+use crate::rules::{self, Hit, Span};
 use crate::scan::CONTEXT_TOKENS;
 
 /// The combined leftmost-first patterns as the meta regex the scan used before.
@@ -183,7 +184,6 @@ fn windows(text: &str, out: &mut Vec<(usize, usize)>) {
 }
 
 pub(super) fn find(fm: &FastMasker, text: &str) -> Vec<Span> {
-    let later = Later::EachRule;
     let b = text.as_bytes();
     let mut wins = Vec::new();
     windows(text, &mut wins);
@@ -225,7 +225,7 @@ pub(super) fn find(fm: &FastMasker, text: &str) -> Vec<Span> {
                 i = m.end(); // a placeholder already in the text
                 continue;
             }
-            match fm.best_at(text, i, we, pid - 1, m.end(), later) {
+            match best_at(fm, text, i, we, pid - 1, m.end()) {
                 Some(h) => {
                     spans.push(h.main);
                     spans.extend(h.extra);
@@ -236,6 +236,37 @@ pub(super) fn find(fm: &FastMasker, text: &str) -> Vec<Span> {
         }
     }
     spans
+}
+
+/// The first rule from `first` on whose match at `s` passes its checks, every
+/// later rule searched with its own regex.
+fn best_at(
+    fm: &FastMasker,
+    text: &str,
+    s: usize,
+    we: usize,
+    first: usize,
+    first_end: usize,
+) -> Option<Hit> {
+    if !start_ok(text, s) {
+        return None;
+    }
+    if let Some(h) = accept(&fm.rules[first], text, s, first_end, &fm.currency_after) {
+        return Some(h);
+    }
+    let c = text.as_bytes()[s];
+    let input = Input::new(text).range(s..we).anchored(Anchored::Yes);
+    for rule in fm.rules.iter().skip(first + 1) {
+        if !rule.kind.may_start(c) {
+            continue;
+        }
+        if let Some(m) = rule.re.search(&input) {
+            if let Some(h) = accept(rule, text, s, m.end(), &fm.currency_after) {
+                return Some(h);
+            }
+        }
+    }
+    None
 }
 
 fn blob_boundary(b: &[u8], i: usize) -> bool {
