@@ -263,7 +263,7 @@ fn next_char(b: &[u8], i: usize) -> usize {
 
 /// No rule accepts a match glued to a preceding ASCII digit, and only
 /// digit-first rules accept one glued to a preceding letter (`NIP1234567890`).
-#[inline]
+#[inline(always)]
 fn start_ok(text: &str, s: usize) -> bool {
     let b = text.as_bytes();
     if s == 0 {
