@@ -214,9 +214,15 @@ pub(crate) fn windows(text: &str, lit: &Literals, out: &mut Vec<(usize, usize)>)
         };
     let mut pos = 0;
     while let Some(t) = next_trigger(&mut trig, pos) {
-        // back over the trigger token and CONTEXT_TOKENS tokens before it
+        // back over the trigger token and CONTEXT_TOKENS tokens before it; once
+        // at or before the last window's end the two merge, and the exact
+        // start no longer matters
+        let floor = out.last().map(|w| w.1);
         let mut ws = token_start(b, t);
         for _ in 0..CONTEXT_TOKENS {
+            if floor.is_some_and(|f| ws <= f) {
+                break;
+            }
             let mut j = ws;
             while j > 0 && is_space(b[j - 1]) {
                 j -= 1;
