@@ -180,7 +180,8 @@ pub(crate) fn token_may_match(
         return true;
     }
     let tok = &b[s..e];
-    let mut j = e;
+    // `b[e]` is the whitespace ending the token
+    let mut j = e + 1;
     while j < limit && is_space(b[j]) {
         j += 1;
     }
@@ -238,6 +239,8 @@ pub(crate) fn windows(text: &str, lit: &Literals, out: &mut Vec<(usize, usize)>)
             let mut j = end;
             let mut last = end;
             for _ in 0..CONTEXT_TOKENS {
+                // `b[j]`, a token's end, is whitespace (or the text's end)
+                j += 1;
                 while j < n && is_space(b[j]) {
                     j += 1;
                 }
