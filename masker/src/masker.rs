@@ -419,4 +419,72 @@ mod differential {
             "the corpus exercises the rules: {spans} spans"
         );
     }
+
+    /// The PikeVM that answers when the lazy DFA gives up finds the same pattern and end
+    /// at every start of the samples.
+    #[test]
+    fn the_pikevm_fallback_agrees_with_the_lazy_dfa() {
+        let m = FastMasker::new();
+        let mut cache = m.take_cache();
+        let pv = &m.combined.pikevm;
+        let mut pcache = pv.create_cache();
+        let mut found = 0;
+        for t in [
+            include_str!("../testdata/pl_pii.txt"),
+            include_str!("../testdata/en_pii.txt"),
+            "{EMAIL_1} x@y.pl 10.0.0.1:80 www.a.pl 1 200,50 zł",
+        ] {
+            for (i, _) in t.char_indices() {
+                let input = Input::new(t).range(i..).anchored(Anchored::Yes);
+                let dfa = m.combined_at(&mut cache, &input);
+                let pike = pv
+                    .find(&mut pcache, input.clone())
+                    .map(|x| (x.pattern().as_usize(), x.end()));
+                assert_eq!(dfa, pike, "at {i} of {t}");
+                found += usize::from(dfa.is_some());
+            }
+        }
+        assert!(found > 150, "{found}");
+    }
+
+    /// Threads masking at once each take their own lazy-DFA cache from the pool.
+    #[test]
+    fn concurrent_masks_agree_with_a_sequential_one() {
+        let m = FastMasker::new();
+        let text = include_str!("../testdata/pl_pii.txt").repeat(8);
+        let want = m.mask(&text, &mut MaskSession::new()).into_owned();
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    for _ in 0..5 {
+                        assert_eq!(m.mask(&text, &mut MaskSession::new()), want);
+                    }
+                });
+            }
+        });
+        assert!(!m.caches.lock().unwrap().is_empty());
+    }
+
+    /// Matches at the very start and end of the text and of a window, and spans that touch.
+    #[test]
+    fn edges_and_adjacent_spans() {
+        let m = FastMasker::new();
+        let mask = |t: &str| m.mask(t, &mut MaskSession::new()).into_owned();
+        for (t, want) in [
+            ("85010112345", "{PESEL_1}"),
+            ("jan@x.pl", "{EMAIL_1}"),
+            ("jan@x.pl,85010112345", "{EMAIL_1},{PESEL_1}"),
+            ("10.0.0.1:8080", "{IP_1}:{PORT_1}"),
+            ("a b c d e f g 85010112345", "a b c d e f g {PESEL_1}"),
+            ("85010112345 a b c d e f g", "{PESEL_1} a b c d e f g"),
+            (
+                "x 85010112345 a b c d e f g h 600 123 456",
+                "x {PESEL_1} a b c d e f g h {PHONE_1}",
+            ),
+            ("PESEL 85010112345", "PESEL {PESEL_1}"),
+        ] {
+            assert_eq!(mask(t), want, "{t}");
+            assert_eq!(m.find(t), reference::find(&m, t), "{t}");
+        }
+    }
 }
