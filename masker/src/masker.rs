@@ -22,6 +22,7 @@ pub struct FastMasker {
     caches: Mutex<Vec<Cache>>,
     every: Regex,
     currency_after: Regex,
+    literals: scan::LiteralFinders,
 }
 
 impl std::fmt::Debug for FastMasker {
@@ -47,6 +48,7 @@ impl FastMasker {
             caches: Mutex::new(Vec::new()),
             every: c.every,
             currency_after: c.currency_after,
+            literals: scan::LiteralFinders::new(),
         }
     }
 
@@ -86,7 +88,7 @@ impl FastMasker {
 
     fn find_with(&self, text: &str, later: Later) -> Vec<Span> {
         let b = text.as_bytes();
-        let lit = scan::Literals::find(b);
+        let lit = scan::Literals::find_with(b, &self.literals);
         let mut windows = Vec::new();
         scan::windows(text, &lit, &mut windows);
         let mut spans = Vec::new();

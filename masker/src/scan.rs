@@ -42,6 +42,7 @@ pub(crate) fn is_trigger(c: u8) -> bool {
     CLASS[c as usize] == TRIGGER
 }
 
+#[inline(always)]
 pub(crate) fn is_space(c: u8) -> bool {
     CLASS[c as usize] == SPACE
 }
@@ -69,6 +70,7 @@ pub(crate) fn next_trigger_byte(b: &[u8], from: usize) -> Option<usize> {
 
 /// End of the token at `i`: the first ASCII whitespace at or after `i`, eight
 /// bytes at a time (a lane below 0x21 is a candidate, then checked exactly).
+#[inline(always)]
 pub(crate) fn token_end(b: &[u8], mut i: usize) -> usize {
     while i + 8 <= b.len() {
         let v = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
@@ -109,6 +111,7 @@ impl<'a> Triggers<'a> {
     }
 
     /// The first trigger byte at or after `s`.
+    #[inline(always)]
     pub(crate) fn next_at(&mut self, s: usize) -> Option<usize> {
         // `next` is the first trigger at or after `from` (MAX: none)
         if s < self.from || self.next < s {
@@ -119,16 +122,33 @@ impl<'a> Triggers<'a> {
     }
 
     /// Whether `b[s..e]` holds a trigger byte.
+    #[inline(always)]
     pub(crate) fn any_in(&mut self, s: usize, e: usize) -> bool {
         self.next_at(s).is_some_and(|t| t < e)
     }
 }
 
+#[inline(always)]
 fn token_start(b: &[u8], mut i: usize) -> usize {
     while i > 0 && CLASS[b[i - 1] as usize] != SPACE {
         i -= 1;
     }
     i
+}
+
+/// Searchers for the literal triggers, built once per [`crate::FastMasker`].
+#[derive(Debug, Clone)]
+pub(crate) struct LiteralFinders([memchr::memmem::Finder<'static>; 3]);
+
+impl LiteralFinders {
+    pub(crate) fn new() -> Self {
+        use memchr::memmem::Finder;
+        LiteralFinders([
+            Finder::new(b"www.").into_owned(),
+            Finder::new(b"localhost").into_owned(),
+            Finder::new(b"LOCALHOST").into_owned(),
+        ])
+    }
 }
 
 /// Start positions of the literal triggers `www.` / `localhost` / `LOCALHOST`,
@@ -137,10 +157,17 @@ fn token_start(b: &[u8], mut i: usize) -> usize {
 pub(crate) struct Literals(Vec<usize>);
 
 impl Literals {
+    #[cfg(test)]
     pub(crate) fn find(b: &[u8]) -> Literals {
+        Literals::find_with(b, &LiteralFinders::new())
+    }
+
+    /// [`Literals::find`] with searchers built once (a short text would
+    /// otherwise spend more on building them than on searching).
+    pub(crate) fn find_with(b: &[u8], f: &LiteralFinders) -> Literals {
         let mut v: Vec<usize> = Vec::new();
-        for needle in ["www.", "localhost", "LOCALHOST"] {
-            v.extend(memchr::memmem::find_iter(b, needle));
+        for finder in &f.0 {
+            v.extend(finder.find_iter(b));
         }
         v.sort_unstable();
         Literals(v)
@@ -168,6 +195,7 @@ impl Literals {
 /// end): it holds a trigger byte or literal, or it can begin a match that
 /// reaches into the next token, which then starts with a digit (`PLN 100`,
 /// `January 5`, `pesel 850…`, `WA 12345`, `€ 99`).
+#[inline(always)]
 pub(crate) fn token_may_match(
     b: &[u8],
     s: usize,
