@@ -20,7 +20,8 @@ pub struct MaskSession {
     /// identifiers repeated in a request, not its collision resistance.
     recent: Vec<(u64, usize)>,
     entries: Vec<(String, String)>,
-    counters: HashMap<&'static str, u32>,
+    /// the last number issued per tag (a few dozen tags: a list beats hashing)
+    counters: Vec<(&'static str, u32)>,
     reserved: HashSet<String>,
 }
 
@@ -71,7 +72,14 @@ impl MaskSession {
             return &self.entries[i].0;
         }
         self.recent[slot] = (h, self.entries.len());
-        let counter = self.counters.entry(tag).or_insert(0);
+        let k = match self.counters.iter().position(|&(t, _)| t == tag) {
+            Some(k) => k,
+            None => {
+                self.counters.push((tag, 0));
+                self.counters.len() - 1
+            }
+        };
+        let counter = &mut self.counters[k].1;
         let placeholder = loop {
             *counter += 1;
             let p = format!("{{{tag}_{counter}}}");
