@@ -85,9 +85,9 @@
 //! (criterion medians, ~64 KiB inputs from `testdata/`, a shared 2-core
 //! machine) and callgrind (instructions per 64 KiB `mask` call,
 //! `examples/mask_count.rs`): dense PII (an identifier every ~25 bytes)
-//! ≈ 180–190 MiB/s, ≈ 5 M instructions; realistic customer-service mail with
-//! a few identifiers per KiB ≈ 0.8–0.9 GiB/s, ≈ 1.4 M; prose without PII
-//! ≈ 3 GiB/s, ≈ 0.5 M. README.md has the figures before and after.
+//! ≈ 165–197 MiB/s, 4.4–4.9 M instructions; realistic customer-service mail
+//! with a few identifiers per KiB ≈ 0.7–0.9 GiB/s, ≈ 1.3 M; prose without PII
+//! ≈ 2.4–3.1 GiB/s, ≈ 0.47 M. README.md has the figures before and after.
 
 #![forbid(unsafe_code)]
 
