@@ -1,5 +1,7 @@
-//! Throughput of the fast masker on ~64 KiB of Polish and English text, with
-//! and without PII, and the time to mask a ~4 KiB JSON chat request (with
+//! Throughput of the fast masker on ~64 KiB of Polish and English text:
+//! without PII (`*_clean`), dense with identifiers (`*_pii`, one every ~25
+//! bytes) and realistic customer-service mail with a handful of identifiers
+//! per KiB (`*_mixed`); and the time to mask a ~4 KiB JSON chat request (with
 //! masking off — parse and serialize only — in the same run for comparison).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -10,6 +12,8 @@ const PL_CLEAN: &str = include_str!("../testdata/pl_clean.txt");
 const PL_PII: &str = include_str!("../testdata/pl_pii.txt");
 const EN_CLEAN: &str = include_str!("../testdata/en_clean.txt");
 const EN_PII: &str = include_str!("../testdata/en_pii.txt");
+const PL_MIXED: &str = include_str!("../testdata/pl_mixed.txt");
+const EN_MIXED: &str = include_str!("../testdata/en_mixed.txt");
 
 fn repeat_to(s: &str, n: usize) -> String {
     let mut out = String::with_capacity(n + s.len());
@@ -48,6 +52,8 @@ fn throughput(c: &mut Criterion) {
         ("pl_pii", PL_PII),
         ("en_clean", EN_CLEAN),
         ("en_pii", EN_PII),
+        ("pl_mixed", PL_MIXED),
+        ("en_mixed", EN_MIXED),
     ] {
         let text = repeat_to(base, 64 * 1024);
         g.throughput(Throughput::Bytes(text.len() as u64));

@@ -15,19 +15,42 @@ pub(crate) const CONTEXT_TOKENS: usize = 3;
 const H: u64 = 0x8080_8080_8080_8080;
 const L: u64 = 0x0101_0101_0101_0101;
 
+/// Byte classes, one table lookup per byte: [`SPACE`] (ASCII whitespace) and
+/// [`TRIGGER`] (ASCII digits, `:` and `@`).
+const SPACE: u8 = 1;
+const TRIGGER: u8 = 2;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = b'0';
+    while c <= b':' {
+        t[c as usize] = TRIGGER;
+        c += 1;
+    }
+    t[b'@' as usize] = TRIGGER;
+    let spaces = [b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c];
+    let mut i = 0;
+    while i < spaces.len() {
+        t[spaces[i] as usize] = SPACE;
+        i += 1;
+    }
+    t
+};
+
 /// Trigger bytes: ASCII digits, `:` (0x30–0x3A) and `@`.
-fn is_trigger(c: u8) -> bool {
-    (b'0'..=b':').contains(&c) || c == b'@'
+#[cfg(test)]
+pub(crate) fn is_trigger(c: u8) -> bool {
+    CLASS[c as usize] == TRIGGER
 }
 
+#[inline(always)]
 pub(crate) fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+    CLASS[c as usize] == SPACE
 }
 
 /// Position of the first trigger byte at or after `from`, eight bytes at a
 /// time: for lanes below 0x80, `(x | 0x80) - k` has its high bit set exactly
 /// when `x >= k`, and no lane borrows from its neighbour.
-fn next_trigger_byte(b: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn next_trigger_byte(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i + 8 <= b.len() {
         let v = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
@@ -42,38 +65,151 @@ fn next_trigger_byte(b: &[u8], from: usize) -> Option<usize> {
         }
         i += 8;
     }
-    (i..b.len()).find(|&j| is_trigger(b[j]))
+    (i..b.len()).find(|&j| CLASS[b[j] as usize] == TRIGGER)
 }
 
+/// End of the token at `i`: the first ASCII whitespace at or after `i`, eight
+/// bytes at a time (a lane below 0x21 is a candidate, then checked exactly).
+#[inline(always)]
 pub(crate) fn token_end(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let v = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let low = !((v | H).wrapping_sub(0x21 * L)) & !v & H;
+        if low == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (low.trailing_zeros() / 8) as usize;
+        if is_space(b[j]) {
+            return j;
+        }
+        i = j + 1; // a control character: not a space
+    }
     while i < b.len() && !is_space(b[i]) {
         i += 1;
     }
     i
 }
 
+/// Which tokens hold a trigger byte, asked for tokens in ascending order: the
+/// next trigger byte is searched once and kept until a token passes it, so all
+/// the questions together cost one pass over the text.
+pub(crate) struct Triggers<'a> {
+    b: &'a [u8],
+    next: usize,
+    from: usize,
+}
+
+impl<'a> Triggers<'a> {
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        // nothing searched yet: the first question searches
+        Triggers {
+            b,
+            next: 0,
+            from: usize::MAX,
+        }
+    }
+
+    /// The first trigger byte at or after `s`.
+    #[inline(always)]
+    pub(crate) fn next_at(&mut self, s: usize) -> Option<usize> {
+        // `next` is the first trigger at or after `from` (MAX: none)
+        if s < self.from || self.next < s {
+            self.next = next_trigger_byte(self.b, s).unwrap_or(usize::MAX);
+            self.from = s;
+        }
+        (self.next != usize::MAX).then_some(self.next)
+    }
+
+    /// Whether `b[s..e]` holds a trigger byte.
+    #[inline(always)]
+    pub(crate) fn any_in(&mut self, s: usize, e: usize) -> bool {
+        self.next_at(s).is_some_and(|t| t < e)
+    }
+}
+
+#[inline(always)]
 fn token_start(b: &[u8], mut i: usize) -> usize {
-    while i > 0 && !is_space(b[i - 1]) {
+    while i > 0 && CLASS[b[i - 1] as usize] != SPACE {
         i -= 1;
     }
     i
 }
 
-/// Whether a match can start in token `b[s..e]`: it holds a trigger byte or
-/// literal, or it can begin a match that reaches into the next token, which
-/// then starts with a digit (`PLN 100`, `January 5`, `pesel 850…`, `WA 12345`,
-/// `€ 99`).
-pub(crate) fn token_may_match(b: &[u8], s: usize, e: usize, limit: usize) -> bool {
-    if b[s..e].iter().any(|&c| is_trigger(c)) {
+/// Searchers for the literal triggers, built once per [`crate::FastMasker`].
+#[derive(Debug, Clone)]
+pub(crate) struct LiteralFinders([memchr::memmem::Finder<'static>; 3]);
+
+impl LiteralFinders {
+    pub(crate) fn new() -> Self {
+        use memchr::memmem::Finder;
+        LiteralFinders([
+            Finder::new(b"www.").into_owned(),
+            Finder::new(b"localhost").into_owned(),
+            Finder::new(b"LOCALHOST").into_owned(),
+        ])
+    }
+}
+
+/// Start positions of the literal triggers `www.` / `localhost` / `LOCALHOST`,
+/// ascending (none of them overlaps itself, so these are all occurrences).
+#[derive(Debug, Default)]
+pub(crate) struct Literals(Vec<usize>);
+
+impl Literals {
+    #[cfg(test)]
+    pub(crate) fn find(b: &[u8]) -> Literals {
+        Literals::find_with(b, &LiteralFinders::new())
+    }
+
+    /// [`Literals::find`] with searchers built once (a short text would
+    /// otherwise spend more on building them than on searching).
+    pub(crate) fn find_with(b: &[u8], f: &LiteralFinders) -> Literals {
+        let mut v: Vec<usize> = Vec::new();
+        for finder in &f.0 {
+            v.extend(finder.find_iter(b));
+        }
+        v.sort_unstable();
+        Literals(v)
+    }
+
+    /// Whether one starts in `[s, e)`; for a whole token that is: it holds one.
+    pub(crate) fn any_in(&self, s: usize, e: usize) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        let i = self.0.partition_point(|&p| p < s);
+        self.0.get(i).is_some_and(|&p| p < e)
+    }
+
+    fn next_from(&self, from: usize) -> Option<usize> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let i = self.0.partition_point(|&p| p < from);
+        self.0.get(i).copied()
+    }
+}
+
+/// Whether a match can start in token `b[s..e]` (a whole token: `e` is its
+/// end): it holds a trigger byte or literal, or it can begin a match that
+/// reaches into the next token, which then starts with a digit (`PLN 100`,
+/// `January 5`, `pesel 850…`, `WA 12345`, `€ 99`).
+#[inline(always)]
+pub(crate) fn token_may_match(
+    b: &[u8],
+    s: usize,
+    e: usize,
+    limit: usize,
+    lit: &Literals,
+    trig: &mut Triggers,
+) -> bool {
+    if trig.any_in(s, e) || lit.any_in(s, e) {
         return true;
     }
     let tok = &b[s..e];
-    let has =
-        |needle: &[u8]| tok.len() >= needle.len() && tok.windows(needle.len()).any(|w| w == needle);
-    if has(b"www.") || has(b"localhost") || has(b"LOCALHOST") {
-        return true;
-    }
-    let mut j = e;
+    // `b[e]` is the whitespace ending the token
+    let mut j = e + 1;
     while j < limit && is_space(b[j]) {
         j += 1;
     }
@@ -93,34 +229,29 @@ pub(crate) fn token_may_match(b: &[u8], s: usize, e: usize, limit: usize) -> boo
     c.is_ascii_uppercase() || matches!(c, b'$' | b'(' | b'+' | 0xC2 | 0xE2)
 }
 
-/// Byte ranges `[start, end)` of the text to run the rules on, ascending and disjoint.
-pub(crate) fn windows(text: &str, out: &mut Vec<(usize, usize)>) {
+/// Byte ranges `[start, end)` of the text to run the rules on, ascending and
+/// disjoint; each starts at a token start and ends at a token end.
+pub(crate) fn windows(text: &str, lit: &Literals, out: &mut Vec<(usize, usize)>) {
     out.clear();
     let b = text.as_bytes();
     let n = b.len();
-    // Literal triggers without a digit/`@`/`:` (rare): positions, ascending.
-    let mut literals: Vec<usize> = Vec::new();
-    for needle in ["www.", "localhost", "LOCALHOST"] {
-        literals.extend(memchr::memmem::find_iter(b, needle));
-    }
-    literals.sort_unstable();
-    let has_literal = |s: usize, e: usize| {
-        let i = literals.partition_point(|&p| p < s);
-        literals.get(i).is_some_and(|&p| p < e)
-    };
-    let next_trigger = |from: usize| {
-        let byte = next_trigger_byte(b, from);
-        let i = literals.partition_point(|&p| p < from);
-        match (byte, literals.get(i)) {
-            (Some(x), Some(&y)) => Some(x.min(y)),
-            (x, y) => x.or(y.copied()),
-        }
-    };
+    let mut trig = Triggers::new(b);
+    let next_trigger =
+        |trig: &mut Triggers, from: usize| match (trig.next_at(from), lit.next_from(from)) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
     let mut pos = 0;
-    while let Some(t) = next_trigger(pos) {
-        // back over the trigger token and CONTEXT_TOKENS tokens before it
+    while let Some(t) = next_trigger(&mut trig, pos) {
+        // back over the trigger token and CONTEXT_TOKENS tokens before it; once
+        // at or before the last window's end the two merge, and the exact
+        // start no longer matters
+        let floor = out.last().map(|w| w.1);
         let mut ws = token_start(b, t);
         for _ in 0..CONTEXT_TOKENS {
+            if floor.is_some_and(|f| ws <= f) {
+                break;
+            }
             let mut j = ws;
             while j > 0 && is_space(b[j - 1]) {
                 j -= 1;
@@ -132,11 +263,12 @@ pub(crate) fn windows(text: &str, out: &mut Vec<(usize, usize)>) {
         }
         // forward while another trigger token follows within CONTEXT_TOKENS
         let mut end = token_end(b, t);
-        loop {
+        'grow: loop {
             let mut j = end;
             let mut last = end;
-            let mut found = None;
             for _ in 0..CONTEXT_TOKENS {
+                // `b[j]`, a token's end, is whitespace (or the text's end)
+                j += 1;
                 while j < n && is_space(b[j]) {
                     j += 1;
                 }
@@ -144,20 +276,15 @@ pub(crate) fn windows(text: &str, out: &mut Vec<(usize, usize)>) {
                     break;
                 }
                 let e = token_end(b, j);
-                if b[j..e].iter().any(|&c| is_trigger(c)) || has_literal(j, e) {
-                    found = Some(e);
-                    break;
+                if trig.any_in(j, e) || lit.any_in(j, e) {
+                    end = e;
+                    continue 'grow;
                 }
                 last = e;
                 j = e;
             }
-            match found {
-                Some(e) => end = e,
-                None => {
-                    end = last;
-                    break;
-                }
-            }
+            end = last;
+            break;
         }
         match out.last_mut() {
             Some(w) if ws <= w.1 => w.1 = end,
@@ -173,7 +300,7 @@ mod tests {
 
     fn win(text: &str) -> Vec<&str> {
         let mut v = Vec::new();
-        windows(text, &mut v);
+        windows(text, &Literals::find(text.as_bytes()), &mut v);
         v.into_iter().map(|(s, e)| &text[s..e]).collect()
     }
 

@@ -13,8 +13,15 @@ use std::collections::{HashMap, HashSet};
 #[derive(Debug, Default, Clone)]
 pub struct MaskSession {
     by_original: HashMap<String, usize>,
+    /// Direct-mapped memo in front of `by_original`: slot `quick_hash % len`
+    /// holds `(quick_hash, index into entries)` of an original seen recently.
+    /// A hit is confirmed by comparing the original itself, so a collision is
+    /// only a miss (then the keyed `HashMap` decides): it saves the SipHash of
+    /// identifiers repeated in a request, not its collision resistance.
+    recent: Vec<(u64, usize)>,
     entries: Vec<(String, String)>,
-    counters: HashMap<&'static str, u32>,
+    /// the last number issued per tag (a few dozen tags: a list beats hashing)
+    counters: Vec<(&'static str, u32)>,
     reserved: HashSet<String>,
 }
 
@@ -51,10 +58,28 @@ impl MaskSession {
 
     /// The placeholder for `original` of type `tag`, issuing a new one if needed.
     pub(crate) fn placeholder(&mut self, tag: &'static str, original: &str) -> &str {
+        let h = quick_hash(original.as_bytes());
+        if self.recent.is_empty() {
+            self.recent = vec![(0, usize::MAX); RECENT];
+        }
+        let slot = (h % RECENT as u64) as usize;
+        let (sh, si) = self.recent[slot];
+        if sh == h && si < self.entries.len() && self.entries[si].1 == original {
+            return &self.entries[si].0;
+        }
         if let Some(&i) = self.by_original.get(original) {
+            self.recent[slot] = (h, i);
             return &self.entries[i].0;
         }
-        let counter = self.counters.entry(tag).or_insert(0);
+        self.recent[slot] = (h, self.entries.len());
+        let k = match self.counters.iter().position(|&(t, _)| t == tag) {
+            Some(k) => k,
+            None => {
+                self.counters.push((tag, 0));
+                self.counters.len() - 1
+            }
+        };
+        let counter = &mut self.counters[k].1;
         let placeholder = loop {
             *counter += 1;
             let p = format!("{{{tag}_{counter}}}");
@@ -67,6 +92,23 @@ impl MaskSession {
         self.entries.push((placeholder, original.to_owned()));
         &self.entries[self.entries.len() - 1].0
     }
+}
+
+/// Slots of [`MaskSession::recent`].
+const RECENT: usize = 256;
+
+/// A fast unkeyed hash for the memo only (never for the map itself).
+fn quick_hash(s: &[u8]) -> u64 {
+    let mut h = s.len() as u64;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h = (h.rotate_left(23) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(23) ^ u64::from_le_bytes(tail)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 29)
 }
 
 /// Length of the placeholder `{TAG_n}` starting at `s[0]`, if there is one.
@@ -108,6 +150,37 @@ mod tests {
         assert_eq!(s.placeholder("EMAIL", "c@d.pl"), "{EMAIL_2}");
         assert_eq!(s.placeholder("EMAIL", "a@b.pl"), "{EMAIL_1}");
         assert_eq!(s.mappings().len(), 3);
+    }
+
+    #[test]
+    fn the_memo_never_answers_for_another_original() {
+        let mut s = MaskSession::new();
+        // many originals, so memo slots are shared and overwritten
+        let originals: Vec<String> = (0..2000).map(|k| format!("{k}@x.pl")).collect();
+        for (k, o) in originals.iter().enumerate() {
+            assert_eq!(s.placeholder("EMAIL", o), format!("{{EMAIL_{}}}", k + 1));
+        }
+        for (k, o) in originals.iter().enumerate().rev() {
+            assert_eq!(s.placeholder("EMAIL", o), format!("{{EMAIL_{}}}", k + 1));
+            assert_eq!(s.placeholder("EMAIL", o), format!("{{EMAIL_{}}}", k + 1));
+        }
+        // a slot collision is only a miss: same hash slot, different original
+        let (a, b) = (0..)
+            .map(|k| format!("{k}"))
+            .flat_map(|x| {
+                let hx = quick_hash(x.as_bytes()) % RECENT as u64;
+                (0..5000).map(move |k| format!("z{k}")).find_map(move |y| {
+                    (quick_hash(y.as_bytes()) % RECENT as u64 == hx).then(|| (x.clone(), y))
+                })
+            })
+            .next()
+            .unwrap();
+        let pa = s.placeholder("PESEL", &a).to_string();
+        let pb = s.placeholder("PESEL", &b).to_string();
+        assert_ne!(pa, pb);
+        assert_eq!(s.placeholder("PESEL", &a), pa);
+        assert_eq!(s.placeholder("PESEL", &b), pb);
+        assert_eq!(s.mappings().len(), 2002);
     }
 
     #[test]

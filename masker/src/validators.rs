@@ -233,10 +233,11 @@ pub fn iban_length(country: &[u8]) -> Option<usize> {
         (b"XK", 20),
         (b"YE", 30),
     ];
+    // sorted by code (a test checks)
     TABLE
-        .iter()
-        .find(|(c, _)| c.as_slice() == country)
-        .map(|&(_, n)| n)
+        .binary_search_by(|(c, _)| c.as_slice().cmp(country))
+        .ok()
+        .map(|i| TABLE[i].1)
 }
 
 /// IBAN given as compact uppercase alphanumerics: country length and mod-97 = 1.
@@ -358,6 +359,22 @@ mod tests {
         assert!(!iban_compact(b"PL6110901014000007121981287"));
         assert!(!iban_compact(b"QQ61109010140000071219812874"));
         assert_eq!(iban_length(b"NO"), Some(15));
+    }
+
+    #[test]
+    fn iban_length_table_is_sorted_for_its_binary_search() {
+        for pair in ["AD", "AE", "BA", "PL", "GB", "DE", "XK", "YE"] {
+            assert!(iban_length(pair.as_bytes()).is_some(), "{pair}");
+        }
+        // every code of the table is found, and nothing else
+        let mut found = 0;
+        for a in b'A'..=b'Z' {
+            for b in b'A'..=b'Z' {
+                found += usize::from(iban_length(&[a, b]).is_some());
+            }
+        }
+        assert_eq!(found, 88, "the table has 88 countries");
+        assert_eq!(iban_length(b"P"), None);
     }
 
     #[test]
