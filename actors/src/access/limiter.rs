@@ -176,8 +176,32 @@ impl LimiterHealth {
     }
 }
 
+/// Numbers limiters for [`LOCAL_CONNS`] (a pointer could be reused by a later limiter).
+static NEXT_LIMITER: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's connection per limiter: each worker talks to Redis over its own
+    /// multiplexed connection, driven on its own runtime, so an admission is one round trip to
+    /// Redis without a hop to another thread and back (the probe's connection lives on the thread
+    /// that started the limiter).
+    static LOCAL_CONNS: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+async fn connect(opts: &SharedLimits) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(opts.timeout))
+        .set_response_timeout(Some(opts.timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+    let client = redis::Client::open(opts.addr.connection_info()?)?;
+    ConnectionManager::new_with_config(client, config).await
+}
+
 struct Shared {
+    id: u64,
     opts: SharedLimits,
+    /// The probe's connection (on the thread that called [`RateLimiter::start`]).
     conn: RwLock<Option<ConnectionManager>>,
     admit: Script,
     tokens: Script,
@@ -205,6 +229,7 @@ impl RateLimiter {
         Arc::new(RateLimiter {
             local: Mutex::new(HashMap::new()),
             shared: shared.map(|opts| Shared {
+                id: NEXT_LIMITER.fetch_add(1, Relaxed),
                 opts,
                 conn: RwLock::new(None),
                 admit: Script::new(&format!("{PRUNE}{ADMIT}")),
@@ -246,25 +271,15 @@ impl RateLimiter {
                 .query_async::<String>(&mut c)
                 .await
                 .is_ok(),
-            None => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(sh.opts.timeout))
-                    .set_response_timeout(Some(sh.opts.timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(200));
-                match sh.opts.addr.connection_info().and_then(redis::Client::open) {
-                    Ok(client) => match ConnectionManager::new_with_config(client, config).await {
-                        Ok(c) => {
-                            if let Ok(mut slot) = sh.conn.write() {
-                                *slot = Some(c);
-                            }
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                    Err(_) => false,
+            None => match connect(&sh.opts).await {
+                Ok(c) => {
+                    if let Ok(mut slot) = sh.conn.write() {
+                        *slot = Some(c);
+                    }
+                    true
                 }
-            }
+                Err(_) => false,
+            },
         };
         self.set_up(ok);
     }
@@ -277,6 +292,27 @@ impl RateLimiter {
         } else if !was && ok {
             tracing::info!("rate limits: shared windows in Redis in use");
         }
+    }
+
+    /// This thread's connection for `sh`, made on first use.
+    async fn thread_conn(sh: &Shared) -> redis::RedisResult<ConnectionManager> {
+        let mine = LOCAL_CONNS.with(|c| {
+            c.borrow()
+                .iter()
+                .find(|(id, _)| *id == sh.id)
+                .map(|(_, c)| c.clone())
+        });
+        if let Some(c) = mine {
+            return Ok(c);
+        }
+        let c = connect(&sh.opts).await?;
+        LOCAL_CONNS.with(|v| {
+            let mut v = v.borrow_mut();
+            if !v.iter().any(|(id, _)| *id == sh.id) {
+                v.push((sh.id, c.clone()));
+            }
+        });
+        Ok(c)
     }
 
     fn key(&self, sh: &Shared, kind: &str, key_id: &str) -> String {
@@ -319,12 +355,7 @@ impl RateLimiter {
         rpm: u32,
         tpm: Option<u64>,
     ) -> redis::RedisResult<Decision> {
-        let mut conn = sh
-            .conn
-            .read()
-            .ok()
-            .and_then(|c| c.clone())
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let mut conn = Self::thread_conn(sh).await?;
         let (ok, wait_ms, remaining, used, which): (i64, i64, i64, i64, i64) = sh
             .admit
             .key(self.key(sh, "req", key_id))
@@ -365,30 +396,32 @@ impl RateLimiter {
         }
         if let Some(sh) = &self.shared {
             if self.health.is_up() {
-                if let Some(mut conn) = sh.conn.read().ok().and_then(|c| c.clone()) {
-                    let key = self.key(sh, "tok", key_id);
-                    let sum = self.key(sh, "tsum", key_id);
-                    let member = format!("{n}:{}", Self::nonce(sh));
-                    let me = self.clone();
-                    let key_id = key_id.to_string();
-                    actix_rt::spawn(async move {
-                        let sh = me.shared.as_ref().expect("shared");
-                        let r: redis::RedisResult<i64> = sh
-                            .tokens
-                            .key(key)
-                            .key(sum)
-                            .arg(member)
-                            .arg(n)
-                            .arg(SPAN.as_millis() as u64)
-                            .invoke_async(&mut conn)
-                            .await;
-                        if r.is_err() {
-                            me.set_up(false);
-                            me.record_local(&key_id, n, Instant::now());
+                let key = self.key(sh, "tok", key_id);
+                let sum = self.key(sh, "tsum", key_id);
+                let member = format!("{n}:{}", Self::nonce(sh));
+                let me = self.clone();
+                let key_id = key_id.to_string();
+                actix_rt::spawn(async move {
+                    let sh = me.shared.as_ref().expect("shared");
+                    let r: redis::RedisResult<i64> = match Self::thread_conn(sh).await {
+                        Ok(mut conn) => {
+                            sh.tokens
+                                .key(key)
+                                .key(sum)
+                                .arg(member)
+                                .arg(n)
+                                .arg(SPAN.as_millis() as u64)
+                                .invoke_async(&mut conn)
+                                .await
                         }
-                    });
-                    return;
-                }
+                        Err(e) => Err(e),
+                    };
+                    if r.is_err() {
+                        me.set_up(false);
+                        me.record_local(&key_id, n, Instant::now());
+                    }
+                });
+                return;
             }
         }
         self.record_local(key_id, n, Instant::now());
@@ -406,7 +439,7 @@ impl RateLimiter {
     pub async fn usage(&self, key_id: &str) -> KeyUsage {
         if let Some(sh) = &self.shared {
             if self.health.is_up() {
-                if let Some(mut conn) = sh.conn.read().ok().and_then(|c| c.clone()) {
+                if let Ok(mut conn) = Self::thread_conn(sh).await {
                     let r: redis::RedisResult<(i64, i64, i64)> = sh
                         .usage
                         .key(self.key(sh, "req", key_id))
