@@ -134,6 +134,20 @@ async fn access_shared_token_sum_follows_entries_out_of_the_window() {
     assert_eq!(d.refused.unwrap().0, Limit::Tokens);
     assert!((58..=60).contains(&d.refused.unwrap().1), "{:?}", d.refused);
 
+    // A set without its sum (written by a router from before the sum): the status read sums the
+    // set, and the next admission rebuilds the sum from it, then keeps it.
+    let _: () = redis::cmd("DEL").arg(sum).query(&mut c).unwrap();
+    assert_eq!(l.usage("k").await.tokens, 300);
+    let d = l.admit("k", 100, Some(1000)).await;
+    assert_eq!(d.tokens_used, 300);
+    let s: i64 = redis::cmd("GET").arg(sum).query(&mut c).unwrap();
+    assert_eq!(s, 300);
+    let ttl: i64 = redis::cmd("PTTL").arg(sum).query(&mut c).unwrap();
+    assert!(
+        ttl > 0 && ttl <= 60_000,
+        "the rebuilt sum expires with its set: {ttl}"
+    );
+
     // A sum whose set is gone counts nothing and is reset.
     let _: () = redis::cmd("DEL").arg(tok).query(&mut c).unwrap();
     let d = l.admit("k", 100, Some(300)).await;

@@ -12,7 +12,8 @@
 //!   will have left), at most to the entry that frees it.
 //!
 //! All three expire 60 s after their last write (the two token keys together, so they leave
-//! together; a sum found without its set is reset). [`RateLimiter::usage`] (for
+//! together; a sum found without its set is reset, a set found without its sum — written by a
+//! router from before the sum — gets it rebuilt once). [`RateLimiter::usage`] (for
 //! `/router/rate-limits`) reads them with a read-only script (`USAGE`) on Redis' clock. When a
 //! Redis call fails the limiter answers from its local windows, logs the switch once, counts
 //! every such answer (`fallbacks`) and shows `shared_up = false`; a probe every second switches
@@ -30,9 +31,22 @@ use super::window::{retry_secs, Decision, KeyWindows, Limit, SPAN};
 
 /// Lua shared by the scripts that drop expired token entries: `prune(tok, tsum, cut)` removes
 /// the members of `tok` scored at or before `cut`, subtracts them from `tsum` and returns the
-/// sum left (0, with `tsum` deleted, when the set is empty).
+/// sum left (0, with `tsum` deleted, when the set is empty). A set without its sum (written by a
+/// router from before the sum, or a sum lost on its own) gets the sum rebuilt from the set once.
 const PRUNE: &str = r#"
 local function prune(tok, tsum, cut)
+  if redis.call('EXISTS', tsum) == 0 then
+    local all = redis.call('ZRANGE', tok, 0, -1)
+    if #all > 0 then
+      local total = 0
+      for i = 1, #all do
+        total = total + tonumber(string.match(all[i], '^(%d+)'))
+      end
+      redis.call('SET', tsum, total)
+      local ttl = redis.call('PTTL', tok)
+      if ttl > 0 then redis.call('PEXPIRE', tsum, ttl) end
+    end
+  end
   local old = redis.call('ZRANGEBYSCORE', tok, '-inf', cut)
   if #old > 0 then
     local gone = 0
@@ -111,11 +125,16 @@ local span = tonumber(ARGV[1])
 local cut = now - span
 local reqs = redis.call('ZCOUNT', KEYS[1], '(' .. cut, '+inf')
 local used = 0
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  used = tonumber(redis.call('GET', KEYS[3]) or '0')
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  used = tonumber(redis.call('GET', KEYS[3]))
   local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cut)
   for i = 1, #old do
     used = used - tonumber(string.match(old[i], '^(%d+)'))
+  end
+else
+  local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cut, '+inf')
+  for i = 1, #live do
+    used = used + tonumber(string.match(live[i], '^(%d+)'))
   end
 end
 local oldest = -1
