@@ -128,24 +128,29 @@ pub struct Summary {
     pub totals: Totals,
 }
 
+/// The `q` quantile of histogram `h`: the middle of the smallest bin whose cumulative count
+/// reaches ceil(q·n) (`n` > 0 calls in it).
+fn quantile(h: &[u64; BINS], n: u64, q: f64) -> f64 {
+    let rank = ((q * n as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (b, c) in h.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return bin_value(b);
+        }
+    }
+    bin_value(BINS - 1)
+}
+
 fn percentiles(h: &[u64; BINS]) -> Option<[f64; 3]> {
     let n: u64 = h.iter().sum();
-    if n == 0 {
-        return None;
-    }
-    let at = |q: f64| {
-        // The smallest bin whose cumulative count reaches ceil(q·n).
-        let rank = ((q * n as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (b, c) in h.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return bin_value(b);
-            }
-        }
-        bin_value(BINS - 1)
-    };
-    Some([at(0.50), at(0.95), at(0.99)])
+    (n > 0).then(|| {
+        [
+            quantile(h, n, 0.50),
+            quantile(h, n, 0.95),
+            quantile(h, n, 0.99),
+        ]
+    })
 }
 
 /// The `q` quantile of the TTFT histograms of the slots of the last five minutes at `now`, and
@@ -162,18 +167,7 @@ fn ttft_quantile(slots: &[Slot], now: u64, q: f64) -> Option<(f64, u64)> {
         }
     }
     let n: u64 = h.iter().sum();
-    if n == 0 {
-        return None;
-    }
-    let rank = ((q * n as f64).ceil() as u64).max(1);
-    let mut seen = 0;
-    for (b, c) in h.iter().enumerate() {
-        seen += c;
-        if seen >= rank {
-            return Some((bin_value(b), n));
-        }
-    }
-    Some((bin_value(BINS - 1), n))
+    (n > 0).then(|| (quantile(&h, n, q), n))
 }
 
 impl Ring {
