@@ -95,7 +95,7 @@ pub async fn run_with(
         },
         health: shared_health.clone().expect("set with redis"),
     });
-    let registry = ModelRegistry::start(
+    let (registry, chooser) = ModelRegistry::launch(
         &settings.models,
         RegistryOptions {
             strategy: Some(settings.strategy),
@@ -210,6 +210,7 @@ pub async fn run_with(
         settings: settings.clone(),
         vram,
         registry,
+        chooser,
         metrics,
         started_at: SystemTime::now(),
         shared: shared_health,

@@ -2,8 +2,9 @@
 //! trip through the registry actor and the lease's release, in-process and (for the
 //! capacity-limited strategies) with leases in a real `redis-server` when one is installed.
 //! Then choices per second (choose + release) with 1 and 8 caller threads, (a) through the actor
-//! (each caller on its own runtime, like HTTP workers) and (b) calling the pure selection core
-//! under a `std::sync::Mutex`.
+//! (each caller on its own runtime, like HTTP workers), (c) through the `Chooser` the request path
+//! uses (choice and release on the caller's thread under the registry's lock) and (b) calling the
+//! pure selection core under a `std::sync::Mutex`.
 //! Run: `cargo bench -p llm-router-actors --bench choice` (`-- throughput` for the second part only).
 
 use std::process::{Child, Command, Stdio};
@@ -163,6 +164,39 @@ fn actor_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
     rate
 }
 
+/// (c) The request path's [`Chooser`]: without a shared store, each caller chooses and releases
+/// on its own thread under the registry's lock (the actor only forwards outcome reports).
+fn chooser_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let sys = actix_rt::System::new();
+        sys.block_on(async {
+            let (_, chooser) = ModelRegistry::launch(&config(n), RegistryOptions::default());
+            tx.send((chooser, actix_rt::System::current())).unwrap();
+        });
+        sys.run().unwrap();
+    });
+    let (chooser, system) = rx.recv().unwrap();
+    let rate = threaded(callers, per_caller, move |iters| {
+        let chooser = chooser.clone();
+        actix_rt::Runtime::new().unwrap().block_on(async move {
+            for _ in 0..iters {
+                let choose = ChooseProvider {
+                    model: "m".into(),
+                    exclude: Vec::new(),
+                    deadline: Instant::now() + Duration::from_secs(5),
+                    session: None,
+                };
+                let lease = chooser.choose(choose).await.unwrap().resolve().await.unwrap();
+                drop(lease);
+            }
+        })
+    });
+    system.stop();
+    server.join().unwrap();
+    rate
+}
+
 /// (b) The pure core under a mutex: lock, choose, unlock; lock, release, unlock.
 fn core_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
     let core = Arc::new(Mutex::new(Selection::new(
@@ -205,6 +239,11 @@ fn throughput() {
     println!(
         "{:<34} {:>14.0} {:>14.0}",
         "actor round trip", actor.0, actor.1
+    );
+    let chooser = (chooser_rate(8, 1, 500_000), chooser_rate(8, 8, 125_000));
+    println!(
+        "{:<34} {:>14.0} {:>14.0}",
+        "Chooser (worker thread, lock)", chooser.0, chooser.1
     );
     let core = (core_rate(8, 1, 1_000_000), core_rate(8, 8, 250_000));
     println!(

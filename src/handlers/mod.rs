@@ -29,6 +29,8 @@ use crate::telemetry::{Metrics, RequestId};
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub registry: Addr<ModelRegistry>,
+    /// Provider choice: on the worker's own thread when no shared store is configured.
+    pub chooser: llm_router_actors::Chooser,
     pub metrics: Option<Metrics>,
     pub started_at: SystemTime,
     /// Reachability of the shared store (Redis), when one is configured.

@@ -209,8 +209,8 @@ async fn serve_model(
                 .collect(),
         };
         let choice = state
-            .registry
-            .send(ChooseProvider {
+            .chooser
+            .choose(ChooseProvider {
                 model: model.to_string(),
                 exclude,
                 deadline: queue_deadline,

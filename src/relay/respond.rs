@@ -56,7 +56,7 @@ fn resume_ctx(
     }
     Some(Rc::new(ResumeCtx {
         client: client.clone(),
-        registry: state.registry.clone(),
+        chooser: state.chooser.clone(),
         settings: state.settings.clone(),
         metrics: state.metrics.clone(),
         ingress,

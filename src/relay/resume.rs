@@ -19,12 +19,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use actix_web::HttpMessage as _;
 use awc::http::header;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use llm_router_actors::registry::ModelRegistry;
+use llm_router_actors::Chooser;
 use llm_router_actors::wire::Wire;
 use llm_router_actors::{ApiType, ChooseProvider, FailureKind, Lease, Outcome};
 
@@ -43,7 +42,7 @@ pub const MAX_RESUMES: usize = 2;
 /// is on, shared by its continuations.
 pub struct ResumeCtx {
     pub client: awc::Client,
-    pub registry: Addr<ModelRegistry>,
+    pub chooser: Chooser,
     pub settings: Arc<Settings>,
     pub metrics: Option<Metrics>,
     pub ingress: Ingress,
@@ -214,8 +213,8 @@ pub async fn continuation(
                 return Err("the request reached the router's time limit".into());
             }
             let choice = ctx
-                .registry
-                .send(ChooseProvider {
+                .chooser
+                .choose(ChooseProvider {
                     model: m.clone(),
                     exclude: tried.clone(),
                     deadline: ctx

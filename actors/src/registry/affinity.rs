@@ -94,7 +94,8 @@ impl ModelRegistry {
         &mut self,
         msg: ChooseProvider,
     ) -> Result<ActorResponse<Self, Choice>, ChooseProvider> {
-        let (Some(key), Some(_)) = (msg.session, self.core.affinity()) else {
+        let affinity = self.desk.lock().core.affinity().is_some();
+        let (Some(key), true) = (msg.session, affinity) else {
             return Err(msg);
         };
         let Some(store) = self.live_store() else {
@@ -106,7 +107,9 @@ impl ModelRegistry {
             move |res, act, ctx| {
                 match res {
                     Ok(Some(provider)) => {
-                        act.core
+                        act.desk
+                            .lock()
+                            .core
                             .remember_session(&msg.model, key, &provider, Instant::now())
                     }
                     Ok(None) => {}
@@ -119,7 +122,8 @@ impl ModelRegistry {
 
     /// Shares a placement in Redis (spawned; a failure only costs the other replicas a hint).
     pub(super) fn share_placement(&self, model: &str, provider: &str, key: SessionKey) {
-        let (Some(store), Some(cfg)) = (self.live_store(), self.core.affinity()) else {
+        let cfg = self.desk.lock().core.affinity().copied();
+        let (Some(store), Some(cfg)) = (self.live_store(), cfg) else {
             return;
         };
         let redis_key = session_key(model, key);

@@ -13,11 +13,12 @@ use crate::config::ProviderConfig;
 use crate::provider::{Outcome, ProviderSnapshot, ReportOutcome};
 use crate::routing::{Placement, SessionKey};
 
+use super::desk::{self, Desk};
 use super::selection::Grant;
-use super::ModelRegistry;
 
-/// Left by a dropped lease in the registry's [`ReleaseInbox`]; frees the slot, forwards the
-/// outcome to the provider's actor (on the registry's own thread) and may serve a queued request.
+/// Made by a dropped lease: frees the slot, forwards the outcome to the provider's actor and may
+/// serve a queued request. Applied on the dropping thread under the registry's lock (no shared
+/// store), or left in the registry's [`ReleaseInbox`] for its own thread.
 #[derive(Debug)]
 pub struct Release {
     /// The registry generation of `model` and `provider`.
@@ -37,7 +38,7 @@ pub struct ReleaseInbox(Mutex<Vec<Release>>);
 
 impl ReleaseInbox {
     /// Adds a release; true when the inbox was empty (the registry must be woken).
-    fn push(&self, r: Release) -> bool {
+    pub(super) fn push(&self, r: Release) -> bool {
         let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
         q.push(r);
         q.len() == 1
@@ -56,8 +57,7 @@ pub(super) struct DrainReleases;
 /// A held provider slot. Dropping it releases the slot exactly once and reports the outcome.
 /// Move it into the response body so a client disconnect drops it.
 pub struct Lease {
-    registry: Addr<ModelRegistry>,
-    inbox: Arc<ReleaseInbox>,
+    desk: Arc<Desk>,
     snapshot: Arc<ProviderSnapshot>,
     generation: u64,
     model: usize,
@@ -75,10 +75,9 @@ pub struct Lease {
 }
 
 impl Lease {
-    pub(super) fn new(registry: Addr<ModelRegistry>, inbox: Arc<ReleaseInbox>, g: Grant) -> Lease {
+    pub(super) fn new(desk: Arc<Desk>, g: Grant) -> Lease {
         Lease {
-            registry,
-            inbox,
+            desk,
             snapshot: g.snapshot,
             generation: g.generation,
             model: g.model,
@@ -163,8 +162,10 @@ impl Drop for Lease {
             },
             token: self.token.take(),
         };
-        if self.inbox.push(release) {
-            self.registry.do_send(DrainReleases);
+        if self.desk.local && !desk::holding() {
+            self.desk.release_here(release);
+        } else {
+            self.desk.release_later(release);
         }
     }
 }

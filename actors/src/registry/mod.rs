@@ -19,6 +19,7 @@
 //! [`ProviderActor`].
 
 mod affinity;
+mod desk;
 pub mod diff;
 mod lease;
 mod pool;
@@ -35,13 +36,14 @@ mod selection_tests;
 #[cfg(test)]
 mod shared_tests;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
+
+use desk::{After, Desk, ForwardReports};
 
 use crate::config::ModelsConfig;
 use crate::health::Breaker;
@@ -51,6 +53,7 @@ use crate::store::{epoch_ms, StoreOptions};
 use crate::strategies::StrategyKind;
 
 pub use affinity::session_key;
+pub use desk::Chooser;
 pub use diff::ConfigDiff;
 pub use lease::{Lease, Release, ReleaseInbox};
 pub use selection::{Alive, Decision, Effect, Grant, Origin, Selection, WaiterId};
@@ -209,27 +212,24 @@ pub struct ReloadSummary {
     pub providers: usize,
 }
 
-type Answer = oneshot::Sender<Result<Lease, ChooseError>>;
-
 pub struct ModelRegistry {
-    core: Selection,
+    /// The core, the waiters and the provider actors, under the lock workers choose under.
+    desk: Arc<Desk>,
     /// The config the core was built from (what the next reload is compared with).
     config: ModelsConfig,
     /// The breaker settings new provider actors start with.
     breaker: Breaker,
-    /// Provider actors, by model then provider index.
-    providers: Vec<Vec<Addr<ProviderActor>>>,
-    /// Where queued requests' answers go.
-    waiters: HashMap<WaiterId, Answer>,
     shared: Option<Shared>,
-    inbox: Arc<ReleaseInbox>,
-    /// The effects buffer, reused between messages.
-    fx: Vec<Effect>,
 }
 
 impl ModelRegistry {
     /// Starts the registry and one `ProviderActor` per provider on the current arbiter.
     pub fn start(config: &ModelsConfig, opts: RegistryOptions) -> Addr<ModelRegistry> {
+        Self::launch(config, opts).0
+    }
+
+    /// [`start`](Self::start), also returning the [`Chooser`] request handlers choose with.
+    pub fn launch(config: &ModelsConfig, opts: RegistryOptions) -> (Addr<ModelRegistry>, Chooser) {
         let kind = opts.strategy.unwrap_or(StrategyKind::Balanced);
         let breaker = Breaker::new(
             opts.breaker_threshold.unwrap_or(3),
@@ -255,17 +255,22 @@ impl ModelRegistry {
             store: None,
             connecting: false,
         });
-        ModelRegistry {
-            core,
-            config: config.clone(),
-            breaker,
-            providers,
-            waiters: HashMap::new(),
-            shared,
-            inbox: Arc::new(ReleaseInbox::default()),
-            fx: Vec::new(),
-        }
-        .start()
+        // Without a shared store every effect of the core is local: workers choose on their
+        // own thread under the desk's lock.
+        let local = shared.is_none();
+        let mut desk = None;
+        let registry = ModelRegistry::create(|ctx| {
+            let d = Arc::new(Desk::new(core, providers, local, ctx.address()));
+            desk = Some(d.clone());
+            ModelRegistry {
+                desk: d,
+                config: config.clone(),
+                breaker,
+                shared,
+            }
+        });
+        let desk = desk.expect("`create` runs its closure before returning");
+        (registry, Chooser::new(desk))
     }
 
     /// Runs `f` on the core at the current instant, then performs the effects it pushed.
@@ -274,56 +279,37 @@ impl ModelRegistry {
         ctx: &mut Context<Self>,
         f: impl FnOnce(&mut Selection, Instant, Alive, &mut Vec<Effect>) -> R,
     ) -> R {
-        let now = Instant::now();
-        let mut fx = std::mem::take(&mut self.fx);
-        let waiters = &self.waiters;
-        let alive = |id: WaiterId| waiters.get(&id).is_some_and(|tx| !tx.is_closed());
-        let r = f(&mut self.core, now, &alive, &mut fx);
-        self.perform(&mut fx, ctx);
-        self.fx = fx;
+        let mut after = After::default();
+        let r = self.desk.run(Instant::now(), &mut after, f);
+        self.after(after, ctx);
         r
     }
 
-    fn lease(&self, grant: Grant, ctx: &Context<Self>) -> Lease {
-        if let Some((key, _)) = grant.affinity {
-            // Keyed by the name asked for (the catch-all model serves many), as it is read.
-            let model = grant.alias.as_deref().unwrap_or(&grant.snapshot.model);
-            self.share_placement(model, &grant.snapshot.config.id, key);
+    /// Does what the core left for after the lock, in order: reports, Redis effects,
+    /// placements to share; then drops the leases nobody took.
+    fn after(&mut self, after: After, ctx: &mut Context<Self>) {
+        for (actor, report) in after.reports {
+            actor.do_send(report);
         }
-        Lease::new(ctx.address(), self.inbox.clone(), grant)
-    }
-
-    /// Does what the core asked, in order.
-    fn perform(&mut self, fx: &mut Vec<Effect>, ctx: &mut Context<Self>) {
-        for e in fx.drain(..) {
+        for e in after.effects {
             match e {
-                Effect::Grant { waiter, grant } => {
-                    let lease = self.lease(grant, ctx);
-                    // A waiter that just gave up hands the lease back; its Drop releases it.
-                    if let Some(tx) = self.waiters.remove(&waiter) {
-                        let _ = tx.send(Ok(lease));
-                    }
-                }
-                Effect::Refuse { waiter, error } => {
-                    if let Some(tx) = self.waiters.remove(&waiter) {
-                        let _ = tx.send(Err(error));
-                    }
-                }
-                Effect::Forget { waiter } => {
-                    self.waiters.remove(&waiter);
-                }
                 Effect::Acquire(a) => self.acquire(a, ctx),
                 Effect::CountUse { model, provider } => self.count_use(&model, provider),
                 Effect::ReleaseToken { provider, token } => {
                     self.release_token(provider, token, ctx)
                 }
-                Effect::Report {
-                    model,
-                    provider,
-                    report,
-                } => self.providers[model][provider].do_send(report),
+                Effect::Grant { .. }
+                | Effect::Refuse { .. }
+                | Effect::Forget { .. }
+                | Effect::Report { .. } => {
+                    unreachable!("local effects are performed under the lock")
+                }
             }
         }
+        for (model, provider, key) in after.placements {
+            self.share_placement(&model, &provider, key);
+        }
+        drop(after.dropped);
     }
 }
 
@@ -340,7 +326,8 @@ impl Actor for ModelRegistry {
         });
         // Other replicas' releases are not pushed to us: queued requests of shared pools retry.
         ctx.run_interval(SHARED_POLL, |act, ctx| {
-            if act.core.is_live() {
+            let live = act.desk.lock().core.is_live();
+            if live {
                 act.with_core(ctx, |core, now, alive, fx| {
                     core.serve_queues(now, alive, fx)
                 });
@@ -362,27 +349,9 @@ impl Handler<ChooseProvider> for ModelRegistry {
 
 impl ModelRegistry {
     fn choose_now(&mut self, msg: ChooseProvider, ctx: &mut Context<Self>) -> Choice {
-        let mut fx = std::mem::take(&mut self.fx);
-        let decision = self.core.choose(
-            &msg.model,
-            msg.exclude,
-            msg.session,
-            msg.deadline,
-            Instant::now(),
-            &mut fx,
-        );
-        let choice = match decision {
-            Decision::Granted(grant) => Choice::Ready(Ok(self.lease(grant, ctx))),
-            Decision::Refused(e) => Choice::Ready(Err(e)),
-            Decision::Queued(id) => {
-                // Registered before the effects run, so any answer finds its channel.
-                let (tx, rx) = oneshot::channel();
-                self.waiters.insert(id, tx);
-                Choice::Queued(rx, msg.deadline, msg.model)
-            }
-        };
-        self.perform(&mut fx, ctx);
-        self.fx = fx;
+        let mut after = After::default();
+        let choice = self.desk.choose(msg, &mut after);
+        self.after(after, ctx);
         choice
     }
 }
@@ -392,19 +361,22 @@ impl Handler<Reload> for ModelRegistry {
 
     fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) -> Self::Result {
         let diff = diff::diff(&self.config, &msg.config);
-        let mut fx = std::mem::take(&mut self.fx);
-        let waiters = &self.waiters;
+        let mut after = After::default();
+        let mut guard = self.desk.lock();
+        let st = &mut *guard;
+        let mut fx = Vec::new();
+        let waiters = &st.waiters;
         let alive = |id: WaiterId| waiters.get(&id).is_some_and(|tx| !tx.is_closed());
-        let origins = self
+        let origins = st
             .core
             .reload(&msg.config, Instant::now(), &alive, &mut fx);
         // Provider actors first: the effects below may name the new indices.
-        let old = std::mem::take(&mut self.providers);
+        let old = std::mem::take(&mut st.providers);
         let mut providers = Vec::with_capacity(origins.len());
         for (mi, row) in origins.iter().enumerate() {
             let mut actors = Vec::with_capacity(row.len());
             for (pi, origin) in row.iter().enumerate() {
-                let snapshot = self.core.pools[mi].slots[pi].snapshot.clone();
+                let snapshot = st.core.pools[mi].slots[pi].snapshot.clone();
                 actors.push(match *origin {
                     Origin::Same(om, op) => old[om][op].clone(),
                     Origin::Carried(om, op) => {
@@ -417,9 +389,10 @@ impl Handler<Reload> for ModelRegistry {
             }
             providers.push(actors);
         }
-        self.providers = providers;
-        self.perform(&mut fx, ctx);
-        self.fx = fx;
+        st.providers = providers;
+        st.perform(&mut fx, &self.desk, &mut after);
+        drop(guard);
+        self.after(after, ctx);
         self.config = msg.config;
         MessageResult(ReloadSummary {
             diff,
@@ -433,7 +406,7 @@ impl Handler<DrainReleases> for ModelRegistry {
     type Result = ();
 
     fn handle(&mut self, _: DrainReleases, ctx: &mut Context<Self>) {
-        let batch = self.inbox.take();
+        let batch = self.desk.inbox.take();
         self.with_core(ctx, |core, now, alive, fx| {
             for r in batch {
                 core.release(r, now, alive, fx);
@@ -442,14 +415,24 @@ impl Handler<DrainReleases> for ModelRegistry {
     }
 }
 
+impl Handler<ForwardReports> for ModelRegistry {
+    type Result = ();
+
+    /// Reports of leases released on worker threads, forwarded from here so their provider
+    /// actors (on this thread) are reached without a cross-thread wake-up each.
+    fn handle(&mut self, _: ForwardReports, _: &mut Context<Self>) {
+        for (actor, report) in self.desk.take_reports() {
+            actor.do_send(report);
+        }
+    }
+}
+
 impl Handler<ClaimKeepAlive> for ModelRegistry {
     type Result = ResponseActFuture<Self, bool>;
 
     fn handle(&mut self, msg: ClaimKeepAlive, _: &mut Context<Self>) -> Self::Result {
-        let Some((store, replica)) = self
-            .live_store()
-            .zip(self.core.replica().map(str::to_string))
-        else {
+        let replica = self.desk.lock().core.replica().map(str::to_string);
+        let Some((store, replica)) = self.live_store().zip(replica) else {
             return Box::pin(actix::fut::ready(true));
         };
         // A spawned-style future: the mailbox keeps being served meanwhile.
@@ -475,10 +458,11 @@ impl Handler<GetProviders> for ModelRegistry {
     type Result = MessageResult<GetProviders>;
 
     fn handle(&mut self, _: GetProviders, _: &mut Context<Self>) -> Self::Result {
+        let st = self.desk.lock();
         MessageResult(
-            self.core
+            st.core
                 .snapshots()
-                .map(|(m, p, s)| (s.clone(), self.providers[m][p].clone()))
+                .map(|(m, p, s)| (s.clone(), st.providers[m][p].clone()))
                 .collect(),
         )
     }
@@ -488,7 +472,7 @@ impl Handler<GetKeepAlive> for ModelRegistry {
     type Result = MessageResult<GetKeepAlive>;
 
     fn handle(&mut self, _: GetKeepAlive, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.core.keep_alive())
+        MessageResult(self.desk.lock().core.keep_alive())
     }
 }
 
@@ -496,9 +480,10 @@ impl Handler<GetStatus> for ModelRegistry {
     type Result = MessageResult<GetStatus>;
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
-        let waiters = &self.waiters;
+        let st = self.desk.lock();
+        let waiters = &st.waiters;
         MessageResult(
-            self.core
+            st.core
                 .status(&|id| waiters.get(&id).is_some_and(|tx| !tx.is_closed())),
         )
     }

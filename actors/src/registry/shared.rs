@@ -35,7 +35,7 @@ pub(super) struct Shared {
 impl ModelRegistry {
     /// The store, when configured and reachable.
     pub(super) fn live_store(&self) -> Option<Store> {
-        if !self.core.is_live() {
+        if !self.desk.lock().core.is_live() {
             return None;
         }
         self.shared.as_ref().and_then(|s| s.store.clone())
@@ -43,10 +43,11 @@ impl ModelRegistry {
 
     pub(super) fn mark_down(&mut self, why: &dyn std::fmt::Display) {
         if let Some(sh) = self.shared.as_ref() {
-            if self.core.is_up() {
+            let mut st = self.desk.lock();
+            if st.core.is_up() {
                 tracing::warn!("shared state (Redis) unreachable: {why}; serving on local state");
             }
-            self.core.set_up(false);
+            st.core.set_up(false);
             sh.health.up.store(false, Relaxed);
         }
     }
@@ -93,7 +94,7 @@ impl ModelRegistry {
         ctx: &mut Context<Self>,
     ) {
         let Some(store) = self.shared.as_ref().and_then(|s| s.store.clone()) else {
-            self.core.token_released(&provider, &token);
+            self.desk.lock().core.token_released(&provider, &token);
             return;
         };
         ctx.spawn(
@@ -103,7 +104,9 @@ impl ModelRegistry {
                 (provider, token)
             }
             .into_actor(self)
-            .map(|(provider, token), act, _| act.core.token_released(&provider, &token)),
+            .map(|(provider, token), act, _| {
+                act.desk.lock().core.token_released(&provider, &token)
+            }),
         );
     }
 
@@ -121,7 +124,7 @@ impl ModelRegistry {
         let Some(store) = self.live_store() else {
             return;
         };
-        let leases = self.core.held_tokens();
+        let leases = self.desk.lock().core.held_tokens();
         if leases.is_empty() {
             return;
         }
@@ -156,7 +159,7 @@ impl ModelRegistry {
                             match res {
                                 Ok(store) => {
                                     sh.store = Some(store);
-                                    act.core.set_connected();
+                                    act.desk.lock().core.set_connected();
                                     act.sync_shared(ctx);
                                 }
                                 Err(e) => act.mark_down(&e),
@@ -166,10 +169,12 @@ impl ModelRegistry {
             }
             return;
         };
-        let req = self.core.sync_request(Instant::now(), epoch_ms());
+        let (req, generation) = {
+            let mut st = self.desk.lock();
+            // The reply is positional: a reload in between makes it describe other slots.
+            (st.core.sync_request(Instant::now(), epoch_ms()), st.core.generation())
+        };
         let was_up = req.was_up;
-        // The reply is positional: a reload in between makes it describe other slots.
-        let generation = self.core.generation();
         let fut = async move {
             store.ping().await?;
             for (id, until, left) in &req.publish {
@@ -200,9 +205,11 @@ impl ModelRegistry {
                 if !was_up {
                     tracing::info!("shared state (Redis) reachable; synchronising");
                 }
-                if act.core.generation() == generation {
-                    act.core.apply_sync(reply, Instant::now(), epoch_ms());
+                let mut st = act.desk.lock();
+                if st.core.generation() == generation {
+                    st.core.apply_sync(reply, Instant::now(), epoch_ms());
                 }
+                drop(st);
                 if let Some(sh) = act.shared.as_ref() {
                     sh.health.up.store(true, Relaxed);
                 }

@@ -111,8 +111,8 @@ pub(super) async fn hedged(
     let mut exclude: Vec<String> = attempts.iter().map(|a| a.provider.clone()).collect();
     exclude.push(first_id);
     let choice = state
-        .registry
-        .send(ChooseProvider {
+        .chooser
+        .choose(ChooseProvider {
             model: model.to_string(),
             exclude,
             deadline: now,
