@@ -261,3 +261,110 @@ async fn a_reloaded_provider_actor_publishes_into_its_new_snapshot_and_old_lease
         "the drained lease touched nothing"
     );
 }
+
+/// The request path's `Chooser` (no shared store): choices and releases run on the callers'
+/// threads under the registry's lock. Several OS threads, each with its own runtime like HTTP
+/// workers, take and release leases at once; a queued request is answered by a release made on
+/// another thread; the outcomes reach the provider actors through the registry's batches.
+#[test]
+fn the_chooser_chooses_and_releases_on_the_callers_threads() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let sys = actix_rt::System::new();
+        sys.block_on(async {
+            let mut one = p("one");
+            one.max_concurrency = Some(1);
+            let (reg, chooser) =
+                ModelRegistry::launch(&config(vec![one, p("b")]), RegistryOptions::default());
+            tx.send((reg, chooser, actix_rt::System::current())).unwrap();
+        });
+        sys.run().unwrap();
+    });
+    let (reg, chooser, system) = rx.recv().unwrap();
+    assert!(chooser.is_local());
+    let pick = |exclude: &[&str], wait: Duration| ChooseProvider {
+        model: "m".into(),
+        exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        deadline: Instant::now() + wait,
+        session: None,
+    };
+    let run = |f: std::pin::Pin<Box<dyn Future<Output = ()>>>| {
+        actix_rt::Runtime::new().unwrap().block_on(f)
+    };
+
+    // Four threads × 200 leases of "b", each released with a success.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let chooser = chooser.clone();
+            std::thread::spawn(move || {
+                run(Box::pin(async move {
+                    for _ in 0..200 {
+                        let mut l = chooser
+                            .choose(pick(&["one"], Duration::ZERO))
+                            .await
+                            .unwrap()
+                            .resolve()
+                            .await
+                            .unwrap();
+                        assert_eq!(l.provider().id, "b");
+                        l.set_outcome(Outcome::Success);
+                    }
+                }))
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+
+    // "one" holds one request at a time: the second waits and is answered by the first's
+    // release, dropped on another thread.
+    let held = run_value(|| {
+        let chooser = chooser.clone();
+        async move {
+            chooser
+                .choose(pick(&["b"], Duration::ZERO))
+                .await
+                .unwrap()
+                .resolve()
+                .await
+                .unwrap()
+        }
+    });
+    let queued = run_value(|| {
+        let chooser = chooser.clone();
+        async move {
+            chooser
+                .choose(pick(&["b"], Duration::from_secs(5)))
+                .await
+                .unwrap()
+        }
+    });
+    let waiter = std::thread::spawn(move || {
+        actix_rt::Runtime::new()
+            .unwrap()
+            .block_on(queued.resolve())
+            .map(|l| l.provider().id.clone())
+    });
+    std::thread::spawn(move || drop(held)).join().unwrap();
+    assert_eq!(waiter.join().unwrap().as_deref(), Ok("one"));
+
+    // Every release was applied at once (no lease left out) and every outcome reached b's actor.
+    let reg2 = reg.clone();
+    run(Box::pin(async move {
+        assert_eq!(in_flight(&reg2).await, [0, 0]);
+        wait_for("800 grants of b and its actor's latency from the reports", || async {
+            let status = reg2.send(GetStatus).await.unwrap();
+            let b = &status[0].providers[1];
+            b.served() == 800 && b.latency().is_some()
+        })
+        .await;
+    }));
+    system.stop();
+    server.join().unwrap();
+}
+
+/// Runs `f`'s future on a fresh runtime of this thread and returns its value.
+fn run_value<T, F: Future<Output = T>>(f: impl FnOnce() -> F) -> T {
+    actix_rt::Runtime::new().unwrap().block_on(f())
+}
