@@ -187,7 +187,13 @@ fn chooser_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
                     deadline: Instant::now() + Duration::from_secs(5),
                     session: None,
                 };
-                let lease = chooser.choose(choose).await.unwrap().resolve().await.unwrap();
+                let lease = chooser
+                    .choose(choose)
+                    .await
+                    .unwrap()
+                    .resolve()
+                    .await
+                    .unwrap();
                 drop(lease);
             }
         })

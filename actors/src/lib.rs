@@ -23,8 +23,8 @@ pub mod wire;
 pub use config::{ApiType, ModelsConfig, ProviderConfig};
 pub use provider::{FailureKind, HealthView, Outcome, ProbeResult, ProviderSnapshot};
 pub use registry::{
-    Choice, ChooseError, ChooseProvider, Chooser, ClaimKeepAlive, GetKeepAlive, GetProviders, GetStatus,
-    KeepAliveView, Lease, ModelRegistry, ModelStatus, RegistryOptions,
+    Choice, ChooseError, ChooseProvider, Chooser, ClaimKeepAlive, GetKeepAlive, GetProviders,
+    GetStatus, KeepAliveView, Lease, ModelRegistry, ModelStatus, RegistryOptions,
 };
 pub use strategies::StrategyKind;
 

@@ -276,7 +276,8 @@ fn the_chooser_chooses_and_releases_on_the_callers_threads() {
             one.max_concurrency = Some(1);
             let (reg, chooser) =
                 ModelRegistry::launch(&config(vec![one, p("b")]), RegistryOptions::default());
-            tx.send((reg, chooser, actix_rt::System::current())).unwrap();
+            tx.send((reg, chooser, actix_rt::System::current()))
+                .unwrap();
         });
         sys.run().unwrap();
     });
@@ -353,11 +354,14 @@ fn the_chooser_chooses_and_releases_on_the_callers_threads() {
     let reg2 = reg.clone();
     run(Box::pin(async move {
         assert_eq!(in_flight(&reg2).await, [0, 0]);
-        wait_for("800 grants of b and its actor's latency from the reports", || async {
-            let status = reg2.send(GetStatus).await.unwrap();
-            let b = &status[0].providers[1];
-            b.served() == 800 && b.latency().is_some()
-        })
+        wait_for(
+            "800 grants of b and its actor's latency from the reports",
+            || async {
+                let status = reg2.send(GetStatus).await.unwrap();
+                let b = &status[0].providers[1];
+                b.served() == 800 && b.latency().is_some()
+            },
+        )
         .await;
     }));
     system.stop();

@@ -23,8 +23,8 @@ use actix_web::HttpMessage as _;
 use awc::http::header;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use llm_router_actors::Chooser;
 use llm_router_actors::wire::Wire;
+use llm_router_actors::Chooser;
 use llm_router_actors::{ApiType, ChooseProvider, FailureKind, Lease, Outcome};
 
 use super::client::UpstreamPayload;

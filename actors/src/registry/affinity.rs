@@ -106,12 +106,12 @@ impl ModelRegistry {
         Ok(ActorResponse::r#async(fut.into_actor(self).map(
             move |res, act, ctx| {
                 match res {
-                    Ok(Some(provider)) => {
-                        act.desk
-                            .lock()
-                            .core
-                            .remember_session(&msg.model, key, &provider, Instant::now())
-                    }
+                    Ok(Some(provider)) => act.desk.lock().core.remember_session(
+                        &msg.model,
+                        key,
+                        &provider,
+                        Instant::now(),
+                    ),
                     Ok(None) => {}
                     Err(e) => act.mark_down(&e),
                 }

@@ -126,7 +126,10 @@ impl Desk {
     /// Takes the lock (a poisoned lock is taken as is: the core's state is consistent between
     /// calls, and a panic inside one is a bug that must not stop every later request).
     pub(super) fn lock(&self) -> Locked<'_> {
-        debug_assert!(!holding(), "the registry desk is locked twice on one thread");
+        debug_assert!(
+            !holding(),
+            "the registry desk is locked twice on one thread"
+        );
         let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         HOLDING.with(|h| h.set(true));
         Locked(guard)
@@ -263,7 +266,8 @@ impl DeskState {
                 } => after
                     .reports
                     .push((self.providers[model][provider].clone(), report)),
-                e @ (Effect::Acquire(_) | Effect::CountUse { .. } | Effect::ReleaseToken { .. }) => {
+                e
+                @ (Effect::Acquire(_) | Effect::CountUse { .. } | Effect::ReleaseToken { .. }) => {
                     after.effects.push(e)
                 }
             }

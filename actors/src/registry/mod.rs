@@ -1,20 +1,24 @@
 //! `ModelRegistry`: model → providers, one strategy per model, handing out RAII [`Lease`]s.
 //!
-//! The registry is split in three:
+//! The registry is split in four:
 //! - [`selection`] (with `pool.rs` and `sync.rs`): the pure selection core — pools, slots, hosts,
 //!   wait queues, rpm windows, candidate filtering, grant/release bookkeeping. It takes `now` and
 //!   returns [`Effect`]s; it never reads a clock nor does I/O.
-//! - this module: the actor. It is the only place that reads the clock, routes messages to the
-//!   core and performs its effects (oneshot answers, `do_send` to provider actors, spawned Redis
-//!   futures). No handler awaits I/O, so the mailbox never blocks: a request that must wait gets
-//!   a oneshot receiver, completed on a later release (or Redis answer).
+//! - `desk.rs`: the core and its waiters under one short lock, and the [`Chooser`] request
+//!   handlers use — without a shared store they choose and release on their own thread (no round
+//!   trip to the registry's thread). The desk and this actor are the only places reading the
+//!   clock.
+//! - this module: the actor. It serves the messages below and performs the effects that need it
+//!   (spawned Redis futures, outcome reports to the provider actors on its thread). No handler
+//!   awaits I/O, so the mailbox never blocks: a request that must wait gets a oneshot receiver,
+//!   completed on a later release (or Redis answer).
 //! - `shared.rs`: the Redis protocol side; [`lease`]: the `Lease` and its release inbox.
 //!
 //! Messages: [`ChooseProvider`] (from HTTP handlers, any worker thread) → [`Choice`]; releases of
 //! dropped leases (through the [`ReleaseInbox`]); [`GetStatus`], [`GetProviders`],
 //! [`GetKeepAlive`], [`ClaimKeepAlive`]; [`Reload`] (hot reload: the core swaps in the new
-//! config, this actor reuses, rebinds or starts provider actors). The registry is the only
-//! writer of selection state;
+//! config, this actor reuses, rebinds or starts provider actors). The core, under the desk's
+//! lock, is the only writer of selection state;
 //! provider health comes from each provider's [`ProviderSnapshot`], written by its
 //! [`ProviderActor`].
 
@@ -367,9 +371,7 @@ impl Handler<Reload> for ModelRegistry {
         let mut fx = Vec::new();
         let waiters = &st.waiters;
         let alive = |id: WaiterId| waiters.get(&id).is_some_and(|tx| !tx.is_closed());
-        let origins = st
-            .core
-            .reload(&msg.config, Instant::now(), &alive, &mut fx);
+        let origins = st.core.reload(&msg.config, Instant::now(), &alive, &mut fx);
         // Provider actors first: the effects below may name the new indices.
         let old = std::mem::take(&mut st.providers);
         let mut providers = Vec::with_capacity(origins.len());

@@ -172,7 +172,10 @@ impl ModelRegistry {
         let (req, generation) = {
             let mut st = self.desk.lock();
             // The reply is positional: a reload in between makes it describe other slots.
-            (st.core.sync_request(Instant::now(), epoch_ms()), st.core.generation())
+            (
+                st.core.sync_request(Instant::now(), epoch_ms()),
+                st.core.generation(),
+            )
         };
         let was_up = req.was_up;
         let fut = async move {
