@@ -132,20 +132,23 @@ fn threaded(
     (callers * per_caller) as f64 / t.elapsed().as_secs_f64()
 }
 
-/// (a) `ChooseProvider` round trips to a registry on its own thread.
-fn actor_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
+/// (a) `ChooseProvider` round trips to a registry on its own thread, or (c, `via_chooser`) the
+/// request path's [`Chooser`]: without a shared store each caller chooses and releases on its
+/// own thread under the registry's lock (the actor only forwards outcome reports).
+fn registry_rate(n: usize, callers: usize, per_caller: usize, via_chooser: bool) -> f64 {
     let (tx, rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
         let sys = actix_rt::System::new();
         sys.block_on(async {
-            let reg = ModelRegistry::start(&config(n), RegistryOptions::default());
-            tx.send((reg, actix_rt::System::current())).unwrap();
+            let (reg, chooser) = ModelRegistry::launch(&config(n), RegistryOptions::default());
+            tx.send((reg, chooser, actix_rt::System::current()))
+                .unwrap();
         });
         sys.run().unwrap();
     });
-    let (reg, system) = rx.recv().unwrap();
+    let (reg, chooser, system) = rx.recv().unwrap();
     let rate = threaded(callers, per_caller, move |iters| {
-        let reg = reg.clone();
+        let (reg, chooser) = (reg.clone(), chooser.clone());
         actix_rt::Runtime::new().unwrap().block_on(async move {
             for _ in 0..iters {
                 let choose = ChooseProvider {
@@ -154,47 +157,12 @@ fn actor_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
                     deadline: Instant::now() + Duration::from_secs(5),
                     session: None,
                 };
-                let lease = reg.send(choose).await.unwrap().resolve().await.unwrap();
-                drop(lease);
-            }
-        })
-    });
-    system.stop();
-    server.join().unwrap();
-    rate
-}
-
-/// (c) The request path's [`Chooser`]: without a shared store, each caller chooses and releases
-/// on its own thread under the registry's lock (the actor only forwards outcome reports).
-fn chooser_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || {
-        let sys = actix_rt::System::new();
-        sys.block_on(async {
-            let (_, chooser) = ModelRegistry::launch(&config(n), RegistryOptions::default());
-            tx.send((chooser, actix_rt::System::current())).unwrap();
-        });
-        sys.run().unwrap();
-    });
-    let (chooser, system) = rx.recv().unwrap();
-    let rate = threaded(callers, per_caller, move |iters| {
-        let chooser = chooser.clone();
-        actix_rt::Runtime::new().unwrap().block_on(async move {
-            for _ in 0..iters {
-                let choose = ChooseProvider {
-                    model: "m".into(),
-                    exclude: Vec::new(),
-                    deadline: Instant::now() + Duration::from_secs(5),
-                    session: None,
+                let choice = if via_chooser {
+                    chooser.choose(choose).await
+                } else {
+                    reg.send(choose).await
                 };
-                let lease = chooser
-                    .choose(choose)
-                    .await
-                    .unwrap()
-                    .resolve()
-                    .await
-                    .unwrap();
-                drop(lease);
+                drop(choice.unwrap().resolve().await.unwrap());
             }
         })
     });
@@ -241,12 +209,18 @@ fn core_rate(n: usize, callers: usize, per_caller: usize) -> f64 {
 fn throughput() {
     println!("\nchoices per second (choose + release), balanced, 8 providers");
     println!("{:<34} {:>14} {:>14}", "path", "1 caller", "8 callers");
-    let actor = (actor_rate(8, 1, 50_000), actor_rate(8, 8, 25_000));
+    let actor = (
+        registry_rate(8, 1, 50_000, false),
+        registry_rate(8, 8, 25_000, false),
+    );
     println!(
         "{:<34} {:>14.0} {:>14.0}",
         "actor round trip", actor.0, actor.1
     );
-    let chooser = (chooser_rate(8, 1, 500_000), chooser_rate(8, 8, 125_000));
+    let chooser = (
+        registry_rate(8, 1, 500_000, true),
+        registry_rate(8, 8, 125_000, true),
+    );
     println!(
         "{:<34} {:>14.0} {:>14.0}",
         "Chooser (worker thread, lock)", chooser.0, chooser.1
