@@ -16,8 +16,13 @@
 # at concurrency 64, against one that waits BENCH_PACED_MS (default 10) before answering, as a real
 # model does: the same 64 requests in flight with room left on the provider's core.
 #
+# With BENCH_BASE_ROUTER=<path to another llm-router binary> (for example a build of the previous
+# main), that router is started beside this one in each set and measured in every round right after
+# it, so a change is compared with its base in the same run (columns "base" in the summary).
+#
 #   scripts/bench.sh                 # 10 s per measurement, 3 rounds
 #   BENCH_DURATION=5 BENCH_ROUNDS=5 scripts/bench.sh
+#   BENCH_BASE_ROUTER=/tmp/base/llm-router scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +36,9 @@ PACED_RELAY_PORT=${BENCH_PACED_RELAY_PORT:-19105}
 PACED_ROUTER_PORT=${BENCH_PACED_ROUTER_PORT:-19106}
 PACED_MS=${BENCH_PACED_MS:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
+BASE_ROUTER=${BENCH_BASE_ROUTER:-}
+BASE_OFFSET=20 # the base router of a set listens on its router's port + 20
+[ -z "$BASE_ROUTER" ] || [ -x "$BASE_ROUTER" ] || { echo "BENCH_BASE_ROUTER=$BASE_ROUTER is not an executable" >&2; exit 2; }
 ROUTER_CORE=0
 LOAD_CORE=1
 [ "$(nproc)" -ge 2 ] || { ROUTER_CORE=0; LOAD_CORE=0; echo "warning: one core only; figures are not comparable"; }
@@ -63,21 +71,31 @@ start_set() { # fake-port relay-port router-port [fake flags...]
    {"id": "fake-1", "api_host": "http://127.0.0.1:$1", "api_type": "vllm", "model_path": ""}]}},
  "active_models": {"bench": ["fake-model"]}}
 JSON
-    LLM_ROUTER_MODELS_CONFIG="$work/models-$1.json" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
-    LLM_ROUTER_SERVER_PORT="$3" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
-        taskset -c "$ROUTER_CORE" "$BIN/llm-router" >/dev/null 2>&1 &
-    last_router=$!
-    pids+=("$last_router")
+    run_router() { # binary port
+        LLM_ROUTER_MODELS_CONFIG="$work/models-$fake_port.json" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
+        LLM_ROUTER_SERVER_PORT="$2" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
+            taskset -c "$ROUTER_CORE" "$1" >/dev/null 2>&1 &
+        pids+=($!)
+    }
+    local fake_port=$1
+    run_router "$BIN/llm-router" "$3"
+    last_router=${pids[-1]}
+    last_base=""
+    if [ -n "$BASE_ROUTER" ]; then
+        run_router "$BASE_ROUTER" $(($3 + BASE_OFFSET))
+        last_base=${pids[-1]}
+        wait_port $(($3 + BASE_OFFSET))
+    fi
     taskset -c "$ROUTER_CORE" "$BIN/tcp-relay" --port "$2" --to "127.0.0.1:$1" >/dev/null 2>&1 &
     last_relay=$!
     pids+=("$last_relay")
     wait_port "$1"; wait_port "$2"; wait_port "$3"
 }
 start_set "$FAKE_PORT" "$RELAY_PORT" "$ROUTER_PORT"
-fake_pid=$last_fake router_pid=$last_router relay_pid=$last_relay
+fake_pid=$last_fake router_pid=$last_router relay_pid=$last_relay base_pid=$last_base
 cp "$work/models-$FAKE_PORT.json" "$work/models.json"
 start_set "$PACED_FAKE_PORT" "$PACED_RELAY_PORT" "$PACED_ROUTER_PORT" --latency-ms "$PACED_MS"
-paced_fake_pid=$last_fake paced_router_pid=$last_router paced_relay_pid=$last_relay
+paced_fake_pid=$last_fake paced_router_pid=$last_router paced_relay_pid=$last_relay paced_base_pid=$last_base
 sleep 0.5
 rss_kb() { awk -v k="$2" '$1==k {print $2}' "/proc/$1/status"; }
 idle_rss=$(rss_kb "$router_pid" VmRSS:)
@@ -92,17 +110,19 @@ field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1
 load_cpu() { python3 -c "import json,sys; j=json.loads(sys.argv[1]); print(f\"{j['cpu_us_per_req']+j['bench_cpu_us_per_req']:.1f}\")" "$1"; }
 delta() { python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):+.3f}')" "$1" "$2"; }
 
-matrix() { # pace-label fake-port relay-port router-port fake-pid relay-pid router-pid concurrency...
-    local label=$1 fport=$2 xport=$3 rport=$4 fpid=$5 xpid=$6 rpid=$7 mode flag conc round d x r t j extra
+matrix() { # pace-label fake-port relay-port router-port fake-pid relay-pid router-pid base-pid concurrency...
+    local label=$1 fport=$2 xport=$3 rport=$4 fpid=$5 xpid=$6 rpid=$7 bpid=$8 mode flag conc round d x r b t j extra targets
+    targets="direct relay router"; [ -n "$bpid" ] && targets="$targets base"
     for mode in json sse; do
         flag=""; [ "$mode" = sse ] && flag="--stream"
-        for conc in "${@:8}"; do
+        for conc in "${@:9}"; do
             for round in $(seq 1 "$ROUNDS"); do
                 d=$(bench "http://127.0.0.1:$fport/v1/chat/completions" "$conc" "$flag" "$fpid")
                 x=$(bench "http://127.0.0.1:$xport/v1/chat/completions" "$conc" "$flag" "$xpid")
                 r=$(bench "http://127.0.0.1:$rport/v1/chat/completions" "$conc" "$flag" "$rpid")
-                for t in direct relay router; do
-                    case $t in direct) j=$d ;; relay) j=$x ;; router) j=$r ;; esac
+                [ -n "$bpid" ] && b=$(bench "http://127.0.0.1:$((rport + BASE_OFFSET))/v1/chat/completions" "$conc" "$flag" "$bpid")
+                for t in $targets; do
+                    case $t in direct) j=$d ;; relay) j=$x ;; router) j=$r ;; base) j=$b ;; esac
                     echo "$label $mode $conc $round $t $j" >> "$work/rounds"
                     echo "pace $label $mode c=$conc round $round $t $j" >> "$work/raw"
                     extra=""
@@ -121,8 +141,8 @@ matrix() { # pace-label fake-port relay-port router-port fake-pid relay-pid rout
 }
 
 printf '%-5s %-5s %4s %5s | %-6s %10s %9s %9s %10s | %s\n' pace mode conc round target "req/s" "p50 ms" "p99 ms" "ttfb p50" "added vs direct p50 / p99 / ttfb ms; cpu/req"
-matrix "0ms" "$FAKE_PORT" "$RELAY_PORT" "$ROUTER_PORT" "$fake_pid" "$relay_pid" "$router_pid" 1 64
-matrix "${PACED_MS}ms" "$PACED_FAKE_PORT" "$PACED_RELAY_PORT" "$PACED_ROUTER_PORT" "$paced_fake_pid" "$paced_relay_pid" "$paced_router_pid" 64
+matrix "0ms" "$FAKE_PORT" "$RELAY_PORT" "$ROUTER_PORT" "$fake_pid" "$relay_pid" "$router_pid" "$base_pid" 1 64
+matrix "${PACED_MS}ms" "$PACED_FAKE_PORT" "$PACED_RELAY_PORT" "$PACED_ROUTER_PORT" "$paced_fake_pid" "$paced_relay_pid" "$paced_router_pid" "$paced_base_pid" 64
 echo
 echo "median over $ROUNDS round(s) (added = target - direct of the same round; pace = provider's wait before answering):"
 python3 - "$work/rounds" <<'PY'
@@ -146,6 +166,21 @@ for (pace, mode, conc), rounds in rows.items():
           f"{med('relay','p50_ms'):>+15.3f} {med('relay','p99_ms'):>+15.3f} | {load:>6.1f}us")
 print("(cpu/req: CPU time per request over the measured window, from /proc/<pid>/stat; cpu ratio: router / relay;")
 print(" load cpu: the fake's + llm-bench's per request on the direct run, both on the load core)")
+if any("base" in r for rounds in rows.values() for r in rounds.values()):
+    print()
+    print("against the base router (BENCH_BASE_ROUTER), same rounds; change = router - base, median of the rounds:")
+    print(f"{'pace':5} {'mode':5} {'conc':>4} | {'router req/s':>12} {'base req/s':>10} {'router cpu':>10} {'base cpu':>8} {'cpu change':>10} "
+          f"{'p50 change':>10} {'p99 change':>10} {'ttfb change':>11}")
+    for (pace, mode, conc), rounds in rows.items():
+        rs = [r for r in rounds.values() if "base" in r]
+        def mid(target, key):
+            return statistics.median(r[target][key] for r in rs)
+        def change(key):
+            return statistics.median(r["router"][key] - r["base"][key] for r in rs)
+        cpu = statistics.median(r["router"]["cpu_us_per_req"] / r["base"]["cpu_us_per_req"] - 1
+                                for r in rs if r["base"]["cpu_us_per_req"])
+        print(f"{pace:5} {mode:5} {conc:>4} | {mid('router','rps'):>12.0f} {mid('base','rps'):>10.0f} {mid('router','cpu_us_per_req'):>8.1f}us "
+              f"{mid('base','cpu_us_per_req'):>6.1f}us {cpu*100:>+9.1f}% {change('p50_ms'):>+10.3f} {change('p99_ms'):>+10.3f} {change('ttfb_p50_ms'):>+11.3f}")
 PY
 # Converted streams: an Ollama / Anthropic client through the router to the same OpenAI-wire
 # provider, beside the passthrough (OpenAI client) stream and the direct baseline, same run.
