@@ -8,6 +8,9 @@
 # excluded): the router's and the relay's side by side, the fake's on the direct run, and the load
 # generator's own (on the direct run, fake + generator is what the load core spends per request:
 # the load side is not the bottleneck while that stays well under the router's figure).
+# The fake runs as `fake-llm --fast` (prepared answers on a bare HTTP/1.1 loop, fake-llm/src/fast.rs)
+# so that the load core has room to spare: direct throughput several times the router's. With
+# BENCH_FAKE=actix the full actix fake is used instead (its own cost then caps the direct run).
 # Each (mode, concurrency) is measured BENCH_ROUNDS times (direct, relay, router in turn); the
 # summary gives the median of the rounds' added figures, since the tail at concurrency 64 moves by
 # a millisecond or more from one round to the next.
@@ -28,6 +31,11 @@ cd "$(dirname "$0")/.."
 
 DUR=${BENCH_DURATION:-10}
 CHUNKS=${BENCH_CHUNKS:-16}
+case ${BENCH_FAKE:-fast} in
+    fast) FAKE_FLAGS=(--fast) ;;
+    actix) FAKE_FLAGS=() ;;
+    *) echo "BENCH_FAKE must be fast or actix" >&2; exit 2 ;;
+esac
 FAKE_PORT=${BENCH_FAKE_PORT:-19101}
 ROUTER_PORT=${BENCH_ROUTER_PORT:-19100}
 RELAY_PORT=${BENCH_RELAY_PORT:-19103}
@@ -63,7 +71,7 @@ wait_port() {
 # saturated at concurrency 64) and one that waits PACED_MS before answering, as a real model does
 # (the same 64 requests in flight then leave its core room). Each set has its own relay and router.
 start_set() { # fake-port relay-port router-port [fake flags...]
-    taskset -c "$LOAD_CORE" "$BIN/fake-llm" --port "$1" --chunks "$CHUNKS" --workers 1 "${@:4}" >/dev/null 2>&1 &
+    taskset -c "$LOAD_CORE" "$BIN/fake-llm" --port "$1" --chunks "$CHUNKS" --workers 1 "${FAKE_FLAGS[@]}" "${@:4}" >/dev/null 2>&1 &
     last_fake=$!
     pids+=("$last_fake")
     cat > "$work/models-$1.json" <<JSON

@@ -34,6 +34,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
+pub mod fast;
 pub mod golden;
 mod prefix_cache;
 mod respond;

@@ -8,7 +8,8 @@ use fake_llm::{FakeConfig, PrefixCacheModel};
 
 const USAGE: &str = "fake-llm [--host 127.0.0.1] [--port 9000] [--workers 1] [--latency-ms 0] \
 [--chunks 16] [--chunk-delay-ms 0] [--name fake] [--prefix-cache-us-per-token 0] \
-[--prefix-cache-tokens 1000000]
+[--prefix-cache-tokens 1000000] [--fast]
+  --fast                         answer from prepared bytes on one thread (benchmarks: see fast.rs)
   --prefix-cache-us-per-token N  model a prefix cache: N µs of prefill per uncached prompt token
   --prefix-cache-tokens N        its capacity in tokens (with the flag above)";
 
@@ -19,11 +20,16 @@ fn main() -> std::io::Result<()> {
     };
     let (mut host, mut port, mut workers) = ("127.0.0.1".to_string(), 9000u16, 1usize);
     let (mut per_token_us, mut cache_tokens) = (0u64, 1_000_000usize);
+    let mut fast = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
             println!("{USAGE}");
             return Ok(());
+        }
+        if flag == "--fast" {
+            fast = true;
+            continue;
         }
         let value = args
             .next()
@@ -52,5 +58,11 @@ fn main() -> std::io::Result<()> {
         });
     }
     let listener = std::net::TcpListener::bind((host.as_str(), port))?;
+    if fast {
+        if workers != 1 || per_token_us > 0 || !cfg.chunk_delay.is_zero() {
+            panic!("--fast serves on one thread, without a prefix cache or chunk delay\n{USAGE}");
+        }
+        return fake_llm::fast::serve(listener, &cfg);
+    }
     actix_rt::System::new().block_on(async move { fake_llm::serve(listener, cfg, workers)?.await })
 }
