@@ -15,8 +15,10 @@
 //!   handed out of the critical section in [`After::dropped`]; a lease dropped on a thread that
 //!   holds the lock anyway (it cannot happen by construction, but a panic unwinding could) goes
 //!   through the actor's release inbox instead of deadlocking.
-//! - Provider outcome reports are queued here and forwarded by the actor, one wake-up of its
-//!   thread per batch (like releases before: a cross-thread wake-up costs more than the work).
+//! - Provider outcome reports are queued here and forwarded by the actor: a report that can change
+//!   a provider's health (failure, probe verdict, `Retry-After`, cancellation) wakes it at once,
+//!   routine successes wait for its `REPORT_TICK` (a cross-thread wake-up per request costs more
+//!   than the work it delivers).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -95,6 +97,20 @@ impl std::ops::DerefMut for Locked<'_> {
     fn deref_mut(&mut self) -> &mut DeskState {
         &mut self.0
     }
+}
+
+/// How often the registry forwards routine outcome reports queued by workers. Waking the
+/// registry's thread for each one cost a context switch per request on a saturated core (the
+/// worker is preempted by the wake-up); a success only moves latency figures and counts, which
+/// may arrive this much later.
+pub(super) const REPORT_TICK: std::time::Duration = std::time::Duration::from_millis(20);
+/// Queued reports that wake the registry at once, whatever they say (bounds the queue).
+const REPORT_BATCH: usize = 1024;
+
+/// A report that can wait for the tick: a success that is not a half-open probe's verdict and
+/// carries no `Retry-After`.
+fn is_routine(r: &ReportOutcome) -> bool {
+    matches!(r.outcome, crate::provider::Outcome::Success) && !r.probe && r.retry_after.is_none()
 }
 
 /// Tells the registry that reports are waiting.
@@ -203,13 +219,16 @@ impl Desk {
     fn finish_here(&self, after: After) {
         debug_assert!(after.effects.is_empty(), "a Redis effect on a local desk");
         if !after.reports.is_empty() {
-            let was_empty = {
+            // A routine success (latency and counts only) waits for the actor's next tick
+            // (`REPORT_TICK`); anything that can change a provider's health is forwarded now.
+            let urgent = after.reports.iter().any(|(_, r)| !is_routine(r));
+            let wake = {
                 let mut q = self.reports.lock().unwrap_or_else(|e| e.into_inner());
                 let was_empty = q.is_empty();
                 q.extend(after.reports);
-                was_empty
+                (urgent && was_empty) || q.len() >= REPORT_BATCH
             };
-            if was_empty {
+            if wake {
                 self.registry.do_send(ForwardReports);
             }
         }

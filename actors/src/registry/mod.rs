@@ -321,6 +321,9 @@ impl Actor for ModelRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.desk.local {
+            ctx.run_interval(desk::REPORT_TICK, |act, _| act.forward_reports());
+        }
         let Some(sh) = &self.shared else { return };
         let renew = sh.opts.lease_ttl / 3;
         self.sync_shared(ctx);
@@ -352,6 +355,13 @@ impl Handler<ChooseProvider> for ModelRegistry {
 }
 
 impl ModelRegistry {
+    /// Sends the reports workers queued to their provider actors (on this thread).
+    fn forward_reports(&self) {
+        for (actor, report) in self.desk.take_reports() {
+            actor.do_send(report);
+        }
+    }
+
     fn choose_now(&mut self, msg: ChooseProvider, ctx: &mut Context<Self>) -> Choice {
         let mut after = After::default();
         let choice = self.desk.choose(msg, &mut after);
@@ -423,9 +433,7 @@ impl Handler<ForwardReports> for ModelRegistry {
     /// Reports of leases released on worker threads, forwarded from here so their provider
     /// actors (on this thread) are reached without a cross-thread wake-up each.
     fn handle(&mut self, _: ForwardReports, _: &mut Context<Self>) {
-        for (actor, report) in self.desk.take_reports() {
-            actor.do_send(report);
-        }
+        self.forward_reports();
     }
 }
 
