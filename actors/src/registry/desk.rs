@@ -222,11 +222,12 @@ impl Desk {
             // A routine success (latency and counts only) waits for the actor's next tick
             // (`REPORT_TICK`); anything that can change a provider's health is forwarded now.
             let urgent = after.reports.iter().any(|(_, r)| !is_routine(r));
+            // An urgent report wakes the actor even when routine ones are queued before it
+            // (they go with it, in order).
             let wake = {
                 let mut q = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-                let was_empty = q.is_empty();
                 q.extend(after.reports);
-                (urgent && was_empty) || q.len() >= REPORT_BATCH
+                urgent || q.len() >= REPORT_BATCH
             };
             if wake {
                 self.registry.do_send(ForwardReports);
