@@ -67,6 +67,13 @@ wait_port() {
     echo "port $1 did not open" >&2; exit 1
 }
 
+run_router() { # models-config binary port
+    LLM_ROUTER_MODELS_CONFIG="$1" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
+    LLM_ROUTER_SERVER_PORT="$3" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
+        taskset -c "$ROUTER_CORE" "$2" >/dev/null 2>&1 &
+    pids+=($!)
+}
+
 # One set of processes per provider pace: a fake provider that answers at once (its core is then
 # saturated at concurrency 64) and one that waits PACED_MS before answering, as a real model does
 # (the same 64 requests in flight then leave its core room). Each set has its own relay and router.
@@ -79,18 +86,11 @@ start_set() { # fake-port relay-port router-port [fake flags...]
    {"id": "fake-1", "api_host": "http://127.0.0.1:$1", "api_type": "vllm", "model_path": ""}]}},
  "active_models": {"bench": ["fake-model"]}}
 JSON
-    run_router() { # binary port
-        LLM_ROUTER_MODELS_CONFIG="$work/models-$fake_port.json" LLM_ROUTER_SERVER_HOST=127.0.0.1 \
-        LLM_ROUTER_SERVER_PORT="$2" LLM_ROUTER_SERVER_WORKERS_COUNT=1 LLM_ROUTER_LOG_LEVEL=ERROR \
-            taskset -c "$ROUTER_CORE" "$1" >/dev/null 2>&1 &
-        pids+=($!)
-    }
-    local fake_port=$1
-    run_router "$BIN/llm-router" "$3"
+    run_router "$work/models-$1.json" "$BIN/llm-router" "$3"
     last_router=${pids[-1]}
     last_base=""
     if [ -n "$BASE_ROUTER" ]; then
-        run_router "$BASE_ROUTER" $(($3 + BASE_OFFSET))
+        run_router "$work/models-$1.json" "$BASE_ROUTER" $(($3 + BASE_OFFSET))
         last_base=${pids[-1]}
         wait_port $(($3 + BASE_OFFSET))
     fi
