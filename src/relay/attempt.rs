@@ -433,19 +433,9 @@ fn refusal(e: ChooseError, first: bool) -> Option<RouterError> {
     }
 }
 
-fn failure_of(e: &SendRequestError, waited: Duration) -> FailureKind {
-    match e {
-        SendRequestError::Timeout => FailureKind::Timeout(waited),
-        // Anything else before a response head (refused, reset, a broken send, a malformed
-        // head) is the connection's failure. (awc's error enum is foreign and may grow.)
-        _ => FailureKind::Connect,
-    }
-}
-
-fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
+fn retry_after(v: &header::HeaderValue) -> Option<Duration> {
+    v.to_str()
+        .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
@@ -510,6 +500,113 @@ pub fn provider_message(body: &[u8]) -> String {
     }
 }
 
+/// Why a request got no response head, whichever client sent it.
+enum Unsent {
+    /// Nobody there (refused, unresolvable, connect timed out) or the request could not be made.
+    Connect,
+    /// Connected, then cut or answered with something that is not an HTTP response.
+    Reset,
+    /// The attempt's budget ran out before the head.
+    Timeout,
+}
+
+/// A provider's response head (what the relay uses of it) and its body.
+struct Answer {
+    status: StatusCode,
+    content_type: Option<header::HeaderValue>,
+    content_length: Option<u64>,
+    retry_after: Option<Duration>,
+    body: UpstreamPayload,
+}
+
+/// A plain-HTTP provider: the relay's own HTTP/1.1 client (see `h1.rs`).
+async fn send_h1(
+    target: &super::h1::Target<'_>,
+    wire: &Wire,
+    call: &Call<'_>,
+    p: &llm_router_actors::ProviderConfig,
+    body: Bytes,
+    budget: Duration,
+) -> Result<Answer, Unsent> {
+    use super::h1::SendError;
+    let headers = |h: &mut super::h1::Head| {
+        h.header("content-type", "", "application/json");
+        h.header("accept", "", wire.accept(call.plan.stream));
+        h.header("x-request-id", "", call.request_id);
+        wire.profile()
+            .credentials(p, &mut |name, prefix, value| h.header(name, prefix, value));
+    };
+    match super::h1::post(target, headers, body, budget).await {
+        Ok(r) => Ok(Answer {
+            status: StatusCode::from_u16(r.status).map_err(|_| Unsent::Reset)?,
+            retry_after: r.retry_after.as_ref().and_then(retry_after),
+            content_type: r.content_type,
+            content_length: r.content_length,
+            body: actix_http::Payload::Stream {
+                payload: Box::pin(r.body),
+            },
+        }),
+        Err(SendError::Connect) => Err(Unsent::Connect),
+        Err(SendError::Reset) => Err(Unsent::Reset),
+        Err(SendError::Timeout) => Err(Unsent::Timeout),
+    }
+}
+
+/// An `https://` (or otherwise unusual) provider: awc.
+async fn send_awc(
+    client: &awc::Client,
+    url: &str,
+    wire: &Wire,
+    call: &Call<'_>,
+    p: &llm_router_actors::ProviderConfig,
+    body: Bytes,
+    budget: Duration,
+) -> Result<Answer, Unsent> {
+    let req = client
+        .post(url)
+        .timeout(budget)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::ACCEPT, wire.accept(call.plan.stream)))
+        .insert_header(("x-request-id", call.request_id));
+    let req = wire.profile().authorise(req, p);
+    match req.send_body(body).await {
+        Ok(mut resp) => {
+            let headers = resp.headers();
+            Ok(Answer {
+                status: resp.status(),
+                content_type: headers.get(header::CONTENT_TYPE).cloned(),
+                content_length: headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok()),
+                retry_after: headers.get(header::RETRY_AFTER).and_then(retry_after),
+                body: resp.take_payload(),
+            })
+        }
+        Err(SendRequestError::Send(_) | SendRequestError::Response(_)) => Err(Unsent::Reset),
+        Err(SendRequestError::Timeout) => Err(Unsent::Timeout),
+        // Anything else before a response head (refused, unresolvable, a request awc would not
+        // build) is the connection's failure. (awc's error enum is foreign and may grow.)
+        Err(_) => Err(Unsent::Connect),
+    }
+}
+
+/// Up to `limit` bytes of an error answer's body, within `wait` (what arrived when either ends).
+async fn read_limited(body: &mut UpstreamPayload, limit: usize, wait: Duration) -> Bytes {
+    let mut buf = BytesMut::new();
+    let read = async {
+        while let Some(Ok(chunk)) = body.next().await {
+            let room = limit - buf.len();
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if buf.len() >= limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, read).await;
+    buf.freeze()
+}
+
 /// Sends one attempt and waits for its commit point (the first body chunk).
 async fn attempt(
     client: &awc::Client,
@@ -531,34 +628,28 @@ async fn attempt(
         budget = budget.min(d.saturating_duration_since(sent));
     }
     let first_deadline = sent + budget;
-    let req = client
-        .post(llm_router_actors::wire::url(p, out.path))
-        .timeout(budget)
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header((header::ACCEPT, wire.accept(call.plan.stream)))
-        .insert_header(("x-request-id", call.request_id));
-    let req = wire.profile().authorise(req, p);
-    let resp = match req.send_body(out.body).await {
-        Ok(r) => r,
-        Err(e) => {
-            let failed = match &e {
-                SendRequestError::Send(_) | SendRequestError::Response(_) => NotCommitted::Reset,
-                _ => NotCommitted::Failed(failure_of(&e, sent.elapsed())),
+    let url = llm_router_actors::wire::url(p, out.path);
+    let sent_by = match super::h1::Target::parse(&url) {
+        Some(target) => send_h1(&target, &wire, call, p, out.body, budget).await,
+        None => send_awc(client, &url, &wire, call, p, out.body, budget).await,
+    };
+    let mut answer = match sent_by {
+        Ok(answer) => answer,
+        Err(failed) => {
+            let failed = match failed {
+                Unsent::Reset => NotCommitted::Reset,
+                Unsent::Connect => NotCommitted::Failed(FailureKind::Connect),
+                Unsent::Timeout => NotCommitted::Failed(FailureKind::Timeout(sent.elapsed())),
             };
             return Err((lease, failed));
         }
     };
-    let status = resp.status();
+    let status = answer.status;
     if !status.is_success() {
         let code = status.as_u16();
-        let wait = retry_after(resp.headers());
+        let wait = answer.retry_after;
         let remaining = first_deadline.saturating_duration_since(Instant::now());
-        let body = resp
-            .timeout(remaining)
-            .body()
-            .limit(64 * 1024)
-            .await
-            .unwrap_or_default();
+        let body = read_limited(&mut answer.body, 64 * 1024, remaining).await;
         // 401/403/404 from a provider mean the router's credentials or `model_path` are wrong:
         // the provider's fault, not the client's.
         let kind = match code {
@@ -577,14 +668,9 @@ async fn attempt(
         };
         return Err((lease, NotCommitted::Refused(code, err)));
     }
-    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let content_length = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut resp = resp;
-    let mut rest = resp.take_payload();
+    let content_type = answer.content_type;
+    let content_length = answer.content_length;
+    let mut rest = answer.body;
     let remaining = first_deadline.saturating_duration_since(Instant::now());
     let first = match tokio::time::timeout(remaining, rest.next()).await {
         Err(_) => {

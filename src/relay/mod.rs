@@ -17,6 +17,7 @@
 mod attempt;
 pub mod body;
 pub mod client;
+pub mod h1;
 mod explain;
 mod finish;
 pub mod plan;

@@ -19,12 +19,10 @@ impl Profile for AnthropicWire {
         }
     }
 
-    fn authorise(&self, req: awc::ClientRequest, p: &ProviderConfig) -> awc::ClientRequest {
-        let req = req.insert_header(("anthropic-version", API_VERSION));
-        if p.api_token.is_empty() {
-            req
-        } else {
-            req.insert_header(("x-api-key", p.api_token.expose()))
+    fn credentials(&self, p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str)) {
+        add("anthropic-version", "", API_VERSION);
+        if !p.api_token.is_empty() {
+            add("x-api-key", "", p.api_token.expose());
         }
     }
 

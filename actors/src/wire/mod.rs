@@ -44,8 +44,23 @@ pub enum Endpoint {
 pub trait Profile: Sync {
     /// The path of `endpoint`, when this wire has it.
     fn path(&self, endpoint: Endpoint) -> Option<&'static str>;
-    /// The provider's credentials as its type expects them.
-    fn authorise(&self, req: awc::ClientRequest, p: &ProviderConfig) -> awc::ClientRequest;
+    /// The provider's credentials as its type expects them, as header lines: `add(name, prefix,
+    /// value)` for each (the value is the secret; a prefix such as `Bearer ` goes before it).
+    fn credentials(&self, p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str));
+    /// [`Profile::credentials`] set on an awc request.
+    fn authorise(&self, req: awc::ClientRequest, p: &ProviderConfig) -> awc::ClientRequest {
+        let mut req = Some(req);
+        self.credentials(p, &mut |name, prefix, value| {
+            if let Some(r) = req.take() {
+                req = Some(if prefix.is_empty() {
+                    r.insert_header((name, value))
+                } else {
+                    r.insert_header((name, format!("{prefix}{value}")))
+                });
+            }
+        });
+        req.expect("the request is put back after each header")
+    }
     /// Content type of this wire's streams (also sent as `Accept` on stream requests).
     fn stream_content_type(&self) -> &'static str;
     /// How a stream answer of this wire is framed.
@@ -123,11 +138,9 @@ pub fn url(p: &ProviderConfig, path: &str) -> String {
 }
 
 /// Adds a Bearer token when the provider has one (the OpenAI-wire and Ollama way).
-pub(crate) fn bearer(req: awc::ClientRequest, p: &ProviderConfig) -> awc::ClientRequest {
-    if p.api_token.is_empty() {
-        req
-    } else {
-        req.bearer_auth(p.api_token.expose())
+pub(crate) fn bearer(p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str)) {
+    if !p.api_token.is_empty() {
+        add("authorization", "Bearer ", p.api_token.expose());
     }
 }
 

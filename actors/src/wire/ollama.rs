@@ -20,9 +20,9 @@ impl Profile for OllamaWire {
         })
     }
 
-    fn authorise(&self, req: awc::ClientRequest, p: &ProviderConfig) -> awc::ClientRequest {
+    fn credentials(&self, p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str)) {
         // Ollama itself takes no credentials; a proxy in front of it may want a Bearer token.
-        bearer(req, p)
+        bearer(p, add)
     }
 
     fn stream_content_type(&self) -> &'static str {

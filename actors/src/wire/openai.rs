@@ -20,8 +20,8 @@ impl Profile for OpenAiWire {
         }
     }
 
-    fn authorise(&self, req: awc::ClientRequest, p: &ProviderConfig) -> awc::ClientRequest {
-        bearer(req, p)
+    fn credentials(&self, p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str)) {
+        bearer(p, add)
     }
 
     fn stream_content_type(&self) -> &'static str {

@@ -1,0 +1,869 @@
+//! The relay's own HTTP/1.1 client for plain-`http://` providers (the self-hosted fleet: vLLM,
+//! Ollama, LM Studio, llama.cpp). `https://` providers go through `awc` (TLS), as do probes and
+//! plugin calls.
+//!
+//! Why not `awc` here too: per request, awc builds a header map, a boxed request future chain
+//! and a fresh `ClientCodec` whose default `ServiceConfig` spawns a date-keeping task with its own
+//! 500 ms timer (a task spawned, a timer registered — which wakes the worker's own event loop
+//! through its eventfd — and aborted again, every request). Here a request is one buffer written
+//! in one `send`, the head is parsed in place with `httparse`, and the body is a stream over the
+//! connection's read buffer.
+//!
+//! - **Pool**: one per worker thread (a worker's futures never leave it), idle connections kept per
+//!   `host:port` for [`KEEP_ALIVE`], last used first. A pooled connection is checked before reuse:
+//!   one the provider closed (or wrote to unasked) is dropped, not used.
+//! - **Reuse** only after the answer was read to its end (the chunked terminator, or
+//!   `Content-Length` bytes) and neither side said `Connection: close`; a body dropped part-way
+//!   (client gone, hedge lost) closes its connection, which is how the provider learns to stop.
+//! - **Framing**: chunked (extensions and trailers skipped), `Content-Length`, or until close;
+//!   a body that ends early is `PayloadError::Incomplete`, broken chunk framing
+//!   `PayloadError::EncodingCorrupted` — the relay treats both as the provider's failure.
+//! - **Errors before a response head** are told apart the way the relay's failover needs:
+//!   [`SendError::Connect`] (nobody there), [`SendError::Reset`] (connected, then cut or garbled),
+//!   [`SendError::Timeout`] (the caller's budget ran out).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, Write as _};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_http::error::PayloadError;
+use actix_rt::net::TcpStream;
+use awc::http::header::HeaderValue;
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::io::AsyncWriteExt;
+
+/// How long an idle connection is kept for reuse (as the awc client's `conn_keep_alive`).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// Longest wait for a TCP connection (as the awc connector's).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most response header lines accepted (hosted APIs send 20–30).
+const MAX_HEADERS: usize = 96;
+/// Idle connections kept per `host:port`.
+const MAX_IDLE: usize = 1024;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 16 * 1024;
+/// Request bodies up to this size are written in the same `send` as the head.
+const COPY_BODY: usize = 64 * 1024;
+/// Longest chunk-size or trailer line accepted.
+const MAX_LINE: usize = 4096;
+
+/// Why a request got no response head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No connection could be made (refused, unreachable, unresolvable, connect timed out), or the
+    /// request could not be written as asked (a header value with a line break).
+    Connect,
+    /// Connected, then the connection was cut or answered with something that is not HTTP/1.x.
+    Reset,
+    /// The caller's budget ran out before the response head.
+    Timeout,
+}
+
+/// Where a plain-HTTP request goes, read off its URL.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target<'u> {
+    /// `host[:port]` as the URL wrote it: the `Host` header and the pool's key.
+    authority: &'u str,
+    host: &'u str,
+    port: u16,
+    /// Path and query (`/` when the URL has none).
+    path: &'u str,
+}
+
+impl<'u> Target<'u> {
+    /// `Some` for an `http://` URL this client can take (no user info, a valid port); `None`
+    /// sends the request to awc instead.
+    pub fn parse(url: &'u str) -> Option<Self> {
+        let rest = url
+            .get(..7)
+            .filter(|s| s.eq_ignore_ascii_case("http://"))
+            .map(|_| &url[7..])?;
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], &rest[i..]),
+            Some(_) => return None,
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') || path.contains('#') {
+            return None;
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (host, after) = v6.split_once(']')?;
+                match after {
+                    "" => (host, 80),
+                    p => (host, p.strip_prefix(':')?.parse().ok()?),
+                }
+            }
+            None => match authority.rsplit_once(':') {
+                Some((host, p)) => (host, p.parse().ok()?),
+                None => (authority, 80),
+            },
+        };
+        if host.is_empty() || host.contains(':') && !authority.starts_with('[') {
+            return None;
+        }
+        Some(Target {
+            authority,
+            host,
+            port,
+            path,
+        })
+    }
+}
+
+/// A response head and its body.
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<HeaderValue>,
+    pub content_length: Option<u64>,
+    pub retry_after: Option<HeaderValue>,
+    pub body: Body,
+}
+
+struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    /// An idle connection is usable when nothing arrived on it since its last answer: a close
+    /// (EOF), a reset or stray bytes all mean it must not carry another request. (One `recv`
+    /// that finds nothing: the body stopped reading at its last byte, so tokio still holds the
+    /// socket readable and really asks the kernel.)
+    fn still_idle(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+thread_local! {
+    static POOL: RefCell<HashMap<Box<str>, Vec<(Conn, Instant)>>> = RefCell::new(HashMap::new());
+}
+
+fn checkout(authority: &str) -> Option<Conn> {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let idle = pool.get_mut(authority)?;
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < KEEP_ALIVE && conn.still_idle() {
+                return Some(conn);
+            }
+        }
+        None
+    })
+}
+
+fn checkin(authority: &str, conn: Conn) {
+    if !conn.buf.is_empty() {
+        // Bytes past the end of the answer: the connection is out of step; drop it.
+        return;
+    }
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let idle = match pool.get_mut(authority) {
+            Some(idle) => idle,
+            None => pool.entry(authority.into()).or_default(),
+        };
+        // The oldest are at the front: drop those past their time.
+        let expired = idle
+            .iter()
+            .take_while(|(_, since)| since.elapsed() >= KEEP_ALIVE)
+            .count();
+        idle.drain(..expired);
+        if idle.len() < MAX_IDLE {
+            idle.push((conn, Instant::now()));
+        }
+    });
+}
+
+/// Idle connections in this thread's pool for `authority` (tests and diagnostics).
+pub fn idle_count(authority: &str) -> usize {
+    POOL.with(|pool| pool.borrow().get(authority).map_or(0, Vec::len))
+}
+
+/// The request's head: method, target, `Host`, `Content-Length`, then the caller's header lines.
+pub struct Head {
+    buf: Vec<u8>,
+    invalid: bool,
+}
+
+impl Head {
+    fn new(t: &Target<'_>, body_len: usize) -> Head {
+        let mut buf = Vec::with_capacity(256 + body_len.min(COPY_BODY));
+        buf.extend_from_slice(b"POST ");
+        buf.extend_from_slice(t.path.as_bytes());
+        buf.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        buf.extend_from_slice(t.authority.as_bytes());
+        buf.extend_from_slice(b"\r\ncontent-length: ");
+        let _ = write!(buf, "{body_len}");
+        buf.extend_from_slice(b"\r\n");
+        Head {
+            buf,
+            invalid: false,
+        }
+    }
+
+    /// Adds `name: prefix value`. A value with a line break or NUL would split the head: the
+    /// request is refused instead ([`SendError::Connect`], as awc refuses such a header).
+    pub fn header(&mut self, name: &str, prefix: &str, value: &str) {
+        let bad = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
+        if bad(name) || bad(prefix) || bad(value) {
+            self.invalid = true;
+            return;
+        }
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        self.buf.extend_from_slice(prefix.as_bytes());
+        self.buf.extend_from_slice(value.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+}
+
+/// POSTs `body` to `t` with the header lines `headers` writes, and waits (at most `budget`) for
+/// the response head.
+pub async fn post(
+    t: &Target<'_>,
+    headers: impl FnOnce(&mut Head),
+    body: Bytes,
+    budget: Duration,
+) -> Result<Response, SendError> {
+    let mut head = Head::new(t, body.len());
+    headers(&mut head);
+    if head.invalid {
+        return Err(SendError::Connect);
+    }
+    head.buf.extend_from_slice(b"\r\n");
+    match tokio::time::timeout(budget, exchange(t, head.buf, body)).await {
+        Ok(r) => r,
+        Err(_) => Err(SendError::Timeout),
+    }
+}
+
+async fn connect(t: &Target<'_>) -> Result<Conn, SendError> {
+    let io = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((t.host, t.port))).await
+    {
+        Ok(Ok(io)) => io,
+        Ok(Err(_)) | Err(_) => return Err(SendError::Connect),
+    };
+    // Without it a stream's first frame can wait for a delayed ACK.
+    let _ = io.set_nodelay(true);
+    Ok(Conn {
+        io,
+        buf: BytesMut::new(),
+    })
+}
+
+async fn exchange(t: &Target<'_>, mut head: Vec<u8>, body: Bytes) -> Result<Response, SendError> {
+    let mut conn = match checkout(t.authority) {
+        Some(conn) => conn,
+        None => connect(t).await?,
+    };
+    let sent = if body.len() <= COPY_BODY {
+        head.extend_from_slice(&body);
+        conn.io.write_all(&head).await
+    } else {
+        match conn.io.write_all(&head).await {
+            Ok(()) => conn.io.write_all(&body).await,
+            Err(e) => Err(e),
+        }
+    };
+    if sent.is_err() {
+        return Err(SendError::Reset);
+    }
+    let parsed = read_head(&mut conn).await?;
+    let framing = if parsed.status == 204 || parsed.status == 304 {
+        Framing::Length(0)
+    } else if parsed.chunked {
+        Framing::Chunked(Chunk::Size)
+    } else if let Some(n) = parsed.content_length {
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    let reuse = parsed.keep_alive && !matches!(framing, Framing::UntilClose);
+    let mut body = Body {
+        conn: Some(conn),
+        framing,
+        reuse,
+        authority: t.authority.into(),
+    };
+    if matches!(body.framing, Framing::Length(0)) {
+        body.finish();
+    }
+    Ok(Response {
+        status: parsed.status,
+        content_type: parsed.content_type,
+        content_length: parsed.content_length,
+        retry_after: parsed.retry_after,
+        body,
+    })
+}
+
+struct Parsed {
+    status: u16,
+    content_type: Option<HeaderValue>,
+    content_length: Option<u64>,
+    retry_after: Option<HeaderValue>,
+    chunked: bool,
+    keep_alive: bool,
+}
+
+/// Reads until a whole final response head is in the buffer (1xx heads are skipped), then
+/// consumes it, leaving any body bytes that came with it.
+async fn read_head(conn: &mut Conn) -> Result<Parsed, SendError> {
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_head(&conn.buf)? {
+                Some((len, parsed)) => {
+                    conn.buf.advance(len);
+                    if (100..200).contains(&parsed.status) {
+                        continue;
+                    }
+                    return Ok(parsed);
+                }
+                None if conn.buf.len() > MAX_HEAD => return Err(SendError::Reset),
+                None => {}
+            }
+        }
+        conn.buf.reserve(READ_CHUNK);
+        match read_some(&conn.io, &mut conn.buf).await {
+            Ok(0) | Err(_) => return Err(SendError::Reset),
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn read_some(io: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    loop {
+        io.readable().await?;
+        match io.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
+/// `Some((head length, what the relay needs of it))` once the head is complete.
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Parsed)>, SendError> {
+    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        buf,
+        &mut headers,
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(SendError::Reset),
+    };
+    let status = res.code.ok_or(SendError::Reset)?;
+    let http10 = res.version == Some(0);
+    let mut parsed = Parsed {
+        status,
+        content_type: None,
+        content_length: None,
+        retry_after: None,
+        chunked: false,
+        keep_alive: !http10,
+    };
+    for h in res.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-type") {
+            parsed.content_type = HeaderValue::from_bytes(h.value).ok();
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or(SendError::Reset)?;
+            if parsed.content_length.is_some_and(|m| m != n) {
+                return Err(SendError::Reset);
+            }
+            parsed.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Chunked must be the last coding; anything else here cannot be framed.
+            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default();
+            if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(SendError::Reset);
+            }
+            parsed.chunked = true;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    parsed.keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                    parsed.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("retry-after") {
+            parsed.retry_after = HeaderValue::from_bytes(h.value).ok();
+        }
+    }
+    if parsed.chunked {
+        // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); such a message may not be
+        // followed on the same connection.
+        parsed.content_length = None;
+        if res.headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-length")) {
+            parsed.keep_alive = false;
+        }
+    }
+    Ok(Some((len, parsed)))
+}
+
+enum Framing {
+    /// This many body bytes left.
+    Length(u64),
+    Chunked(Chunk),
+    /// The body ends when the provider closes the connection (never reused).
+    UntilClose,
+    Done,
+}
+
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// This many bytes of the current chunk left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty one.
+    Trailers,
+}
+
+/// A response body: yields what has arrived, gives its connection back when read to the end.
+pub struct Body {
+    conn: Option<Conn>,
+    framing: Framing,
+    reuse: bool,
+    authority: Box<str>,
+}
+
+impl Body {
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        if let Some(conn) = self.conn.take() {
+            if self.reuse {
+                checkin(&self.authority, conn);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: PayloadError) -> Poll<Option<Result<Bytes, PayloadError>>> {
+        self.framing = Framing::Done;
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
+    }
+
+    /// Decodes what the buffer holds: `Some` an item to yield (`Ok(None)`: the body's end),
+    /// `None` when more bytes are needed.
+    fn decode(&mut self) -> Option<Result<Option<Bytes>, PayloadError>> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Some(Ok(None));
+            };
+            match step(&mut conn.buf, &mut self.framing) {
+                Step::More => return None,
+                Step::Again => {}
+                Step::Data(data) => return Some(Ok(Some(data))),
+                Step::Last(data) => {
+                    self.finish();
+                    return Some(Ok(Some(data)));
+                }
+                Step::End => {
+                    self.finish();
+                    return Some(Ok(None));
+                }
+                Step::Broken(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+enum Step {
+    /// Nothing decodable until more bytes arrive.
+    More,
+    /// State advanced; decode again.
+    Again,
+    Data(Bytes),
+    /// The body's last bytes.
+    Last(Bytes),
+    End,
+    Broken(PayloadError),
+}
+
+/// One decoding step over the read buffer.
+fn step(buf: &mut BytesMut, framing: &mut Framing) -> Step {
+    match framing {
+        Framing::Done => Step::End,
+        Framing::Length(0) => Step::End,
+        Framing::Length(left) => {
+            if buf.is_empty() {
+                return Step::More;
+            }
+            let n = (*left).min(buf.len() as u64) as usize;
+            let data = buf.split_to(n).freeze();
+            *left -= n as u64;
+            if *left == 0 {
+                Step::Last(data)
+            } else {
+                Step::Data(data)
+            }
+        }
+        Framing::UntilClose if buf.is_empty() => Step::More,
+        Framing::UntilClose => Step::Data(buf.split().freeze()),
+        Framing::Chunked(state) => match state {
+            Chunk::Size => match take_line(buf) {
+                Ok(Some(line)) => match chunk_size(&line) {
+                    Some(0) => {
+                        *state = Chunk::Trailers;
+                        Step::Again
+                    }
+                    Some(size) => {
+                        *state = Chunk::Data(size);
+                        Step::Again
+                    }
+                    None => Step::Broken(PayloadError::EncodingCorrupted),
+                },
+                Ok(None) => Step::More,
+                Err(e) => Step::Broken(e),
+            },
+            Chunk::Data(left) => {
+                if buf.is_empty() {
+                    return Step::More;
+                }
+                let n = (*left).min(buf.len() as u64) as usize;
+                let data = buf.split_to(n).freeze();
+                *left -= n as u64;
+                if *left == 0 {
+                    *state = Chunk::DataEnd;
+                }
+                // What arrived of this chunk goes on at once (a stream's frame does not wait for
+                // its chunk's CRLF).
+                Step::Data(data)
+            }
+            Chunk::DataEnd => {
+                if buf.len() < 2 {
+                    Step::More
+                } else if &buf[..2] != b"\r\n" {
+                    Step::Broken(PayloadError::EncodingCorrupted)
+                } else {
+                    buf.advance(2);
+                    *state = Chunk::Size;
+                    Step::Again
+                }
+            }
+            Chunk::Trailers => match take_line(buf) {
+                Ok(Some(line)) if line.is_empty() => Step::End,
+                Ok(Some(_)) => Step::Again,
+                Ok(None) => Step::More,
+                Err(e) => Step::Broken(e),
+            },
+        },
+    }
+}
+
+/// Takes one CRLF-terminated line (without the CRLF) off the buffer.
+fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, PayloadError> {
+    match memchr::memchr(b'\n', buf) {
+        Some(i) => {
+            let mut line = buf.split_to(i + 1);
+            line.truncate(i);
+            if line.last() == Some(&b'\r') {
+                line.truncate(i - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err(PayloadError::EncodingCorrupted),
+        None => Ok(None),
+    }
+}
+
+/// A chunk-size line's size (hex, extensions after `;` ignored).
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let hex = line.split(|b| *b == b';').next()?.trim_ascii();
+    if hex.is_empty() || hex.len() > 15 {
+        return None;
+    }
+    let hex = std::str::from_utf8(hex).ok()?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+impl Stream for Body {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match this.decode() {
+                Some(Ok(Some(data))) => return Poll::Ready(Some(Ok(data))),
+                Some(Ok(None)) => return Poll::Ready(None),
+                Some(Err(e)) => return this.fail(e),
+                None => {}
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match conn.io.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return this.fail(PayloadError::Io(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            conn.buf.reserve(READ_CHUNK);
+            match conn.io.try_read_buf(&mut conn.buf) {
+                Ok(0) if matches!(this.framing, Framing::UntilClose) => {
+                    this.framing = Framing::Done;
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return this.fail(PayloadError::Incomplete(None)),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return this.fail(PayloadError::Io(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn targets_of_plain_http_urls() {
+        let t = Target::parse("http://127.0.0.1:8000/v1/chat/completions").unwrap();
+        assert_eq!(
+            (t.authority, t.host, t.port, t.path),
+            ("127.0.0.1:8000", "127.0.0.1", 8000, "/v1/chat/completions")
+        );
+        let t = Target::parse("HTTP://gpu-7/api/chat?x=1").unwrap();
+        assert_eq!((t.host, t.port, t.path), ("gpu-7", 80, "/api/chat?x=1"));
+        let t = Target::parse("http://[::1]:11434/api/chat").unwrap();
+        assert_eq!((t.authority, t.host, t.port), ("[::1]:11434", "::1", 11434));
+        assert_eq!(Target::parse("http://host:8000").unwrap().path, "/");
+        for other in [
+            "https://api.openai.com/v1/chat/completions",
+            "http://user:pw@host/v1",
+            "http://host:notaport/v1",
+            "http:///v1",
+            "http://host?q",
+            "http://::1/v1",
+            "ftp://host/x",
+        ] {
+            assert_eq!(Target::parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_with_extensions() {
+        assert_eq!(chunk_size(b"1a"), Some(26));
+        assert_eq!(chunk_size(b"0"), Some(0));
+        assert_eq!(chunk_size(b"FF;name=value"), Some(255));
+        assert_eq!(chunk_size(b""), None);
+        assert_eq!(chunk_size(b"zz"), None);
+        assert_eq!(chunk_size(b"1234567890abcdef0"), None);
+    }
+
+    /// What the scripted provider does with the next request it reads.
+    #[derive(Clone)]
+    enum Then {
+        /// Writes these pieces (a short pause between them) and waits for the next request.
+        Answer(Vec<&'static [u8]>),
+        /// Writes these pieces, then closes the connection unasked (a keep-alive timeout).
+        AnswerAndClose(Vec<&'static [u8]>),
+        /// Closes the connection without answering.
+        Close,
+    }
+
+    /// A provider that reads requests (head and Content-Length body) on each connection it
+    /// accepts and acts out `script` in order; reports each accepted connection and each close.
+    fn provider(script: Vec<Then>) -> (u16, std::sync::mpsc::Receiver<&'static str>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                let _ = tx.send("accepted");
+                loop {
+                    let mut req = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !req.ends_with(b"\r\n\r\n") {
+                        match s.read(&mut byte) {
+                            Ok(1) => req.push(byte[0]),
+                            _ => break,
+                        }
+                    }
+                    if !req.ends_with(b"\r\n\r\n") {
+                        break;
+                    }
+                    let head = String::from_utf8_lossy(&req).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    s.read_exact(&mut body).unwrap();
+                    let (pieces, close) = match script.next() {
+                        Some(Then::Answer(p)) => (p, false),
+                        Some(Then::AnswerAndClose(p)) => (p, true),
+                        Some(Then::Close) | None => (Vec::new(), true),
+                    };
+                    for p in pieces {
+                        s.write_all(p).unwrap();
+                        s.flush().unwrap();
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    if close {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        let _ = tx.send("closed");
+                        break;
+                    }
+                }
+            }
+        });
+        (port, rx)
+    }
+
+    async fn call(port: u16) -> Result<(u16, Vec<Bytes>), SendError> {
+        let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+        let t = Target::parse(&url).unwrap();
+        let r = post(
+            &t,
+            |h| h.header("content-type", "", "application/json"),
+            Bytes::from_static(b"{\"model\":\"m\"}"),
+            Duration::from_secs(5),
+        )
+        .await?;
+        let parts: Vec<_> = r.body.map(|c| c.unwrap()).collect().await;
+        Ok((r.status, parts))
+    }
+
+    fn joined(parts: &[Bytes]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[actix_rt::test]
+    async fn chunked_answers_are_decoded_and_the_connection_reused() {
+        let chunked: Vec<&'static [u8]> = vec![
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"b\r\ndata: ",
+            b"a\r\n\r\n\r\n5;ext=1\r\ndata:\r\n",
+            b"4\r\n end\r\n0\r\nx-trailer: 1\r\n\r\n",
+        ];
+        let sized: Vec<&'static [u8]> =
+            vec![b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhel", b"lo"];
+        let (port, events) = provider(vec![Then::Answer(chunked), Then::Answer(sized)]);
+        let (status, parts) = call(port).await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(joined(&parts), b"data: a\r\n\r\ndata: end");
+        assert!(parts.len() > 1, "frames are passed on as they arrive: {parts:?}");
+        let authority = format!("127.0.0.1:{port}");
+        assert_eq!(idle_count(&authority), 1, "read to its end, the connection is pooled");
+        let (_, parts) = call(port).await.unwrap();
+        assert_eq!(joined(&parts), b"hello");
+        assert_eq!(events.recv().unwrap(), "accepted");
+        assert!(events.try_recv().is_err(), "the second request used the first connection");
+    }
+
+    #[actix_rt::test]
+    async fn a_connection_the_provider_closed_while_idle_is_not_reused() {
+        let ok: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"];
+        let (port, events) = provider(vec![Then::AnswerAndClose(ok.clone()), Then::Answer(ok)]);
+        assert_eq!(joined(&call(port).await.unwrap().1), b"ok");
+        assert_eq!(events.recv().unwrap(), "accepted");
+        assert_eq!(events.recv().unwrap(), "closed");
+        // The pooled connection is dead: the next request notices and opens a new one.
+        assert_eq!(joined(&call(port).await.unwrap().1), b"ok");
+        assert_eq!(events.recv().unwrap(), "accepted");
+    }
+
+    #[actix_rt::test]
+    async fn a_pooled_connection_closed_instead_of_answered_is_a_reset() {
+        let ok: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"];
+        let (port, _) = provider(vec![Then::Answer(ok.clone()), Then::Close, Then::Answer(ok)]);
+        assert_eq!(joined(&call(port).await.unwrap().1), b"ok");
+        // Sent on the pooled connection, which the provider then closes unanswered: the relay
+        // gets a reset (and fails over), not a hang; the connection is not pooled again.
+        assert_eq!(call(port).await.unwrap_err(), SendError::Reset);
+        assert_eq!(joined(&call(port).await.unwrap().1), b"ok");
+    }
+
+    #[actix_rt::test]
+    async fn bodies_until_close_and_connection_close_are_not_pooled() {
+        let until_close: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\n\r\nall of it"];
+        let (port, _) = provider(vec![Then::AnswerAndClose(until_close)]);
+        assert_eq!(joined(&call(port).await.unwrap().1), b"all of it");
+        assert_eq!(idle_count(&format!("127.0.0.1:{port}")), 0);
+        let close: Vec<&'static [u8]> =
+            vec![b"HTTP/1.1 503 Busy\r\nconnection: close\r\nretry-after: 2\r\ncontent-length: 0\r\n\r\n"];
+        let (port, _) = provider(vec![Then::Answer(close)]);
+        let url = format!("http://127.0.0.1:{port}/v1/x");
+        let r = post(&Target::parse(&url).unwrap(), |_| {}, Bytes::new(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.retry_after.unwrap().to_str().unwrap()), (503, "2"));
+        assert_eq!(idle_count(&format!("127.0.0.1:{port}")), 0);
+    }
+
+    #[actix_rt::test]
+    async fn cut_and_garbled_answers_are_errors() {
+        // A body cut short of its Content-Length.
+        let cut: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"];
+        let (port, _) = provider(vec![Then::AnswerAndClose(cut)]);
+        let url = format!("http://127.0.0.1:{port}/v1/x");
+        let r = post(&Target::parse(&url).unwrap(), |_| {}, Bytes::new(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let items: Vec<_> = r.body.collect().await;
+        assert!(matches!(items.last(), Some(Err(PayloadError::Incomplete(_)))));
+        // Broken chunk framing.
+        let bad: Vec<&'static [u8]> =
+            vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n"];
+        let (port, _) = provider(vec![Then::Answer(bad)]);
+        let url = format!("http://127.0.0.1:{port}/v1/x");
+        let r = post(&Target::parse(&url).unwrap(), |_| {}, Bytes::new(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let items: Vec<_> = r.body.collect().await;
+        assert!(matches!(items.last(), Some(Err(PayloadError::EncodingCorrupted))));
+        // Not HTTP at all.
+        let junk: Vec<&'static [u8]> = vec![b"SSH-2.0-OpenSSH\r\n\r\n"];
+        let (port, _) = provider(vec![Then::Answer(junk)]);
+        assert_eq!(call(port).await.unwrap_err(), SendError::Reset);
+        // Closed before any answer.
+        let (port, _) = provider(vec![Then::Close]);
+        assert_eq!(call(port).await.unwrap_err(), SendError::Reset);
+    }
+
+    #[actix_rt::test]
+    async fn refused_slow_and_unsafe_requests() {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert_eq!(call(port).await.unwrap_err(), SendError::Connect);
+        // Accepts and never answers: the budget ends it.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/x", listener.local_addr().unwrap());
+        let target = Target::parse(&url).unwrap();
+        let r = post(&target, |_| {}, Bytes::new(), Duration::from_millis(100));
+        assert_eq!(r.await.err(), Some(SendError::Timeout));
+        // A header value that would split the head is refused before anything is sent.
+        let r = post(
+            &target,
+            |h| h.header("authorization", "Bearer ", "tok\r\nx-evil: 1"),
+            Bytes::new(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(r.await.err(), Some(SendError::Connect));
+    }
+}
