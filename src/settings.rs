@@ -93,6 +93,9 @@ pub struct Settings {
     pub max_retry_after: Duration,
     /// Continue a stream that failed after its first byte (`LLM_ROUTER_STREAM_RESUME`).
     pub stream_resume: bool,
+    /// Send to `http://` providers through awc as well (`LLM_ROUTER_UPSTREAM_AWC`); by default
+    /// they get the relay's own HTTP/1.1 client (`relay/h1.rs`).
+    pub upstream_awc: bool,
     /// The router-wide hedge delay (`LLM_ROUTER_HEDGE_AFTER_MS`); a model's `hedge_after_ms` wins.
     pub hedge_after: Option<HedgeAfter>,
     /// Largest fraction of requests hedged (`LLM_ROUTER_HEDGE_MAX_FRACTION`, 0–1).
@@ -426,6 +429,7 @@ impl Settings {
             max_attempts,
             max_retry_after,
             stream_resume: parse_bool(&get("LLM_ROUTER_STREAM_RESUME")),
+            upstream_awc: parse_bool(&get("LLM_ROUTER_UPSTREAM_AWC")),
             hedge_after,
             hedge_max_fraction,
             strategy,

@@ -62,6 +62,11 @@ pub const VARS: &[(&str, &str, &str)] = &[
         "continue a stream that failed after its first byte on another provider",
     ),
     (
+        "LLM_ROUTER_UPSTREAM_AWC",
+        "false",
+        "true: send to http:// providers through awc too (default: the relay's own HTTP/1.1 client; https:// always uses awc)",
+    ),
+    (
         "LLM_ROUTER_HEDGE_AFTER_MS",
         "",
         "ms without a first byte before a request is also sent to a second provider; auto = the provider's p95 TTFT of the last 5 min (twice its TTFT average until 20 calls); empty = off (a model's hedge_after_ms wins)",

@@ -629,7 +629,12 @@ async fn attempt(
     }
     let first_deadline = sent + budget;
     let url = llm_router_actors::wire::url(p, out.path);
-    let sent_by = match super::h1::Target::parse(&url) {
+    let h1 = if call.upstream_awc {
+        None
+    } else {
+        super::h1::Target::parse(&url)
+    };
+    let sent_by = match h1 {
         Some(target) => send_h1(&target, &wire, call, p, out.body, budget).await,
         None => send_awc(client, &url, &wire, call, p, out.body, budget).await,
     };

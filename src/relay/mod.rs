@@ -50,6 +50,8 @@ pub struct Call<'a> {
     pub raw: bytes::Bytes,
     /// The request's cache-affinity session, when affinity is on and it has one.
     pub session: Option<llm_router_actors::routing::SessionKey>,
+    /// Send to `http://` providers through awc too (`LLM_ROUTER_UPSTREAM_AWC`), not `h1.rs`.
+    pub upstream_awc: bool,
 }
 
 /// Serves one request of a proxied client API; errors are rendered in the client's dialect.
@@ -107,6 +109,7 @@ pub async fn run_built(
         started,
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
+        upstream_awc: s.upstream_awc,
         raw: bytes::Bytes::new(),
         session,
     };
@@ -135,6 +138,7 @@ pub async fn run_body(
         started,
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
+        upstream_awc: s.upstream_awc,
         raw: body.clone(),
         // The router's own calls (embeddings) have no conversation to keep on one replica.
         session: None,
@@ -176,6 +180,7 @@ async fn serve(
         started,
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
+        upstream_awc: s.upstream_awc,
         raw: body.clone(),
         session,
     };

@@ -33,4 +33,5 @@ mod routes;
 mod shared;
 mod smart;
 mod strategies;
+mod upstream;
 mod vram;
