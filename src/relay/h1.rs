@@ -143,8 +143,11 @@ impl Conn {
     }
 }
 
+/// Idle connections per `host:port`, oldest first, each with when it went idle.
+type Pool = HashMap<Box<str>, Vec<(Conn, Instant)>>;
+
 thread_local! {
-    static POOL: RefCell<HashMap<Box<str>, Vec<(Conn, Instant)>>> = RefCell::new(HashMap::new());
+    static POOL: RefCell<Pool> = RefCell::new(HashMap::new());
 }
 
 fn checkout(authority: &str) -> Option<Conn> {
@@ -410,7 +413,11 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Parsed)>, SendError> {
         // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); such a message may not be
         // followed on the same connection.
         parsed.content_length = None;
-        if res.headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-length")) {
+        if res
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("content-length"))
+        {
             parsed.keep_alive = false;
         }
     }
@@ -768,13 +775,23 @@ mod tests {
         let (status, parts) = call(port).await.unwrap();
         assert_eq!(status, 200);
         assert_eq!(joined(&parts), b"data: a\r\n\r\ndata: end");
-        assert!(parts.len() > 1, "frames are passed on as they arrive: {parts:?}");
+        assert!(
+            parts.len() > 1,
+            "frames are passed on as they arrive: {parts:?}"
+        );
         let authority = format!("127.0.0.1:{port}");
-        assert_eq!(idle_count(&authority), 1, "read to its end, the connection is pooled");
+        assert_eq!(
+            idle_count(&authority),
+            1,
+            "read to its end, the connection is pooled"
+        );
         let (_, parts) = call(port).await.unwrap();
         assert_eq!(joined(&parts), b"hello");
         assert_eq!(events.recv().unwrap(), "accepted");
-        assert!(events.try_recv().is_err(), "the second request used the first connection");
+        assert!(
+            events.try_recv().is_err(),
+            "the second request used the first connection"
+        );
     }
 
     #[actix_rt::test]
@@ -792,7 +809,11 @@ mod tests {
     #[actix_rt::test]
     async fn a_pooled_connection_closed_instead_of_answered_is_a_reset() {
         let ok: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"];
-        let (port, _) = provider(vec![Then::Answer(ok.clone()), Then::Close, Then::Answer(ok)]);
+        let (port, _) = provider(vec![
+            Then::Answer(ok.clone()),
+            Then::Close,
+            Then::Answer(ok),
+        ]);
         assert_eq!(joined(&call(port).await.unwrap().1), b"ok");
         // Sent on the pooled connection, which the provider then closes unanswered: the relay
         // gets a reset (and fails over), not a hang; the connection is not pooled again.
@@ -810,10 +831,18 @@ mod tests {
             vec![b"HTTP/1.1 503 Busy\r\nconnection: close\r\nretry-after: 2\r\ncontent-length: 0\r\n\r\n"];
         let (port, _) = provider(vec![Then::Answer(close)]);
         let url = format!("http://127.0.0.1:{port}/v1/x");
-        let r = post(&Target::parse(&url).unwrap(), |_| {}, Bytes::new(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!((r.status, r.retry_after.unwrap().to_str().unwrap()), (503, "2"));
+        let r = post(
+            &Target::parse(&url).unwrap(),
+            |_| {},
+            Bytes::new(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (r.status, r.retry_after.unwrap().to_str().unwrap()),
+            (503, "2")
+        );
         assert_eq!(idle_count(&format!("127.0.0.1:{port}")), 0);
     }
 
@@ -823,21 +852,37 @@ mod tests {
         let cut: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"];
         let (port, _) = provider(vec![Then::AnswerAndClose(cut)]);
         let url = format!("http://127.0.0.1:{port}/v1/x");
-        let r = post(&Target::parse(&url).unwrap(), |_| {}, Bytes::new(), Duration::from_secs(5))
-            .await
-            .unwrap();
+        let r = post(
+            &Target::parse(&url).unwrap(),
+            |_| {},
+            Bytes::new(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         let items: Vec<_> = r.body.collect().await;
-        assert!(matches!(items.last(), Some(Err(PayloadError::Incomplete(_)))));
+        assert!(matches!(
+            items.last(),
+            Some(Err(PayloadError::Incomplete(_)))
+        ));
         // Broken chunk framing.
         let bad: Vec<&'static [u8]> =
             vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n"];
         let (port, _) = provider(vec![Then::Answer(bad)]);
         let url = format!("http://127.0.0.1:{port}/v1/x");
-        let r = post(&Target::parse(&url).unwrap(), |_| {}, Bytes::new(), Duration::from_secs(5))
-            .await
-            .unwrap();
+        let r = post(
+            &Target::parse(&url).unwrap(),
+            |_| {},
+            Bytes::new(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         let items: Vec<_> = r.body.collect().await;
-        assert!(matches!(items.last(), Some(Err(PayloadError::EncodingCorrupted))));
+        assert!(matches!(
+            items.last(),
+            Some(Err(PayloadError::EncodingCorrupted))
+        ));
         // Not HTTP at all.
         let junk: Vec<&'static [u8]> = vec![b"SSH-2.0-OpenSSH\r\n\r\n"];
         let (port, _) = provider(vec![Then::Answer(junk)]);
@@ -849,7 +894,11 @@ mod tests {
 
     #[actix_rt::test]
     async fn refused_slow_and_unsafe_requests() {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         assert_eq!(call(port).await.unwrap_err(), SendError::Connect);
         // Accepts and never answers: the budget ends it.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

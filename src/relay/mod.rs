@@ -17,9 +17,9 @@
 mod attempt;
 pub mod body;
 pub mod client;
-pub mod h1;
 mod explain;
 mod finish;
+pub mod h1;
 pub mod plan;
 mod respond;
 mod resume;

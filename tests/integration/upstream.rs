@@ -41,12 +41,19 @@ async fn both_clients_send_the_same_request_and_keep_the_connection() {
                 let content: String = frames[..frames.len() - 1]
                     .iter()
                     .map(|f| serde_json::from_str::<Value>(f).unwrap())
-                    .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(String::from))
+                    .filter_map(|v| {
+                        v["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .map(String::from)
+                    })
                     .collect();
                 assert_eq!(content, "t0 t1 t2 t3 ", "{name}");
             } else {
                 let v: Value = serde_json::from_str(text).unwrap();
-                assert_eq!(v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ", "{name}");
+                assert_eq!(
+                    v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ",
+                    "{name}"
+                );
             }
         }
         let seen = up.requests();
@@ -54,8 +61,16 @@ async fn both_clients_send_the_same_request_and_keep_the_connection() {
         for (req, stream) in seen.iter().zip([false, true, false, true]) {
             assert_eq!(req.path, "/v1/chat/completions", "{name}");
             assert_eq!(req.header("authorization"), Some("Bearer sk-up"), "{name}");
-            assert_eq!(req.header("content-type"), Some("application/json"), "{name}");
-            let accept = if stream { "text/event-stream" } else { "application/json" };
+            assert_eq!(
+                req.header("content-type"),
+                Some("application/json"),
+                "{name}"
+            );
+            let accept = if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            };
             assert_eq!(req.header("accept"), Some(accept), "{name}");
             assert_eq!(req.header("x-request-id"), Some("rid-42"), "{name}");
             assert_eq!(req.body["model"], "org/model-7b", "{name}");
@@ -93,14 +108,26 @@ async fn both_clients_fail_over_from_a_refused_connection_and_a_503() {
         );
         let mut res = r.chat("m", false).await;
         assert_eq!(res.status(), 200, "{name}");
-        assert_eq!(res.headers().get("x-llm-router-provider").unwrap(), "good", "{name}");
-        let decision = res.headers().get("x-llm-router-decision").unwrap().to_str().unwrap();
+        assert_eq!(
+            res.headers().get("x-llm-router-provider").unwrap(),
+            "good",
+            "{name}"
+        );
+        let decision = res
+            .headers()
+            .get("x-llm-router-decision")
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert!(
             decision.contains("refused") && decision.contains("busy"),
             "{name}: both failed attempts are in the decision: {decision}"
         );
         let v: Value = res.json().await.unwrap();
-        assert_eq!(v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ", "{name}");
+        assert_eq!(
+            v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ",
+            "{name}"
+        );
         assert_eq!(busy.requests().len(), 1, "{name}");
     }
 }
@@ -121,10 +148,17 @@ async fn both_clients_turn_a_cut_into_the_same_outcomes() {
         assert_eq!(res.status(), 200, "{name}");
         let body = res.body().await.unwrap();
         let frames = sse_data(std::str::from_utf8(&body).unwrap());
-        assert_eq!(frames.len(), 4, "{name}: 3 frames, then the error: {frames:?}");
+        assert_eq!(
+            frames.len(),
+            4,
+            "{name}: 3 frames, then the error: {frames:?}"
+        );
         let err: Value = serde_json::from_str(frames.last().unwrap()).unwrap();
         let msg = err["error"]["message"].as_str().unwrap();
-        assert!(msg.starts_with("provider \"a\" failed mid-response"), "{name}: {msg}");
+        assert!(
+            msg.starts_with("provider \"a\" failed mid-response"),
+            "{name}: {msg}"
+        );
         // A non-stream answer cut short fails over before anything reached the client.
         let cut = FakeUpstream::start(FakeConfig {
             chunks: 10,
@@ -138,9 +172,16 @@ async fn both_clients_turn_a_cut_into_the_same_outcomes() {
         );
         let mut res = r.chat("m", false).await;
         assert_eq!(res.status(), 200, "{name}");
-        assert_eq!(res.headers().get("x-llm-router-provider").unwrap(), "good", "{name}");
+        assert_eq!(
+            res.headers().get("x-llm-router-provider").unwrap(),
+            "good",
+            "{name}"
+        );
         let v: Value = res.json().await.unwrap();
-        assert_eq!(v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ", "{name}");
+        assert_eq!(
+            v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ",
+            "{name}"
+        );
         assert_eq!(cut.requests().len(), 1, "{name}");
     }
 }

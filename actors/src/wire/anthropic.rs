@@ -19,7 +19,11 @@ impl Profile for AnthropicWire {
         }
     }
 
-    fn credentials(&self, p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str)) {
+    fn credentials(
+        &self,
+        p: &ProviderConfig,
+        add: &mut dyn FnMut(&'static str, &'static str, &str),
+    ) {
         add("anthropic-version", "", API_VERSION);
         if !p.api_token.is_empty() {
             add("x-api-key", "", p.api_token.expose());

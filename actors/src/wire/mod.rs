@@ -46,7 +46,11 @@ pub trait Profile: Sync {
     fn path(&self, endpoint: Endpoint) -> Option<&'static str>;
     /// The provider's credentials as its type expects them, as header lines: `add(name, prefix,
     /// value)` for each (the value is the secret; a prefix such as `Bearer ` goes before it).
-    fn credentials(&self, p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str));
+    fn credentials(
+        &self,
+        p: &ProviderConfig,
+        add: &mut dyn FnMut(&'static str, &'static str, &str),
+    );
     /// [`Profile::credentials`] set on an awc request.
     fn authorise(&self, req: awc::ClientRequest, p: &ProviderConfig) -> awc::ClientRequest {
         let mut req = Some(req);

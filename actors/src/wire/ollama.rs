@@ -20,7 +20,11 @@ impl Profile for OllamaWire {
         })
     }
 
-    fn credentials(&self, p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str)) {
+    fn credentials(
+        &self,
+        p: &ProviderConfig,
+        add: &mut dyn FnMut(&'static str, &'static str, &str),
+    ) {
         // Ollama itself takes no credentials; a proxy in front of it may want a Bearer token.
         bearer(p, add)
     }

@@ -20,7 +20,11 @@ impl Profile for OpenAiWire {
         }
     }
 
-    fn credentials(&self, p: &ProviderConfig, add: &mut dyn FnMut(&'static str, &'static str, &str)) {
+    fn credentials(
+        &self,
+        p: &ProviderConfig,
+        add: &mut dyn FnMut(&'static str, &'static str, &str),
+    ) {
         bearer(p, add)
     }
 
