@@ -51,6 +51,8 @@ const MAX_IDLE: usize = 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Request bodies up to this size are written in the same `send` as the head.
 const COPY_BODY: usize = 64 * 1024;
+/// Body pieces up to this size are copied out of the read buffer (see [`take`]).
+const COPY_OUT: usize = 4096;
 /// Longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
 
@@ -515,7 +517,7 @@ fn step(buf: &mut BytesMut, framing: &mut Framing) -> Step {
                 return Step::More;
             }
             let n = (*left).min(buf.len() as u64) as usize;
-            let data = buf.split_to(n).freeze();
+            let data = take(buf, n);
             *left -= n as u64;
             if *left == 0 {
                 Step::Last(data)
@@ -524,20 +526,19 @@ fn step(buf: &mut BytesMut, framing: &mut Framing) -> Step {
             }
         }
         Framing::UntilClose if buf.is_empty() => Step::More,
-        Framing::UntilClose => Step::Data(buf.split().freeze()),
+        Framing::UntilClose => Step::Data(take(buf, buf.len())),
         Framing::Chunked(state) => match state {
-            Chunk::Size => match take_line(buf) {
-                Ok(Some(line)) => match chunk_size(&line) {
-                    Some(0) => {
-                        *state = Chunk::Trailers;
-                        Step::Again
+            Chunk::Size => match line(buf) {
+                Ok(Some((len, with_end))) => {
+                    let size = chunk_size(&buf[..len]);
+                    buf.advance(with_end);
+                    match size {
+                        Some(0) => *state = Chunk::Trailers,
+                        Some(size) => *state = Chunk::Data(size),
+                        None => return Step::Broken(PayloadError::EncodingCorrupted),
                     }
-                    Some(size) => {
-                        *state = Chunk::Data(size);
-                        Step::Again
-                    }
-                    None => Step::Broken(PayloadError::EncodingCorrupted),
-                },
+                    Step::Again
+                }
                 Ok(None) => Step::More,
                 Err(e) => Step::Broken(e),
             },
@@ -546,6 +547,9 @@ fn step(buf: &mut BytesMut, framing: &mut Framing) -> Step {
                     return Step::More;
                 }
                 let n = (*left).min(buf.len() as u64) as usize;
+                // Split, not copied: a stream's frames are many and small, and splitting them
+                // off a shared buffer costs no allocation each (callgrind: copying them out
+                // cost ~140 instructions a frame).
                 let data = buf.split_to(n).freeze();
                 *left -= n as u64;
                 if *left == 0 {
@@ -566,9 +570,15 @@ fn step(buf: &mut BytesMut, framing: &mut Framing) -> Step {
                     Step::Again
                 }
             }
-            Chunk::Trailers => match take_line(buf) {
-                Ok(Some(line)) if line.is_empty() => Step::End,
-                Ok(Some(_)) => Step::Again,
+            Chunk::Trailers => match line(buf) {
+                Ok(Some((len, with_end))) => {
+                    buf.advance(with_end);
+                    if len == 0 {
+                        Step::End
+                    } else {
+                        Step::Again
+                    }
+                }
                 Ok(None) => Step::More,
                 Err(e) => Step::Broken(e),
             },
@@ -576,17 +586,25 @@ fn step(buf: &mut BytesMut, framing: &mut Framing) -> Step {
     }
 }
 
-/// Takes one CRLF-terminated line (without the CRLF) off the buffer.
-fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, PayloadError> {
+/// Takes `n` bytes off the front of the read buffer. A small piece (a whole non-stream answer of
+/// a few hundred bytes) is copied out, so the buffer stays the connection's own and its next
+/// read reuses the same allocation instead of a new 16 KiB one; large ones are split off.
+fn take(buf: &mut BytesMut, n: usize) -> Bytes {
+    if n <= COPY_OUT {
+        let data = Bytes::copy_from_slice(&buf[..n]);
+        buf.advance(n);
+        data
+    } else {
+        buf.split_to(n).freeze()
+    }
+}
+
+/// The length of the buffer's first line (without its CRLF) and of the line with it, once a
+/// whole line is there.
+fn line(buf: &[u8]) -> Result<Option<(usize, usize)>, PayloadError> {
     match memchr::memchr(b'\n', buf) {
-        Some(i) => {
-            let mut line = buf.split_to(i + 1);
-            line.truncate(i);
-            if line.last() == Some(&b'\r') {
-                line.truncate(i - 1);
-            }
-            Ok(Some(line))
-        }
+        Some(i) if i > 0 && buf[i - 1] == b'\r' => Ok(Some((i - 1, i + 1))),
+        Some(i) => Ok(Some((i, i + 1))),
         None if buf.len() > MAX_LINE => Err(PayloadError::EncodingCorrupted),
         None => Ok(None),
     }

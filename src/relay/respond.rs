@@ -34,7 +34,11 @@ pub async fn respond(
 ) -> Result<HttpResponse, RouterError> {
     match std::mem::replace(&mut c.route, Route::Pass) {
         Route::Pass => passthrough(c, state, client, call, call.plan.api).await,
-        Route::Chat(ingress, req) => convert_chat(c, state, client, call, ingress, req).await,
+        // Boxed: a conversion's state is larger than a passthrough's; inline it would grow every
+        // request's future.
+        Route::Chat(ingress, req) => {
+            Box::pin(convert_chat(c, state, client, call, ingress, req)).await
+        }
         Route::Embed(req) => convert_embed(c, state, call, &req).await,
     }
 }

@@ -96,6 +96,26 @@ pub(super) async fn hedged(
     let Some(delay) = hedge_delay(state, model, &lease) else {
         return attempt(client, lease, out, call).await;
     };
+    // Boxed: the race holds two attempts and a choice at once, and inline it would make every
+    // request's future (unhedged ones too) several kilobytes larger, copied at each move.
+    Box::pin(race(
+        client, state, call, model, lease, out, attempts, delay,
+    ))
+    .await
+}
+
+/// The hedge itself: the first attempt, then after `delay` without a commit, the second.
+#[allow(clippy::too_many_arguments)]
+async fn race(
+    client: &awc::Client,
+    state: &AppState,
+    call: &Call<'_>,
+    model: &str,
+    lease: Lease,
+    out: Outgoing,
+    attempts: &mut Vec<Attempt>,
+    delay: Duration,
+) -> Result<Committed, (Lease, NotCommitted)> {
     HEDGES.earn(state.settings.hedge_max_fraction);
     let first_id = lease.provider().id.clone();
     let first = attempt(client, lease, out, call);
