@@ -479,12 +479,32 @@ pub fn rfc3339(secs: u64, nanos: u32) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    if !(0..=9999).contains(&year) {
+        return format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            rem / 3_600,
+            rem % 3_600 / 60,
+            rem % 60
+        );
+    }
+    // Digits written in place: this runs for every line of a converted Ollama stream, where
+    // `format!` with seven padded fields cost ~3,000 instructions a call (callgrind).
+    let mut out = *b"0000-00-00T00:00:00.000000000Z";
+    let put = |dst: &mut [u8], mut v: u64| {
+        for d in dst.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut out[0..4], year as u64);
+    put(&mut out[5..7], month as u64);
+    put(&mut out[8..10], day as u64);
+    put(&mut out[11..13], rem / 3_600);
+    put(&mut out[14..16], rem % 3_600 / 60);
+    put(&mut out[17..19], rem % 60);
+    put(&mut out[20..29], u64::from(nanos.min(999_999_999)));
+    // All ASCII digits and separators.
+    std::str::from_utf8(&out).map_or_else(|_| String::new(), str::to_owned)
 }
 
 /// A fresh id with a dialect's prefix (`chatcmpl-`, `msg_`, `resp_`, …).
@@ -524,6 +544,18 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
         assert_eq!(rfc3339(1_795_398_245, 0), "2026-11-23T01:44:05.000000000Z");
+        assert_eq!(
+            rfc3339(1_796_174_625, 123_456_789),
+            "2026-12-02T01:23:45.123456789Z"
+        );
+        assert_eq!(
+            rfc3339(253_402_300_799, 999_999_999),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(
+            rfc3339(253_402_300_800, 0),
+            "10000-01-01T00:00:00.000000000Z"
+        );
     }
 
     #[test]
