@@ -540,6 +540,25 @@ mod tests {
     }
 
     #[test]
+    fn json_strings_are_written_as_serde_json_writes_them() {
+        let cases = [
+            "",
+            "plain token",
+            "zażółć gęślą jaźń — 東京 🚀",
+            "quote \" and backslash \\",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}\u{7f}\u{2028}",
+            "</script>",
+        ];
+        for s in cases {
+            let mut out = BytesMut::from(&b"x"[..]);
+            push_json_str(&mut out, s);
+            let want = format!("x{}", serde_json::to_string(s).unwrap());
+            assert_eq!(std::str::from_utf8(&out).unwrap(), want, "{s:?}");
+        }
+    }
+
+    #[test]
     fn rfc3339_matches_known_instants() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
