@@ -12,6 +12,31 @@ const CLIENTS: [(&str, &[(&str, &str)]); 2] = [
     ("awc", &[("LLM_ROUTER_UPSTREAM_AWC", "true")]),
 ];
 
+/// A router over `providers` of model `m`, tried in order (`first_available`), on client `env`.
+fn in_order(providers: Vec<Value>, env: &[(&str, &str)]) -> Router {
+    let env = [env, &[("LLM_ROUTER_BALANCE_STRATEGY", "first_available")]].concat();
+    Router::start(&models_config(&[("m", providers)]), &env)
+}
+
+/// A non-stream chat that provider "good" answered in full; returns its decision header.
+async fn answered_by_good(r: &Router, name: &str) -> String {
+    let mut res = r.chat("m", false).await;
+    assert_eq!(res.status(), 200, "{name}");
+    assert_eq!(
+        res.headers().get("x-llm-router-provider").unwrap(),
+        "good",
+        "{name}"
+    );
+    let decision = res.headers().get("x-llm-router-decision").unwrap();
+    let decision = decision.to_str().unwrap().to_string();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ",
+        "{name}"
+    );
+    decision
+}
+
 #[actix_rt::test]
 async fn both_clients_send_the_same_request_and_keep_the_connection() {
     for (name, env) in CLIENTS {
@@ -98,35 +123,14 @@ async fn both_clients_fail_over_from_a_refused_connection_and_a_503() {
         let good = FakeUpstream::start(FakeConfig::default());
         let mut refused = provider("refused", &good);
         refused["api_host"] = json!(dead_url);
-        let models = models_config(&[(
-            "m",
+        let r = in_order(
             vec![refused, provider("busy", &busy), provider("good", &good)],
-        )]);
-        let r = Router::start(
-            &models,
-            &[env, &[("LLM_ROUTER_BALANCE_STRATEGY", "first_available")]].concat(),
+            env,
         );
-        let mut res = r.chat("m", false).await;
-        assert_eq!(res.status(), 200, "{name}");
-        assert_eq!(
-            res.headers().get("x-llm-router-provider").unwrap(),
-            "good",
-            "{name}"
-        );
-        let decision = res
-            .headers()
-            .get("x-llm-router-decision")
-            .unwrap()
-            .to_str()
-            .unwrap();
+        let decision = answered_by_good(&r, name).await;
         assert!(
             decision.contains("refused") && decision.contains("busy"),
             "{name}: both failed attempts are in the decision: {decision}"
-        );
-        let v: Value = res.json().await.unwrap();
-        assert_eq!(
-            v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ",
-            "{name}"
         );
         assert_eq!(busy.requests().len(), 1, "{name}");
     }
@@ -166,22 +170,8 @@ async fn both_clients_turn_a_cut_into_the_same_outcomes() {
             ..Default::default()
         });
         let good = FakeUpstream::start(FakeConfig::default());
-        let r = Router::start(
-            &models_config(&[("m", vec![provider("cut", &cut), provider("good", &good)])]),
-            &[env, &[("LLM_ROUTER_BALANCE_STRATEGY", "first_available")]].concat(),
-        );
-        let mut res = r.chat("m", false).await;
-        assert_eq!(res.status(), 200, "{name}");
-        assert_eq!(
-            res.headers().get("x-llm-router-provider").unwrap(),
-            "good",
-            "{name}"
-        );
-        let v: Value = res.json().await.unwrap();
-        assert_eq!(
-            v["choices"][0]["message"]["content"], "t0 t1 t2 t3 ",
-            "{name}"
-        );
+        let r = in_order(vec![provider("cut", &cut), provider("good", &good)], env);
+        answered_by_good(&r, name).await;
         assert_eq!(cut.requests().len(), 1, "{name}");
     }
 }
