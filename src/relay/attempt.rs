@@ -19,6 +19,7 @@ use llm_router_actors::{ChooseError, ChooseProvider, FailureKind, Lease, Outcome
 
 use super::client::UpstreamPayload;
 use super::finish::finish;
+use super::h1::SendError;
 use super::plan::{Outgoing, Route};
 use super::Call;
 use crate::errors::{Attempt, RouterError};
@@ -500,16 +501,6 @@ pub fn provider_message(body: &[u8]) -> String {
     }
 }
 
-/// Why a request got no response head, whichever client sent it.
-enum Unsent {
-    /// Nobody there (refused, unresolvable, connect timed out) or the request could not be made.
-    Connect,
-    /// Connected, then cut or answered with something that is not an HTTP response.
-    Reset,
-    /// The attempt's budget ran out before the head.
-    Timeout,
-}
-
 /// A provider's response head (what the relay uses of it) and its body.
 struct Answer {
     status: StatusCode,
@@ -519,7 +510,8 @@ struct Answer {
     body: UpstreamPayload,
 }
 
-/// A plain-HTTP provider: the relay's own HTTP/1.1 client (see `h1.rs`).
+/// A plain-HTTP provider: the relay's own HTTP/1.1 client (see `h1.rs`). Both clients report a
+/// missing response head as `h1::SendError`.
 async fn send_h1(
     target: &super::h1::Target<'_>,
     wire: &Wire,
@@ -527,8 +519,7 @@ async fn send_h1(
     p: &llm_router_actors::ProviderConfig,
     body: Bytes,
     budget: Duration,
-) -> Result<Answer, Unsent> {
-    use super::h1::SendError;
+) -> Result<Answer, SendError> {
     let headers = |h: &mut super::h1::Head| {
         h.header("content-type", "", "application/json");
         h.header("accept", "", wire.accept(call.plan.stream));
@@ -536,20 +527,16 @@ async fn send_h1(
         wire.profile()
             .credentials(p, &mut |name, prefix, value| h.header(name, prefix, value));
     };
-    match super::h1::post(target, headers, body, budget).await {
-        Ok(r) => Ok(Answer {
-            status: StatusCode::from_u16(r.status).map_err(|_| Unsent::Reset)?,
-            retry_after: r.retry_after.as_ref().and_then(retry_after),
-            content_type: r.content_type,
-            content_length: r.content_length,
-            body: actix_http::Payload::Stream {
-                payload: Box::pin(r.body),
-            },
-        }),
-        Err(SendError::Connect) => Err(Unsent::Connect),
-        Err(SendError::Reset) => Err(Unsent::Reset),
-        Err(SendError::Timeout) => Err(Unsent::Timeout),
-    }
+    let r = super::h1::post(target, headers, body, budget).await?;
+    Ok(Answer {
+        status: StatusCode::from_u16(r.status).map_err(|_| SendError::Reset)?,
+        retry_after: r.retry_after.as_ref().and_then(retry_after),
+        content_type: r.content_type,
+        content_length: r.content_length,
+        body: actix_http::Payload::Stream {
+            payload: Box::pin(r.body),
+        },
+    })
 }
 
 /// An `https://` (or otherwise unusual) provider: awc.
@@ -561,7 +548,7 @@ async fn send_awc(
     p: &llm_router_actors::ProviderConfig,
     body: Bytes,
     budget: Duration,
-) -> Result<Answer, Unsent> {
+) -> Result<Answer, SendError> {
     let req = client
         .post(url)
         .timeout(budget)
@@ -583,11 +570,11 @@ async fn send_awc(
                 body: resp.take_payload(),
             })
         }
-        Err(SendRequestError::Send(_) | SendRequestError::Response(_)) => Err(Unsent::Reset),
-        Err(SendRequestError::Timeout) => Err(Unsent::Timeout),
+        Err(SendRequestError::Send(_) | SendRequestError::Response(_)) => Err(SendError::Reset),
+        Err(SendRequestError::Timeout) => Err(SendError::Timeout),
         // Anything else before a response head (refused, unresolvable, a request awc would not
         // build) is the connection's failure. (awc's error enum is foreign and may grow.)
-        Err(_) => Err(Unsent::Connect),
+        Err(_) => Err(SendError::Connect),
     }
 }
 
@@ -642,9 +629,9 @@ async fn attempt(
         Ok(answer) => answer,
         Err(failed) => {
             let failed = match failed {
-                Unsent::Reset => NotCommitted::Reset,
-                Unsent::Connect => NotCommitted::Failed(FailureKind::Connect),
-                Unsent::Timeout => NotCommitted::Failed(FailureKind::Timeout(sent.elapsed())),
+                SendError::Reset => NotCommitted::Reset,
+                SendError::Connect => NotCommitted::Failed(FailureKind::Connect),
+                SendError::Timeout => NotCommitted::Failed(FailureKind::Timeout(sent.elapsed())),
             };
             return Err((lease, failed));
         }

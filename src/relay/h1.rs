@@ -56,7 +56,7 @@ const COPY_OUT: usize = 4096;
 /// Longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4096;
 
-/// Why a request got no response head.
+/// Why a request got no response head (awc's errors are mapped onto it too, in `attempt.rs`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum SendError {
     /// No connection could be made (refused, unreachable, unresolvable, connect timed out), or the
