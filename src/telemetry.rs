@@ -89,7 +89,10 @@ pub async fn request_id(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id: Arc<str> = match req.headers().get(&X_REQUEST_ID).and_then(sane_id) {
         Some(s) => s.into(),
-        None => uuid::Uuid::new_v4().to_string().into(),
+        None => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            (&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf)).into()
+        }
     };
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut res = next.call(req).await?;

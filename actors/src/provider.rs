@@ -385,6 +385,21 @@ impl Handler<ReportOutcome> for ProviderActor {
     }
 }
 
+/// Outcome reports of one provider, in the order they were made (the registry forwards the
+/// routine ones it queued in one message per actor).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ReportBatch(pub Vec<ReportOutcome>);
+
+impl Handler<ReportBatch> for ProviderActor {
+    type Result = ();
+    fn handle(&mut self, msg: ReportBatch, _: &mut Context<Self>) {
+        for r in &msg.0 {
+            self.apply(r);
+        }
+    }
+}
+
 impl Handler<Rebind> for ProviderActor {
     type Result = ();
     fn handle(&mut self, msg: Rebind, _: &mut Context<Self>) {

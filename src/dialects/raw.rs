@@ -1,5 +1,6 @@
 //! A top-level JSON object whose values stay raw (borrowed slices of the request body).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -22,22 +23,68 @@ impl Val<'_> {
 
 /// Fields in the client's order; on duplicate keys the last one wins (as in most JSON parsers).
 pub struct RawObject<'a> {
-    fields: Vec<(String, Val<'a>)>,
+    fields: Vec<(Key<'a>, Val<'a>)>,
+}
+
+/// A key as the body wrote it: borrowed when it has no escapes (the usual case), unescaped
+/// into its own string when it has.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A value [`RawObject::to_bytes`] writes: JSON text as it is, or a string to quote.
+pub enum Put<'v> {
+    Raw(&'v str),
+    Str(&'v str),
+}
+
+/// Writes `s` as a JSON string.
+fn put_str(buf: &mut BytesMut, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.reserve(s.len() + 2);
+        buf.put_u8(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.put_u8(b'"');
+    } else {
+        // Writing a &str into memory cannot fail.
+        let _ = serde_json::to_writer(buf.writer(), s);
+    }
 }
 
 struct ObjectVisitor;
 
 impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = Vec<(String, Val<'de>)>;
+    type Value = Vec<(Key<'de>, Val<'de>)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut fields: Vec<(String, Val<'de>)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-            match fields.iter_mut().find(|(key, _)| *key == k) {
+        let mut fields: Vec<(Key<'de>, Val<'de>)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+            match fields.iter_mut().find(|(key, _)| key.0 == k.0) {
                 Some(slot) => slot.1 = Val::Borrowed(v),
                 None => fields.push((k, Val::Borrowed(v))),
             }
@@ -73,7 +120,7 @@ impl<'a> RawObject<'a> {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.fields
             .iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| k.0 == key)
             .map(|(_, v)| v.text())
     }
 
@@ -121,44 +168,46 @@ impl<'a> RawObject<'a> {
         }
     }
 
-    /// Re-emits the object with `overrides` replacing (or adding) fields and `drop` removed.
-    pub fn to_bytes(&self, overrides: &[(&str, &str)], drop: &[&str]) -> Bytes {
+    /// Re-emits the object with `overrides` replacing (or adding) fields and the fields `drop`
+    /// says yes to removed.
+    pub fn to_bytes(&self, overrides: &[(&str, Put<'_>)], drop: impl Fn(&str) -> bool) -> Bytes {
         let size: usize = self
             .fields
             .iter()
-            .map(|(k, v)| k.len() + v.text().len() + 4)
+            .map(|(k, v)| k.0.len() + v.text().len() + 4)
             .sum();
-        let mut out = BytesMut::with_capacity(size + 64).writer();
-        let buf = out.get_mut();
+        let mut buf = BytesMut::with_capacity(size + 64);
         buf.put_u8(b'{');
         let mut first = true;
-        let mut put = |buf: &mut BytesMut, k: &str, v: &str| {
+        let mut put = |buf: &mut BytesMut, k: &str, v: &Put<'_>| {
             if !first {
                 buf.put_u8(b',');
             }
             first = false;
-            // Keys come from valid JSON or our own literals: serialising a &str cannot fail.
-            buf.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
+            put_str(buf, k);
             buf.put_u8(b':');
-            buf.extend_from_slice(v.as_bytes());
+            match v {
+                Put::Raw(raw) => buf.extend_from_slice(raw.as_bytes()),
+                Put::Str(text) => put_str(buf, text),
+            }
         };
         for (k, v) in &self.fields {
-            if drop.contains(&k.as_str()) {
+            let k = &*k.0;
+            if drop(k) {
                 continue;
             }
-            let value = overrides
-                .iter()
-                .find(|(ok, _)| ok == k)
-                .map_or(v.text(), |(_, ov)| ov);
-            put(buf, k, value);
+            match overrides.iter().find(|(ok, _)| *ok == k) {
+                Some((_, ov)) => put(&mut buf, k, ov),
+                None => put(&mut buf, k, &Put::Raw(v.text())),
+            }
         }
         for (k, v) in overrides {
-            if !self.fields.iter().any(|(fk, _)| fk == k) {
-                put(buf, k, v);
+            if !self.fields.iter().any(|(fk, _)| fk.0 == *k) {
+                put(&mut buf, k, v);
             }
         }
         buf.put_u8(b'}');
-        out.into_inner().freeze()
+        buf.freeze()
     }
 }
 
@@ -170,11 +219,36 @@ mod tests {
     fn rewrites_only_what_it_is_told_and_keeps_order_and_bytes() {
         let body = br#"{"model":"a","messages":[{"role":"user","content":"h\u00e9 \"x\""}],"temperature":0.70,"tools":[1]}"#;
         let o = RawObject::parse(body).unwrap();
-        let out = o.to_bytes(&[("model", "\"org/b\"")], &["tools"]);
+        let out = o.to_bytes(&[("model", Put::Raw("\"org/b\""))], |k| k == "tools");
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             r#"{"model":"org/b","messages":[{"role":"user","content":"h\u00e9 \"x\""}],"temperature":0.70}"#
         );
+    }
+
+    #[test]
+    fn escaped_keys_and_string_values_are_written_as_valid_json() {
+        let body = br#"{"mo\u0064el":"a","say \"hi\"":1,"tab\there":2}"#;
+        let o = RawObject::parse(body).unwrap();
+        assert_eq!(
+            o.get("model"),
+            Some("\"a\""),
+            "an escaped key is matched unescaped"
+        );
+        let out = o.to_bytes(
+            &[
+                ("model", Put::Str("org/\"q\"\n")),
+                ("extra", Put::Str("plain")),
+            ],
+            |_| false,
+        );
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"model":"org/\"q\"\n","say \"hi\"":1,"tab\there":2,"extra":"plain"}"#
+        );
+        let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back["model"], "org/\"q\"\n");
+        assert_eq!(back["say \"hi\""], 1);
     }
 
     #[test]

@@ -105,7 +105,11 @@ pub async fn failover(
         }
     }
     loop {
-        let (why, err) = match serve_model(client, state, call, &model, &mut attempts).await {
+        // Boxed: the attempts' state is most of this future's size, and every future that
+        // holds this one inline (up to the handler's, itself boxed by actix) is copied whole
+        // when it is made and moved.
+        let serving = Box::pin(serve_model(client, state, call, &model, &mut attempts));
+        let (why, err) = match serving.await {
             Ok(mut c) => {
                 c.decision = super::explain::decision(state, call, &c, &attempts, &visited);
                 return Ok(c);
@@ -185,12 +189,6 @@ async fn serve_model(
     // Providers whose Ollama host had no room (VRAM management): skipped, not failed.
     let mut no_room: Option<llm_router_actors::vram::NoRoom> = None;
     let mut skipped: Vec<String> = Vec::new();
-    let providers: Vec<String> = state
-        .settings
-        .models
-        .model(model)
-        .map(|cfg| cfg.providers.iter().map(|p| p.id.clone()).collect())
-        .unwrap_or_default();
     // Each attempt has its own bounds; only `LLM_ROUTER_TIMEOUT` bounds the request, so a
     // timed-out attempt is followed by the next provider while one remains.
     while attempts.len() < s.max_attempts {
@@ -202,7 +200,18 @@ async fn serve_model(
         let queue_deadline = call.deadline.unwrap_or(now + call.external_timeout);
         let exclude = match &only {
             // The retry: every other provider of the model is excluded.
-            Some(id) => providers.iter().filter(|p| *p != id).cloned().collect(),
+            Some(id) => state
+                .settings
+                .models
+                .model(model)
+                .map(|cfg| {
+                    cfg.providers
+                        .iter()
+                        .filter(|p| p.id != *id)
+                        .map(|p| p.id.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
             None => attempts
                 .iter()
                 .map(|a| a.provider.clone())

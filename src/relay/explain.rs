@@ -50,6 +50,25 @@ pub fn decision(
     fallbacks: &[String],
 ) -> Option<HeaderValue> {
     let s = &state.settings;
+    let pool = &c.lease.snapshot().model;
+    let providers = s.models.model(pool).map_or(&[][..], |m| &m.providers[..]);
+    let span = tracing::Span::current();
+    // The usual request: the strategy's first choice and nothing else to tell. Its summary
+    // depends only on the key below, so it is made once per worker thread and reused.
+    let plain = call.ctx.auto.is_none()
+        && fallbacks.is_empty()
+        && attempts.is_empty()
+        && c.lease.affinity().is_none()
+        && span.is_disabled();
+    let key = plain.then(|| PlainKey {
+        config: providers.as_ptr() as usize,
+        strategy: s.strategy,
+        model: c.lease.model(),
+        chosen: &c.lease.provider().id,
+    });
+    if let Some(hit) = key.as_ref().and_then(PlainKey::cached) {
+        return Some(hit);
+    }
     let mut d = DecisionSummary::new();
     if let Some(a) = &call.ctx.auto {
         a.explain(&mut d);
@@ -58,9 +77,7 @@ pub fn decision(
     for f in fallbacks {
         d.fallback(f);
     }
-    let pool = &c.lease.snapshot().model;
     d.push("model", c.lease.model());
-    let providers = s.models.model(pool).map_or(&[][..], |m| &m.providers[..]);
     d.push_list("candidates", providers.iter().map(|p| p.id.as_str()));
     let placed = c.lease.affinity();
     if let Some((key, p)) = placed {
@@ -76,7 +93,6 @@ pub fn decision(
         None => strategy_reason(s.strategy),
     };
     d.chosen(&c.lease.provider().id, why);
-    let span = tracing::Span::current();
     let value = d.header_value();
     if !span.is_disabled() {
         span.record("decision", value.as_str());
@@ -86,5 +102,58 @@ pub fn decision(
         }
     }
     // Takes the string's buffer as it is (validated, not copied).
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).ok()
+    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).ok()?;
+    if let Some(key) = key {
+        key.keep(&value);
+    }
+    Some(value)
+}
+
+/// What a plain decision (see [`decision`]) depends on. `config` is the address of the pool's
+/// providers in the models config it was read from: an installed config is never freed (see
+/// `LiveModels`), so after a reload the same model has another address and another entry.
+struct PlainKey<'a> {
+    config: usize,
+    strategy: StrategyKind,
+    model: &'a str,
+    chosen: &'a str,
+}
+
+/// Plain decisions kept per worker thread (cleared when full: reloads add entries).
+const PLAIN_KEPT: usize = 256;
+
+type Plain = (usize, StrategyKind, Box<str>, Box<str>, HeaderValue);
+
+thread_local! {
+    static PLAIN: std::cell::RefCell<Vec<Plain>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl PlainKey<'_> {
+    fn cached(&self) -> Option<HeaderValue> {
+        PLAIN.with_borrow(|kept| {
+            kept.iter()
+                .find(|(config, strategy, model, chosen, _)| {
+                    *config == self.config
+                        && *strategy == self.strategy
+                        && **model == *self.model
+                        && **chosen == *self.chosen
+                })
+                .map(|hit| hit.4.clone())
+        })
+    }
+
+    fn keep(self, value: &HeaderValue) {
+        PLAIN.with_borrow_mut(|kept| {
+            if kept.len() >= PLAIN_KEPT {
+                kept.clear();
+            }
+            kept.push((
+                self.config,
+                self.strategy,
+                self.model.into(),
+                self.chosen.into(),
+                value.clone(),
+            ));
+        });
+    }
 }

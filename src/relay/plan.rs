@@ -16,7 +16,7 @@ use llm_router_actors::{ApiType, ProviderConfig};
 
 use crate::dialects::canonical::{Decoder, Encoder, Request, Response};
 use crate::dialects::embeddings::{self, EmbedRequest, Shape};
-use crate::dialects::raw::RawObject;
+use crate::dialects::raw::{Put, RawObject};
 use crate::dialects::{anthropic, ollama, openai, responses, Target};
 use crate::errors::{Dialect, RouterError};
 
@@ -358,14 +358,13 @@ impl<'b> Plan<'b> {
                 .profile()
                 .path(endpoint)
                 .expect("native endpoints exist");
-            let model = serde_json::to_string(target.model).unwrap_or_default();
-            let mut drop: Vec<&str> = ROUTER_FIELDS.to_vec();
-            if !p.tool_calling && matches!(self.api, ClientApi::Generate(_)) {
-                drop.extend_from_slice(TOOL_FIELDS);
-            }
+            let no_tools = !p.tool_calling && matches!(self.api, ClientApi::Generate(_));
+            let drop = |k: &str| ROUTER_FIELDS.contains(&k) || no_tools && TOOL_FIELDS.contains(&k);
             return Ok(Outgoing {
                 path,
-                body: self.raw.to_bytes(&[("model", &model)], &drop),
+                body: self
+                    .raw
+                    .to_bytes(&[("model", Put::Str(target.model))], drop),
                 route: Route::Pass,
             });
         }

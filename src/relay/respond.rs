@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -71,16 +72,21 @@ fn resume_ctx(
     }))
 }
 
+static PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-llm-router-provider");
+static MODEL_HEADER: HeaderName = HeaderName::from_static("x-llm-router-model");
+static DECISION_HEADER: HeaderName = HeaderName::from_static(super::explain::HEADER);
+static ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
 /// The provider that answered and the model it answered as (a fallback's name when one served).
-fn routed_headers(res: &mut actix_web::HttpResponseBuilder, c: &Committed, stream: bool) {
-    res.insert_header(("x-llm-router-provider", c.lease.provider().id.as_str()));
-    res.insert_header(("x-llm-router-model", c.lease.model()));
-    if let Some(d) = &c.decision {
-        res.insert_header((super::explain::HEADER, d.clone()));
+fn routed_headers(res: &mut actix_web::HttpResponseBuilder, c: &mut Committed, stream: bool) {
+    res.insert_header((PROVIDER_HEADER.clone(), c.lease.provider().id.as_str()));
+    res.insert_header((MODEL_HEADER.clone(), c.lease.model()));
+    if let Some(d) = c.decision.take() {
+        res.insert_header((DECISION_HEADER.clone(), d));
     }
     if stream {
         res.insert_header((header::CACHE_CONTROL, "no-cache"));
-        res.insert_header(("x-accel-buffering", "no"));
+        res.insert_header((ACCEL_BUFFERING.clone(), HeaderValue::from_static("no")));
         // Never let a compression layer hold frames back.
         res.insert_header((header::CONTENT_ENCODING, "identity"));
     }
@@ -97,7 +103,7 @@ fn limits(c: &Committed, state: &AppState, call: &Call<'_>) -> BodyLimits {
 /// Sends the provider's response on unchanged: a stream holding the lease until its body is done,
 /// a non-stream answer (read whole before the commit) at once.
 async fn passthrough(
-    c: Committed,
+    mut c: Committed,
     state: &AppState,
     client: &awc::Client,
     call: &Call<'_>,
@@ -107,7 +113,7 @@ async fn passthrough(
     let framing = c.wire.framing_of(ct, c.content_length);
     let status = StatusCode::from_u16(c.status.as_u16()).unwrap_or(StatusCode::OK);
     let mut res = HttpResponse::build(status);
-    routed_headers(&mut res, &c, framing.is_stream());
+    routed_headers(&mut res, &mut c, framing.is_stream());
     match &c.content_type {
         Some(ct) => res.insert_header((header::CONTENT_TYPE, ct.clone())),
         None => res.insert_header((header::CONTENT_TYPE, "application/json")),
@@ -246,7 +252,7 @@ fn events_of(r: &Response) -> Vec<Event> {
 
 /// Converts a generation answer into the client's dialect (stream frame by frame, or whole).
 async fn convert_chat(
-    c: Committed,
+    mut c: Committed,
     state: &AppState,
     client: &awc::Client,
     call: &Call<'_>,
@@ -258,7 +264,7 @@ async fn convert_chat(
     let wire = c.wire;
     let upstream_streams = wire.framing_of(ct, c.content_length).is_stream();
     let mut res = HttpResponse::Ok();
-    routed_headers(&mut res, &c, req.stream);
+    routed_headers(&mut res, &mut c, req.stream);
     // A fallback model answered: the client sees its name.
     let answering = c.lease.model().to_string();
     let renamed;
@@ -363,9 +369,9 @@ async fn convert_embed(
     call: &Call<'_>,
     req: &EmbedRequest,
 ) -> Result<HttpResponse, RouterError> {
-    let (c, bytes) = read_whole(c, state, call).await?;
+    let (mut c, bytes) = read_whole(c, state, call).await?;
     let mut res = HttpResponse::Ok();
-    routed_headers(&mut res, &c, false);
+    routed_headers(&mut res, &mut c, false);
     let answer = match embeddings::read_response(&bytes) {
         Ok(a) => a,
         Err(why) => {

@@ -23,7 +23,7 @@ use llm_router_actors::routing::{DecisionSummary, SemanticRouter};
 use serde_json::Value;
 
 use crate::dialects::canonical::{Request, Role};
-use crate::dialects::raw::RawObject;
+use crate::dialects::raw::{Put, RawObject};
 use crate::errors::RouterError;
 use crate::profiles::{rank::category_of, Profiles};
 use crate::relay::stages::{RequestContext, RequestStage};
@@ -122,8 +122,7 @@ impl SemanticStage {
             .as_ref()
             .map(|r| (&*r.profiles, r.models.current()));
         let choice = choose(&self.router, ranking, &requested, &text);
-        let model = serde_json::to_string(&choice.model).unwrap_or_default();
-        let rewritten = raw.to_bytes(&[("model", &model)], &[]);
+        let rewritten = raw.to_bytes(&[("model", Put::Str(&choice.model))], |_| false);
         tracing::debug!(requested = %requested, model = %choice.model, intent = %choice.intent,
             complexity = choice.complexity, ranked = ?choice.ranked, "model auto");
         ctx.auto = Some(choice);

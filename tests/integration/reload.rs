@@ -172,6 +172,68 @@ async fn reload_route_adds_removes_and_keeps_providers_with_their_health() {
     assert!(strs(&body["changed"]).is_empty());
 }
 
+/// The `candidates` and `why` of each of `n` requests' decision headers.
+async fn decisions(r: &Router, model: &str, n: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut res = r.chat(model, false).await;
+        assert_eq!(res.status(), 200);
+        let _ = res.body().limit(1 << 22).await.unwrap();
+        let d = res
+            .headers()
+            .get("x-llm-router-decision")
+            .expect("a decision header")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let field = |k: &str| {
+            d.split(';')
+                .find_map(|p| p.strip_prefix(k)?.strip_prefix('='))
+                .unwrap_or_default()
+                .to_string()
+        };
+        out.push((field("candidates"), field("why")));
+    }
+    out
+}
+
+#[actix_rt::test]
+async fn decision_headers_follow_a_reload() {
+    // A plain decision (first choice, nothing else to tell) is made once per worker and reused:
+    // the reuse must end with the config it was made from.
+    let (ua, ub) = (
+        FakeUpstream::start(FakeConfig::default()),
+        FakeUpstream::start(FakeConfig::default()),
+    );
+    // First available: a serves every request, before the reload and after it.
+    let t = start(
+        &models_config(&[("m", vec![provider("a", &ua)])]),
+        &[("LLM_ROUTER_BALANCE_STRATEGY", "first_available")],
+    );
+    let r = &t.router;
+    // Enough requests that both workers have made and reused theirs.
+    let before = decisions(r, "m", 8).await;
+    assert!(
+        before
+            .iter()
+            .all(|d| *d == ("a".to_string(), "only_provider".to_string())),
+        "{before:?}"
+    );
+    write(
+        &t.path,
+        &models_config(&[("m", vec![provider("a", &ua), provider("b", &ub)])]),
+    );
+    let (status, body) = post_reload(r).await;
+    assert_eq!(status, 200, "{body}");
+    let after = decisions(r, "m", 8).await;
+    assert!(
+        after
+            .iter()
+            .all(|(c, why)| c == "a,b" && why == "first_free"),
+        "{after:?}"
+    );
+}
+
 #[actix_rt::test]
 async fn reload_of_a_bad_file_lists_every_problem_and_keeps_the_running_state() {
     let up = FakeUpstream::start(FakeConfig::default());

@@ -48,17 +48,21 @@ pub(super) struct DeskState {
     /// Where queued requests' answers go.
     pub waiters: HashMap<WaiterId, Answer>,
     /// Provider actors, by model then provider index (the core's current indices).
-    pub providers: Vec<Vec<Addr<ProviderActor>>>,
+    pub providers: Vec<Vec<ActorRef>>,
     /// The effects buffer, reused between calls.
     fx: Vec<Effect>,
 }
+
+/// A provider's actor as the desk keeps it: shared, so queuing a report for it copies a pointer
+/// (cloning an `Addr` allocates its sender's state).
+pub(super) type ActorRef = Arc<Addr<ProviderActor>>;
 
 /// Left for after the lock: what needs the actor or must not run under the lock.
 #[derive(Default)]
 pub(super) struct After {
     /// Redis effects (`Acquire`, `CountUse`, `ReleaseToken`): only with a shared store.
     pub effects: Vec<Effect>,
-    pub reports: Vec<(Addr<ProviderActor>, ReportOutcome)>,
+    pub reports: Vec<(ActorRef, ReportOutcome)>,
     /// Affinity placements to share in Redis: (model name asked for, provider id, session).
     pub placements: Vec<(String, String, SessionKey)>,
     /// Leases nobody took (their waiter left): dropping them releases them.
@@ -74,7 +78,7 @@ pub(super) struct Desk {
     /// Releases applied on the registry's thread (with a shared store, or as a fallback).
     pub inbox: ReleaseInbox,
     /// Outcome reports waiting to be forwarded to provider actors by the registry.
-    reports: Mutex<Vec<(Addr<ProviderActor>, ReportOutcome)>>,
+    reports: Mutex<Vec<(ActorRef, ReportOutcome)>>,
 }
 
 /// A held desk lock; clears the thread's flag when dropped.
@@ -121,7 +125,7 @@ pub(super) struct ForwardReports;
 impl Desk {
     pub(super) fn new(
         core: Selection,
-        providers: Vec<Vec<Addr<ProviderActor>>>,
+        providers: Vec<Vec<ActorRef>>,
         local: bool,
         registry: Addr<ModelRegistry>,
     ) -> Desk {
@@ -237,7 +241,7 @@ impl Desk {
     }
 
     /// The reports queued by workers (the actor forwards them).
-    pub(super) fn take_reports(&self) -> Vec<(Addr<ProviderActor>, ReportOutcome)> {
+    pub(super) fn take_reports(&self) -> Vec<(ActorRef, ReportOutcome)> {
         std::mem::take(&mut *self.reports.lock().unwrap_or_else(|e| e.into_inner()))
     }
 

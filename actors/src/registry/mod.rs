@@ -51,7 +51,7 @@ use desk::{After, Desk, ForwardReports};
 
 use crate::config::ModelsConfig;
 use crate::health::Breaker;
-use crate::provider::{ProviderActor, ProviderSnapshot, Rebind};
+use crate::provider::{ProviderActor, ProviderSnapshot, Rebind, ReportBatch, ReportOutcome};
 use crate::routing::{AffinityConfig, SessionKey};
 use crate::store::{epoch_ms, StoreOptions};
 use crate::strategies::StrategyKind;
@@ -246,12 +246,14 @@ impl ModelRegistry {
             .map(|_| format!("{}-{:x}", std::process::id(), epoch_ms()));
         let mut core = Selection::new(config, kind, replica);
         core.set_affinity(opts.affinity);
-        let mut providers: Vec<Vec<Addr<ProviderActor>>> = Vec::new();
+        let mut providers: Vec<Vec<desk::ActorRef>> = Vec::new();
         for (mi, _, snapshot) in core.snapshots() {
             if providers.len() <= mi {
                 providers.resize_with(mi + 1, Vec::new);
             }
-            providers[mi].push(ProviderActor::new(snapshot.clone(), breaker.clone()).start());
+            providers[mi].push(Arc::new(
+                ProviderActor::new(snapshot.clone(), breaker.clone()).start(),
+            ));
         }
         let shared = opts.shared.map(|o| Shared {
             opts: o.store,
@@ -356,9 +358,17 @@ impl Handler<ChooseProvider> for ModelRegistry {
 
 impl ModelRegistry {
     /// Sends the reports workers queued to their provider actors (on this thread).
+    /// One message per actor: under load a tick carries hundreds of routine successes.
     fn forward_reports(&self) {
+        let mut batches: Vec<(desk::ActorRef, Vec<ReportOutcome>)> = Vec::new();
         for (actor, report) in self.desk.take_reports() {
-            actor.do_send(report);
+            match batches.iter_mut().find(|(a, _)| Arc::ptr_eq(a, &actor)) {
+                Some((_, batch)) => batch.push(report),
+                None => batches.push((actor, vec![report])),
+            }
+        }
+        for (actor, batch) in batches {
+            actor.do_send(ReportBatch(batch));
         }
     }
 
@@ -396,7 +406,9 @@ impl Handler<Reload> for ModelRegistry {
                         actor.do_send(Rebind { snapshot });
                         actor
                     }
-                    Origin::Fresh => ProviderActor::new(snapshot, self.breaker.clone()).start(),
+                    Origin::Fresh => {
+                        Arc::new(ProviderActor::new(snapshot, self.breaker.clone()).start())
+                    }
                 });
             }
             providers.push(actors);
@@ -472,7 +484,7 @@ impl Handler<GetProviders> for ModelRegistry {
         MessageResult(
             st.core
                 .snapshots()
-                .map(|(m, p, s)| (s.clone(), st.providers[m][p].clone()))
+                .map(|(m, p, s)| (s.clone(), Addr::clone(&st.providers[m][p])))
                 .collect(),
         )
     }

@@ -135,10 +135,14 @@ pub fn url(p: &ProviderConfig, path: &str) -> String {
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"/v1/"));
     let after_scheme = host.find("://").map_or(0, |i| i + 3);
     let versioned = host.ends_with("/v1") || V1.find(&host.as_bytes()[after_scheme..]).is_some();
-    match (versioned, path.strip_prefix("/v1")) {
-        (true, Some(rest)) => format!("{host}{rest}"),
-        _ => format!("{host}{path}"),
-    }
+    let path = match (versioned, path.strip_prefix("/v1")) {
+        (true, Some(rest)) => rest,
+        _ => path,
+    };
+    let mut url = String::with_capacity(host.len() + path.len());
+    url.push_str(host);
+    url.push_str(path);
+    url
 }
 
 /// Adds a Bearer token when the provider has one (the OpenAI-wire and Ollama way).
