@@ -709,8 +709,10 @@ impl Stream for RelayBody {
 /// Off an arbiter (unit tests) the lease is dropped at once.
 pub(super) fn defer_release(lease: Lease) {
     match actix_rt::Arbiter::try_current() {
-        Some(arbiter) => {
-            arbiter.spawn(async move { drop(lease) });
+        // A local task of this worker (`Arbiter::spawn` would send it through the arbiter's
+        // channel first).
+        Some(_) => {
+            actix_rt::spawn(async move { drop(lease) });
         }
         None => drop(lease),
     }

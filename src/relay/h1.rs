@@ -356,6 +356,21 @@ async fn read_some(io: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     }
 }
 
+/// The content types providers send, without copying them out of the read buffer.
+fn content_type(value: &[u8]) -> Option<HeaderValue> {
+    const COMMON: [&str; 5] = [
+        "application/json",
+        "text/event-stream",
+        "application/x-ndjson",
+        "application/json; charset=utf-8",
+        "text/event-stream; charset=utf-8",
+    ];
+    match COMMON.iter().find(|c| c.as_bytes() == value) {
+        Some(c) => Some(HeaderValue::from_static(c)),
+        None => HeaderValue::from_bytes(value).ok(),
+    }
+}
+
 /// `Some((head length, what the relay needs of it))` once the head is complete.
 fn parse_head(buf: &[u8]) -> Result<Option<(usize, Parsed)>, SendError> {
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
@@ -382,7 +397,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Parsed)>, SendError> {
     for h in res.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-type") {
-            parsed.content_type = HeaderValue::from_bytes(h.value).ok();
+            parsed.content_type = content_type(h.value);
         } else if name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()

@@ -47,12 +47,14 @@ pub struct Call<'a> {
     pub deadline: Option<Instant>,
     pub external_timeout: Duration,
     /// The client's request body (for a stream continuation; empty for a built request).
-    pub raw: bytes::Bytes,
+    pub raw: &'a bytes::Bytes,
     /// The request's cache-affinity session, when affinity is on and it has one.
     pub session: Option<llm_router_actors::routing::SessionKey>,
     /// Send to `http://` providers through awc too (`LLM_ROUTER_UPSTREAM_AWC`), not `h1.rs`.
     pub upstream_awc: bool,
 }
+
+static NO_BODY: bytes::Bytes = bytes::Bytes::new();
 
 /// Serves one request of a proxied client API; errors are rendered in the client's dialect.
 pub async fn run(
@@ -110,7 +112,7 @@ pub async fn run_built(
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
         upstream_awc: s.upstream_awc,
-        raw: bytes::Bytes::new(),
+        raw: &NO_BODY,
         session,
     };
     let committed = attempt::failover(client, state, &call).await?;
@@ -139,7 +141,7 @@ pub async fn run_body(
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
         upstream_awc: s.upstream_awc,
-        raw: body.clone(),
+        raw: &body,
         // The router's own calls (embeddings) have no conversation to keep on one replica.
         session: None,
     };
@@ -181,7 +183,7 @@ async fn serve(
         deadline: s.request_timeout.map(|t| started + t),
         external_timeout: s.external_timeout,
         upstream_awc: s.upstream_awc,
-        raw: body.clone(),
+        raw: &body,
         session,
     };
     let committed = attempt::failover(client, state, &call).await?;

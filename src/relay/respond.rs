@@ -77,10 +77,34 @@ static MODEL_HEADER: HeaderName = HeaderName::from_static("x-llm-router-model");
 static DECISION_HEADER: HeaderName = HeaderName::from_static(super::explain::HEADER);
 static ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
+/// Header values of provider and model names, kept per worker thread (cleared when full):
+/// a clone shares the bytes, where making one copies and checks them each time.
+fn name_value(name: &str) -> Option<HeaderValue> {
+    thread_local! {
+        static KEPT: std::cell::RefCell<Vec<(Box<str>, HeaderValue)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    KEPT.with_borrow_mut(|kept| {
+        if let Some((_, v)) = kept.iter().find(|(n, _)| **n == *name) {
+            return Some(v.clone());
+        }
+        let v = HeaderValue::from_str(name).ok()?;
+        if kept.len() >= 256 {
+            kept.clear();
+        }
+        kept.push((name.into(), v.clone()));
+        Some(v)
+    })
+}
+
 /// The provider that answered and the model it answered as (a fallback's name when one served).
 fn routed_headers(res: &mut actix_web::HttpResponseBuilder, c: &mut Committed, stream: bool) {
-    res.insert_header((PROVIDER_HEADER.clone(), c.lease.provider().id.as_str()));
-    res.insert_header((MODEL_HEADER.clone(), c.lease.model()));
+    if let Some(v) = name_value(&c.lease.provider().id) {
+        res.insert_header((PROVIDER_HEADER.clone(), v));
+    }
+    if let Some(v) = name_value(c.lease.model()) {
+        res.insert_header((MODEL_HEADER.clone(), v));
+    }
     if let Some(d) = c.decision.take() {
         res.insert_header((DECISION_HEADER.clone(), d));
     }
@@ -114,8 +138,8 @@ async fn passthrough(
     let status = StatusCode::from_u16(c.status.as_u16()).unwrap_or(StatusCode::OK);
     let mut res = HttpResponse::build(status);
     routed_headers(&mut res, &mut c, framing.is_stream());
-    match &c.content_type {
-        Some(ct) => res.insert_header((header::CONTENT_TYPE, ct.clone())),
+    match c.content_type.take() {
+        Some(ct) => res.insert_header((header::CONTENT_TYPE, ct)),
         None => res.insert_header((header::CONTENT_TYPE, "application/json")),
     };
     if !framing.is_stream() {

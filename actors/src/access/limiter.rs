@@ -346,10 +346,15 @@ impl RateLimiter {
     pub async fn admit(&self, key_id: &str, rpm: u32, tpm: Option<u64>) -> Decision {
         if let Some(sh) = &self.shared {
             if self.health.is_up() {
-                match self.admit_shared(sh, key_id, rpm, tpm).await {
-                    Ok(d) => return d,
-                    Err(_) => self.set_up(false),
+                // Twice: a connection Redis dropped (a restart) fails its next command and
+                // starts reconnecting, and the second call waits for that reconnect — so the
+                // first request after Redis came back is counted there, not locally.
+                for _ in 0..2 {
+                    if let Ok(d) = self.admit_shared(sh, key_id, rpm, tpm).await {
+                        return d;
+                    }
                 }
+                self.set_up(false);
             }
             self.health.fallbacks.fetch_add(1, Relaxed);
         }
