@@ -8,7 +8,6 @@
 //! `Mutex` (no lock shared between providers); it is fed where a lease ends
 //! (`telemetry::Metrics::observe_call`) and by the usage counter ([`crate::usage`]).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -364,14 +363,14 @@ impl ProviderStats {
 /// appear too).
 pub struct Stats {
     origin: Instant,
-    by_provider: RwLock<HashMap<Arc<str>, Arc<ProviderStats>>>,
+    by_provider: RwLock<llm_router_actors::FastMap<Arc<str>, Arc<ProviderStats>>>,
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Stats {
             origin: Instant::now(),
-            by_provider: RwLock::new(HashMap::new()),
+            by_provider: RwLock::new(llm_router_actors::FastMap::default()),
         }
     }
 }

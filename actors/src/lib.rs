@@ -28,5 +28,9 @@ pub use registry::{
 };
 pub use strategies::StrategyKind;
 
+/// A map read on every request, keyed by names and indices from the config: hashed with
+/// foldhash (randomly seeded per process) instead of SipHash.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 #[cfg(test)]
 mod registry_tests;

@@ -102,7 +102,18 @@ impl<'a> RawObject<'a> {
                 None,
             ));
         }
-        let mut de = serde_json::Deserializer::from_slice(body);
+        // Checked once, whole: parsed as a `str`, serde_json then checks no string or raw value
+        // again (from bytes it checks each one it reads, the messages' text among them).
+        let text = std::str::from_utf8(body).map_err(|e| {
+            Invalid::new(
+                format!(
+                    "malformed JSON in request body: not UTF-8 at byte {}",
+                    e.valid_up_to()
+                ),
+                None,
+            )
+        })?;
+        let mut de = serde_json::Deserializer::from_str(text);
         let fields = de
             .deserialize_map(ObjectVisitor)
             .and_then(|f| de.end().map(|_| f))
@@ -263,6 +274,10 @@ mod tests {
             (
                 b"{\"a\":1} x",
                 "malformed JSON in request body: trailing characters at line 1 column 9",
+            ),
+            (
+                b"{\"a\":\"\xff\"}",
+                "malformed JSON in request body: not UTF-8 at byte 6",
             ),
         ];
         for (body, want) in cases {

@@ -23,7 +23,6 @@
 //!   [`SendError::Timeout`] (the caller's budget ran out).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -146,10 +145,10 @@ impl Conn {
 }
 
 /// Idle connections per `host:port`, oldest first, each with when it went idle.
-type Pool = HashMap<Box<str>, Vec<(Conn, Instant)>>;
+type Pool = llm_router_actors::FastMap<Box<str>, Vec<(Conn, Instant)>>;
 
 thread_local! {
-    static POOL: RefCell<Pool> = RefCell::new(HashMap::new());
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
 
 fn checkout(authority: &str) -> Option<Conn> {
@@ -219,7 +218,7 @@ impl Head {
     /// Adds `name: prefix value`. A value with a line break or NUL would split the head: the
     /// request is refused instead ([`SendError::Connect`], as awc refuses such a header).
     pub fn header(&mut self, name: &str, prefix: &str, value: &str) {
-        let bad = |s: &str| s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0));
+        let bad = |s: &str| memchr::memchr3(b'\r', b'\n', 0, s.as_bytes()).is_some();
         if bad(name) || bad(prefix) || bad(value) {
             self.invalid = true;
             return;

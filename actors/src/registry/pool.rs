@@ -3,7 +3,7 @@
 //! per-host [`Host`] occupancy, and [`Pool::select`], the candidate filter in front of the
 //! strategy. Pure: time is a parameter.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,7 +103,7 @@ impl Slot {
 pub(super) struct Host {
     pub key: String,
     /// In-flight requests per model index.
-    pub in_flight: HashMap<usize, u32>,
+    pub in_flight: crate::FastMap<usize, u32>,
     /// The model it served last and when (the request started).
     pub last: Option<(usize, Instant)>,
     /// With Redis: models other replicas are serving on this host now.

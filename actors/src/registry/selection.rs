@@ -175,7 +175,7 @@ struct SharedState {
 
 pub struct Selection {
     pub(super) pools: Vec<Pool>,
-    by_name: HashMap<String, usize>,
+    by_name: crate::FastMap<String, usize>,
     /// The pool of the catch-all model (`*`), serving names no other model has.
     wildcard: Option<usize>,
     pub(super) hosts: Vec<Host>,
@@ -187,7 +187,7 @@ pub struct Selection {
     /// Grants and Redis acquires of the current generation not yet released.
     outstanding: u64,
     /// Older generations with leases still out: where their slots are now.
-    old: HashMap<u64, OldGeneration>,
+    old: crate::FastMap<u64, OldGeneration>,
     /// `(provider, token)` Redis leases of removed providers' leases still out: renewed until
     /// they are released, so the capacity stays reserved while their streams finish.
     draining: Vec<(String, String)>,
@@ -220,7 +220,7 @@ impl Selection {
     pub fn new(config: &ModelsConfig, kind: StrategyKind, replica: Option<String>) -> Selection {
         let mut core = Selection {
             pools: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: crate::FastMap::default(),
             wildcard: None,
             hosts: Vec::new(),
             shared: replica.map(|replica| SharedState {
@@ -233,7 +233,7 @@ impl Selection {
             kind,
             generation: 0,
             outstanding: 0,
-            old: HashMap::new(),
+            old: crate::FastMap::default(),
             draining: Vec::new(),
             affinity: None,
         };
