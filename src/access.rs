@@ -481,17 +481,17 @@ async fn body_model(
     Ok(model)
 }
 
-static X_PROVIDER: HeaderName = HeaderName::from_static("x-llm-router-provider");
-static X_MODEL: HeaderName = HeaderName::from_static("x-llm-router-model");
-
 /// Wraps a provider's answer so its token usage reaches the caller's token window and
 /// `/router/stats` when the body is done ([`crate::usage`]); other responses pass unwrapped.
 fn counted<B: MessageBody>(res: ServiceResponse<B>) -> ServiceResponse<Counted<B>> {
-    let provider = res.headers().get(&X_PROVIDER).and_then(|v| v.to_str().ok());
+    let provider = res
+        .headers()
+        .get(&crate::relay::PROVIDER_HEADER)
+        .and_then(|v| v.to_str().ok());
     let sink = provider.map(|provider| {
         let model = res
             .headers()
-            .get(&X_MODEL)
+            .get(&crate::relay::MODEL_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let req = res.request();

@@ -32,6 +32,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 pub use attempt::provider_message;
 pub use explain::HEADER as DECISION_HEADER;
 pub use plan::{ClientApi, Ingress};
+pub use respond::{MODEL_HEADER, PROVIDER_HEADER};
 
 use crate::errors::RouterError;
 use crate::handlers::{read_body, request_id, AppState};

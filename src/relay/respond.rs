@@ -72,8 +72,9 @@ fn resume_ctx(
     }))
 }
 
-static PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-llm-router-provider");
-static MODEL_HEADER: HeaderName = HeaderName::from_static("x-llm-router-model");
+/// Which provider answered and as which model (also read back by the access layer's usage count).
+pub static PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-llm-router-provider");
+pub static MODEL_HEADER: HeaderName = HeaderName::from_static("x-llm-router-model");
 static DECISION_HEADER: HeaderName = HeaderName::from_static(super::explain::HEADER);
 static ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 

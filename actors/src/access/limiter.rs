@@ -348,7 +348,8 @@ impl RateLimiter {
             if self.health.is_up() {
                 // Twice: a connection Redis dropped (a restart) fails its next command and
                 // starts reconnecting, and the second call waits for that reconnect — so the
-                // first request after Redis came back is counted there, not locally.
+                // first request after Redis came back is counted there, not locally. (A Redis
+                // that stopped answering costs the request that finds out two timeouts.)
                 for _ in 0..2 {
                     if let Ok(d) = self.admit_shared(sh, key_id, rpm, tpm).await {
                         return d;
