@@ -16,9 +16,11 @@
 //! cannot both take the same free memory. "Busy" is this router's in-flight count
 //! ([`ProviderSnapshot::in_flight`] of every provider serving that model on the host); requests
 //! sent by other clients or replicas are not seen. A model `/api/ps` listed within [`FRESH`] is
-//! sent at once (no lock, no round trip): the per-request cost on a warm host is one map lookup. If the host cannot be asked (`/api/ps`
-//! fails), the request goes ahead unmanaged: VRAM management never makes a request fail that
-//! Ollama might have served.
+//! sent at once (no lock, no round trip): the per-request cost on a warm host is one map lookup.
+//! If the host cannot be asked (`/api/ps` fails), the request goes ahead unmanaged: VRAM
+//! management never makes a request fail that Ollama might have served. A reading that runs
+//! out of time after a round that waited for busy models is the deadline reached (the 503
+//! naming them), not a host that cannot be asked.
 
 pub mod plan;
 
@@ -138,6 +140,17 @@ impl VramManager {
             return Ok(());
         }
         let host = self.host(&p.api_host);
+        let busy_message = |need: u64, busy: &[String]| {
+            format!(
+                "it needs {} MiB and the models holding the rest stayed busy until the \
+                 request's deadline: {}",
+                need.div_ceil(MIB),
+                busy.join(", ")
+            )
+        };
+        // What the last round waited for: a reading that misses the deadline after that is
+        // the deadline reached, not a host that cannot be asked.
+        let mut waited: Option<(u64, Vec<String>)> = None;
         loop {
             // Held while planning and unloading, not while waiting for busy models: requests
             // for models already loaded are not held up by one that waits.
@@ -158,6 +171,9 @@ impl VramManager {
             let capacity = capacity * MIB;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let Some(loaded) = ps(client, p, remaining.min(Duration::from_secs(2))).await else {
+                if let Some((need, busy)) = waited.filter(|_| Instant::now() >= deadline) {
+                    return Err(no_room(busy_message(need, &busy)));
+                }
                 tracing::warn!(provider = %p.id, "VRAM management: /api/ps unanswered; sending unmanaged");
                 return Ok(());
             };
@@ -259,13 +275,9 @@ impl VramManager {
                 }
                 Verdict::Wait { busy } => {
                     if Instant::now() + POLL >= deadline {
-                        return Err(no_room(format!(
-                            "it needs {} MiB and the models holding the rest stayed busy until the \
-                             request's deadline: {}",
-                            in_mib(need),
-                            busy.join(", ")
-                        )));
+                        return Err(no_room(busy_message(need, &busy)));
                     }
+                    waited = Some((need, busy));
                     drop(memo);
                     tokio::time::sleep(POLL).await;
                 }
