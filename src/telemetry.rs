@@ -49,6 +49,10 @@ pub fn init_logging(s: &LogSettings) -> Option<tracing_appender::non_blocking::W
         None => (None, None),
     };
     let json = s.format == LogFormat::Json;
+    // Colours only for a terminal (never into a pipe, a container log or a file) and not when
+    // NO_COLOR is set (no-color.org); they also cost a formatted escape per span field.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let stdout = if json {
         fmt::layer()
             .json()
@@ -56,7 +60,7 @@ pub fn init_logging(s: &LogSettings) -> Option<tracing_appender::non_blocking::W
             .with_span_list(false)
             .boxed()
     } else {
-        fmt::layer().boxed()
+        fmt::layer().with_ansi(ansi).boxed()
     };
     let file = file_writer.map(|w| {
         if json {

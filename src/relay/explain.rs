@@ -6,6 +6,8 @@
 //! providers); `affinity`, `affinity_reason`, `affinity_key` (cache affinity); `retry` (each failed
 //! attempt: provider, cause); `chosen`, `why`.
 
+use std::rc::Rc;
+
 use actix_web::http::header::HeaderValue;
 use llm_router_actors::routing::decision::DecisionSummary;
 use llm_router_actors::{FailureKind, StrategyKind};
@@ -58,16 +60,16 @@ pub fn decision(
     let plain = call.ctx.auto.is_none()
         && fallbacks.is_empty()
         && attempts.is_empty()
-        && c.lease.affinity().is_none()
-        && span.is_disabled();
+        && c.lease.affinity().is_none();
     let key = plain.then(|| PlainKey {
         config: providers.as_ptr() as usize,
         strategy: s.strategy,
         model: c.lease.model(),
         chosen: &c.lease.provider().id,
     });
-    if let Some(hit) = key.as_ref().and_then(PlainKey::cached) {
-        return Some(hit);
+    if let Some((value, summary)) = key.as_ref().and_then(PlainKey::cached) {
+        record(&span, value.to_str().unwrap_or_default(), &summary);
+        return Some(value);
     }
     let mut d = DecisionSummary::new();
     if let Some(a) = &call.ctx.auto {
@@ -94,19 +96,27 @@ pub fn decision(
     };
     d.chosen(&c.lease.provider().id, why);
     let value = d.header_value();
-    if !span.is_disabled() {
-        span.record("decision", value.as_str());
-        for (k, v) in d.pairs() {
-            // Only the fields the request span declares are kept (see telemetry).
-            span.record(k, v);
-        }
-    }
+    record(&span, &value, &d);
     // Takes the string's buffer as it is (validated, not copied).
     let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)).ok()?;
     if let Some(key) = key {
-        key.keep(&value);
+        key.keep(&value, d);
     }
     Some(value)
+}
+
+/// Puts the summary on the request span (when it is on): the whole value as `decision`, and
+/// each pair the span declares as its own field.
+fn record(span: &tracing::Span, value: &str, d: &DecisionSummary) {
+    if span.is_disabled() {
+        return;
+    }
+    // As text, not `Debug` (no quoting and escaping: the values are header-safe already).
+    span.record("decision", tracing::field::display(value));
+    for (k, v) in d.pairs() {
+        // Only the fields the request span declares are kept (see telemetry).
+        span.record(k, tracing::field::display(v));
+    }
 }
 
 /// What a plain decision (see [`decision`]) depends on. `config` is the address of the pool's
@@ -122,27 +132,34 @@ struct PlainKey<'a> {
 /// Plain decisions kept per worker thread (cleared when full: reloads add entries).
 const PLAIN_KEPT: usize = 256;
 
-type Plain = (usize, StrategyKind, Box<str>, Box<str>, HeaderValue);
+type Plain = (
+    usize,
+    StrategyKind,
+    Box<str>,
+    Box<str>,
+    HeaderValue,
+    Rc<DecisionSummary>,
+);
 
 thread_local! {
     static PLAIN: std::cell::RefCell<Vec<Plain>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl PlainKey<'_> {
-    fn cached(&self) -> Option<HeaderValue> {
+    fn cached(&self) -> Option<(HeaderValue, Rc<DecisionSummary>)> {
         PLAIN.with_borrow(|kept| {
             kept.iter()
-                .find(|(config, strategy, model, chosen, _)| {
+                .find(|(config, strategy, model, chosen, ..)| {
                     *config == self.config
                         && *strategy == self.strategy
                         && **model == *self.model
                         && **chosen == *self.chosen
                 })
-                .map(|hit| hit.4.clone())
+                .map(|hit| (hit.4.clone(), hit.5.clone()))
         })
     }
 
-    fn keep(self, value: &HeaderValue) {
+    fn keep(self, value: &HeaderValue, summary: DecisionSummary) {
         PLAIN.with_borrow_mut(|kept| {
             if kept.len() >= PLAIN_KEPT {
                 kept.clear();
@@ -153,6 +170,7 @@ impl PlainKey<'_> {
                 self.model.into(),
                 self.chosen.into(),
                 value.clone(),
+                Rc::new(summary),
             ));
         });
     }

@@ -176,6 +176,113 @@ async fn binary_serves_and_writes_json_logs_with_the_request_id_to_a_file() {
     assert_eq!(v["fields"]["provider"], "a");
 }
 
+/// SIGTERM, then the exit status and stderr.
+fn stop(mut child: std::process::Child) -> String {
+    let pid = child.id().to_string();
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr).unwrap();
+    }
+    stderr
+}
+
+#[actix_rt::test]
+async fn the_request_span_carries_the_decision_on_every_request() {
+    // A stream the provider cuts logs a warning after the decision is made, inside the span.
+    let up = FakeUpstream::start(FakeConfig {
+        chunks: 10,
+        fault: Fault::CutMidStream { after_chunks: 3 },
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("router.log");
+    let (child, port) = spawn_binary(
+        &up,
+        dir.path(),
+        &[
+            ("LLM_ROUTER_LOG_TO_FILE", "1"),
+            ("LLM_ROUTER_LOG_FILENAME", log_path.to_str().unwrap()),
+            ("LLM_ROUTER_LOG_FORMAT", "json"),
+        ],
+    );
+    // The second request's summary is the one the worker made for the first (same choice).
+    for id in ["span-1", "span-2"] {
+        let mut res = client()
+            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .insert_header(("x-request-id", id))
+            .send_json(&chat_body("m", true))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let _ = res.body().await;
+    }
+    let stderr = stop(child);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for id in ["span-1", "span-2"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains("failed mid-response") && l.contains(id))
+            .unwrap_or_else(|| panic!("no warning for {id} in {log}\nstderr: {stderr}"));
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
+        let span = &v["span"];
+        assert_eq!(
+            span["decision"], "strategy=balanced;model=m;candidates=a;chosen=a;why=only_provider",
+            "{line}"
+        );
+        assert_eq!(span["strategy"], "balanced", "{line}");
+        assert_eq!(span["chosen"], "a", "{line}");
+        assert_eq!(span["why"], "only_provider", "{line}");
+    }
+}
+
+#[test]
+fn text_logs_into_a_pipe_have_no_colour_codes() {
+    let up = FakeUpstream::start(FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("models.json");
+    std::fs::write(
+        &cfg_path,
+        models_config(&[("m", vec![provider("a", &up)])]).to_string(),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .env("LLM_ROUTER_MODELS_CONFIG", &cfg_path)
+        .env("LLM_ROUTER_SERVER_HOST", "127.0.0.1")
+        .env("LLM_ROUTER_SERVER_PORT", "0")
+        .env("LLM_ROUTER_STATE_DIR", dir.path().join("state"))
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the startup line (with its fields) is complete.
+    let whole_line = |t: &[u8]| {
+        let t = String::from_utf8_lossy(t);
+        t.find("llm-router listening")
+            .is_some_and(|at| t[at..].contains('\n'))
+    };
+    while !whole_line(&text) {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "stdout closed: {}", String::from_utf8_lossy(&text));
+        text.extend_from_slice(&buf[..n]);
+    }
+    drop(out);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("llm-router listening"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a pipe: {text:?}");
+}
+
 #[actix_rt::test]
 async fn sigterm_lets_a_stream_in_flight_finish() {
     let up = FakeUpstream::start(FakeConfig {
