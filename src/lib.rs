@@ -238,6 +238,8 @@ pub async fn run_with(
         workers = settings.workers,
         "llm-router listening"
     );
+    let request_span_on =
+        tracing::span_enabled!(target: "llm_router::telemetry", tracing::Level::INFO);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -253,7 +255,12 @@ pub async fn run_with(
             // Outside the guard: preflights need no key, refusals carry the CORS headers.
             .wrap(Condition::new(cors_on, from_fn(cors::cors)))
             .wrap(Condition::new(prometheus, prom.clone()))
-            .wrap(TracingLogger::<RouterRootSpan>::new())
+            // The request span is at INFO: at a quieter level it is disabled and the middleware
+            // would only wrap every request and body for nothing (its error events are off).
+            .wrap(Condition::new(
+                request_span_on,
+                TracingLogger::<RouterRootSpan>::new(),
+            ))
             .wrap(from_fn(telemetry::request_id))
             .configure(|cfg| handlers::configure(cfg, &prefix, prometheus))
             .default_service(web::to(handlers::route_not_found))

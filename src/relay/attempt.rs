@@ -13,7 +13,7 @@ use actix_web::HttpMessage as _;
 use awc::error::SendRequestError;
 use awc::http::{header, StatusCode};
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use llm_router_actors::wire::{EndTracker, Framing, Wire};
 use llm_router_actors::{ChooseError, ChooseProvider, FailureKind, Lease, Outcome};
 
@@ -468,10 +468,19 @@ async fn read_rest(
     // Usually the first chunk is the whole answer: copied into a buffer only when more follow.
     let mut more: Option<BytesMut> = None;
     loop {
-        let wait = deadline.map_or(idle, |d| {
-            idle.min(d.saturating_duration_since(Instant::now()))
-        });
-        match tokio::time::timeout(wait, rest.next()).await {
+        // What has arrived already is taken without a timer (or a clock read).
+        let next = match rest.next().now_or_never() {
+            Some(next) => Ok(next),
+            None => {
+                let wait = deadline.map_or(idle, |d| {
+                    idle.min(d.saturating_duration_since(Instant::now()))
+                });
+                tokio::time::timeout(wait, rest.next())
+                    .await
+                    .map_err(|_| wait)
+            }
+        };
+        match next {
             Ok(Some(Ok(chunk))) => {
                 let buf = more.get_or_insert_with(|| BytesMut::from(&first[..]));
                 if buf.len() + chunk.len() > MAX_WHOLE {
@@ -484,7 +493,7 @@ async fn read_rest(
                 return Ok(more.map_or(first, BytesMut::freeze));
             }
             Ok(None) | Ok(Some(Err(_))) => return Err(FailureKind::Body),
-            Err(_) => return Err(FailureKind::Timeout(wait)),
+            Err(wait) => return Err(FailureKind::Timeout(wait)),
         }
     }
 }
@@ -672,8 +681,12 @@ async fn attempt(
     let content_type = answer.content_type;
     let content_length = answer.content_length;
     let mut rest = answer.body;
-    let remaining = first_deadline.saturating_duration_since(Instant::now());
-    let first = match tokio::time::timeout(remaining, rest.next()).await {
+    // Usually the first chunk came with the head: taken without a timer.
+    let first = match rest.next().now_or_never() {
+        Some(first) => Ok(first),
+        None => tokio::time::timeout_at(first_deadline.into(), rest.next()).await,
+    };
+    let first = match first {
         Err(_) => {
             let kind = FailureKind::Timeout(sent.elapsed());
             return Err((lease, NotCommitted::Failed(kind)));

@@ -68,7 +68,9 @@ pub fn decision(
         chosen: &c.lease.provider().id,
     });
     if let Some((value, summary)) = key.as_ref().and_then(PlainKey::cached) {
-        record(&span, value.to_str().unwrap_or_default(), &summary);
+        if !span.is_disabled() {
+            record(&span, value.to_str().unwrap_or_default(), &summary);
+        }
         return Some(value);
     }
     let mut d = DecisionSummary::new();
